@@ -1,0 +1,167 @@
+package graph
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// NodeKey identifies a node: its type (from the graph schema) and its id.
+type NodeKey struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+}
+
+// String renders the key as "type:id", the form the API accepts.
+func (k NodeKey) String() string { return k.Type + ":" + k.ID }
+
+// Props are typed properties. Values are string, int64, float64 or bool,
+// as declared by the graph schema; [Schema.Check] normalises numbers.
+type Props map[string]any
+
+// EncodeProps is the canonical byte encoding of a property set: JSON with
+// sorted keys. Backends store it as is and compare it to break event-time ties.
+func EncodeProps(p Props) ([]byte, error) {
+	if len(p) == 0 {
+		return []byte("{}"), nil
+	}
+	b, err := json.Marshal(map[string]any(p))
+	if err != nil {
+		return nil, fmt.Errorf("graph: encode props: %w", err)
+	}
+	return b, nil
+}
+
+// DecodeProps is the inverse of [EncodeProps]. Integral JSON numbers come back
+// as int64, other numbers as float64.
+func DecodeProps(b []byte) (Props, error) {
+	if len(b) == 0 || bytes.Equal(b, []byte("{}")) {
+		return Props{}, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var raw map[string]any
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("graph: decode props: %w", err)
+	}
+	p := make(Props, len(raw))
+	for k, v := range raw {
+		if n, ok := v.(json.Number); ok {
+			if i, err := n.Int64(); err == nil {
+				p[k] = i
+				continue
+			}
+			f, err := n.Float64()
+			if err != nil {
+				return nil, fmt.Errorf("graph: decode props: %q: %w", k, err)
+			}
+			p[k] = f
+			continue
+		}
+		p[k] = v
+	}
+	return p, nil
+}
+
+// Node is a node as stored: its properties and the event time of the write
+// that produced them.
+type Node struct {
+	Key       NodeKey   `json:"key"`
+	Props     Props     `json:"props"`
+	EventTime time.Time `json:"event_time"`
+}
+
+// EdgeKey identifies an edge: at most one edge of a type links two nodes in
+// one direction.
+type EdgeKey struct {
+	Type string  `json:"type"`
+	From NodeKey `json:"from"`
+	To   NodeKey `json:"to"`
+}
+
+// Edge is an edge as stored. ExpiresAt is zero when the edge type has no TTL.
+type Edge struct {
+	Key       EdgeKey   `json:"key"`
+	Props     Props     `json:"props"`
+	EventTime time.Time `json:"event_time"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// Op is the kind of a mutation.
+type Op uint8
+
+// The four mutation kinds.
+const (
+	OpUpsertNode Op = iota + 1
+	OpUpsertEdge
+	OpDeleteNode
+	OpDeleteEdge
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpUpsertNode:
+		return "upsert_node"
+	case OpUpsertEdge:
+		return "upsert_edge"
+	case OpDeleteNode:
+		return "delete_node"
+	case OpDeleteEdge:
+		return "delete_edge"
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// Mutation is one change to the graph. Node ops use Node; edge ops use Edge.
+// EventTime is the source event time (never ingest time) and must be set;
+// backends keep microsecond precision. TTL is filled from the edge type by
+// [Schema.Check]; zero means the edge never expires.
+type Mutation struct {
+	Op        Op            `json:"op"`
+	Node      NodeKey       `json:"node,omitzero"`
+	Edge      EdgeKey       `json:"edge,omitzero"`
+	Props     Props         `json:"props,omitempty"`
+	EventTime time.Time     `json:"event_time"`
+	TTL       time.Duration `json:"ttl,omitempty"`
+}
+
+// Direction selects which side of an edge a node is on.
+type Direction uint8
+
+// Directions of adjacency.
+const (
+	Out Direction = iota + 1 // edges whose From is the node
+	In                       // edges whose To is the node
+)
+
+func (d Direction) String() string {
+	switch d {
+	case Out:
+		return "out"
+	case In:
+		return "in"
+	}
+	return fmt.Sprintf("direction(%d)", uint8(d))
+}
+
+// Order is the order of an adjacency page.
+type Order uint8
+
+// Adjacency orders.
+const (
+	// OrderLatest lists newest event time first; ties by neighbour key ascending.
+	OrderLatest Order = iota + 1
+	// OrderKey lists by neighbour key (type, then id) ascending.
+	OrderKey
+)
+
+func (o Order) String() string {
+	switch o {
+	case OrderLatest:
+		return "latest"
+	case OrderKey:
+		return "key"
+	}
+	return fmt.Sprintf("order(%d)", uint8(o))
+}
