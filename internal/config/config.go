@@ -1,0 +1,237 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvPrefix starts every environment override.
+const EnvPrefix = "RTGRAPH_"
+
+// ErrUnknownEnv is returned when an RTGRAPH_ variable names no field.
+var ErrUnknownEnv = errors.New("config: unknown environment variable")
+
+// reservedEnv are RTGRAPH_ variables that are not config fields.
+var reservedEnv = []string{"RTGRAPH_CONFIG", "RTGRAPH_TEST_KAFKA", "RTGRAPH_TEST_CASSANDRA", "RTGRAPH_SKIP_INTEGRATION", "RTGRAPH_INFRA_DIR"}
+
+// Load fills dst, a pointer to a struct that already holds its defaults,
+// from the YAML file at path (skipped when path is empty) and then from the
+// RTGRAPH_* variables in environ (KEY=VALUE strings, as os.Environ returns).
+// Unknown YAML keys and unknown variables are errors.
+func Load(path string, environ []string, dst any) error {
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("config: read %s: %w", path, err)
+		}
+		if err := decodeYAML(b, dst); err != nil {
+			return fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	return applyEnv(environ, dst)
+}
+
+func decodeYAML(b []byte, dst any) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(dst); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// field is one settable leaf of a config struct.
+type field struct {
+	path   string // yaml path, dotted
+	env    string
+	value  reflect.Value
+	secret bool
+}
+
+// fields lists the leaves of the struct v points to, by yaml tag. Structs
+// nest; anything else (strings, numbers, lists, maps) is a leaf.
+func fields(v reflect.Value, prefix string, secret bool, out []field) []field {
+	t := v.Type()
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(sf.Name)
+		}
+		path := name
+		if prefix != "" {
+			path = prefix + "." + name
+		}
+		fv := v.Field(i)
+		sec := secret || sf.Tag.Get("secret") == "true"
+		if sf.Type.Kind() == reflect.Struct && sf.Type != reflect.TypeFor[time.Time]() {
+			out = fields(fv, path, sec, out)
+			continue
+		}
+		env := EnvPrefix + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
+		out = append(out, field{path: path, env: env, value: fv, secret: sec})
+	}
+	return out
+}
+
+func applyEnv(environ []string, dst any) error {
+	fs := fields(reflect.ValueOf(dst).Elem(), "", false, nil)
+	byEnv := make(map[string]field, len(fs))
+	for _, f := range fs {
+		byEnv[f.env] = f
+	}
+	var errs []error
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(k, EnvPrefix) || slices.Contains(reservedEnv, k) {
+			continue
+		}
+		f, ok := byEnv[k]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%w: %s", ErrUnknownEnv, k))
+			continue
+		}
+		if err := setString(f.value, v); err != nil {
+			// Never echo the value: it may be a secret.
+			errs = append(errs, fmt.Errorf("config: %s (from %s): %w", f.path, k, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// setString parses s into v according to v's kind.
+func setString(v reflect.Value, s string) error {
+	if v.Type() == durationType {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("not a duration")
+		}
+		v.SetInt(int64(d))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("not a boolean")
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, v.Type().Bits())
+		if err != nil {
+			return fmt.Errorf("not an integer")
+		}
+		v.SetInt(n)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, err := strconv.ParseUint(s, 10, v.Type().Bits())
+		if err != nil {
+			return fmt.Errorf("not a non-negative integer")
+		}
+		v.SetUint(n)
+	case reflect.Float32, reflect.Float64:
+		n, err := strconv.ParseFloat(s, v.Type().Bits())
+		if err != nil {
+			return fmt.Errorf("not a number")
+		}
+		v.SetFloat(n)
+	case reflect.Slice:
+		parts := splitList(s)
+		sl := reflect.MakeSlice(v.Type(), len(parts), len(parts))
+		for i, p := range parts {
+			if err := setString(sl.Index(i), p); err != nil {
+				return fmt.Errorf("item %d: %w", i, err)
+			}
+		}
+		v.Set(sl)
+	case reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		for _, p := range splitList(s) {
+			k, val, ok := strings.Cut(p, "=")
+			if !ok {
+				return fmt.Errorf("map entries are key=value")
+			}
+			kv := reflect.New(v.Type().Key()).Elem()
+			if err := setString(kv, strings.TrimSpace(k)); err != nil {
+				return fmt.Errorf("key %q: %w", k, err)
+			}
+			ev := reflect.New(v.Type().Elem()).Elem()
+			if err := setString(ev, strings.TrimSpace(val)); err != nil {
+				return fmt.Errorf("value of %q: %w", k, err)
+			}
+			m.SetMapIndex(kv, ev)
+		}
+		v.Set(m)
+	default:
+		return fmt.Errorf("cannot be set from the environment (kind %s)", v.Kind())
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	parts := strings.Split(s, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts
+}
+
+// Mask is what Print shows instead of a set secret.
+const Mask = "********"
+
+// Print writes cfg (a pointer to a config struct) as YAML with every set
+// secret replaced by [Mask]. cfg itself is not modified.
+func Print(w io.Writer, cfg any) error {
+	cp := reflect.New(reflect.TypeOf(cfg).Elem())
+	cp.Elem().Set(reflect.ValueOf(cfg).Elem())
+	for _, f := range fields(cp.Elem(), "", false, nil) {
+		if f.secret && !f.value.IsZero() {
+			if f.value.Kind() != reflect.String {
+				f.value.SetZero()
+				continue
+			}
+			f.value.SetString(Mask)
+		}
+	}
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(cp.Interface()); err != nil {
+		return fmt.Errorf("config: print: %w", err)
+	}
+	return enc.Close()
+}
+
+// EnvNames lists every environment variable that cfg accepts, with its yaml
+// path, in field order. It feeds the README's configuration table test.
+func EnvNames(cfg any) [][2]string {
+	var out [][2]string
+	for _, f := range fields(reflect.ValueOf(cfg).Elem(), "", false, nil) {
+		out = append(out, [2]string{f.path, f.env})
+	}
+	return out
+}
