@@ -226,12 +226,51 @@ func Print(w io.Writer, cfg any) error {
 	return enc.Close()
 }
 
-// EnvNames lists every environment variable that cfg accepts, with its yaml
-// path, in field order. It feeds the README's configuration table test.
-func EnvNames(cfg any) [][2]string {
-	var out [][2]string
+// Entry describes one configurable field: its YAML path, its environment
+// variable, its current value rendered as in the environment syntax, and
+// whether it is a secret (then Value is empty or [Mask]).
+type Entry struct {
+	Path, Env, Value string
+	Secret           bool
+}
+
+// Describe lists every field of cfg in field order. With a defaults struct it
+// is the configuration reference (the README's table is generated from it).
+func Describe(cfg any) []Entry {
+	var out []Entry
 	for _, f := range fields(reflect.ValueOf(cfg).Elem(), "", false, nil) {
-		out = append(out, [2]string{f.path, f.env})
+		e := Entry{Path: f.path, Env: f.env, Secret: f.secret}
+		switch {
+		case f.secret && !f.value.IsZero():
+			e.Value = Mask
+		case !f.secret:
+			e.Value = render(f.value)
+		}
+		out = append(out, e)
 	}
 	return out
+}
+
+// render is the inverse of setString.
+func render(v reflect.Value) string {
+	if v.Type() == durationType {
+		return time.Duration(v.Int()).String()
+	}
+	switch v.Kind() {
+	case reflect.Slice:
+		parts := make([]string, v.Len())
+		for i := range parts {
+			parts[i] = render(v.Index(i))
+		}
+		return strings.Join(parts, ",")
+	case reflect.Map:
+		keys := v.MapKeys()
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, render(k)+"="+render(v.MapIndex(k)))
+		}
+		slices.Sort(parts)
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprint(v.Interface())
 }

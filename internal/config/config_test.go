@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,16 +155,41 @@ func TestPrintMasksSecrets(t *testing.T) {
 	}
 }
 
-func TestEnvNames(t *testing.T) {
-	names := EnvNames(defaults())
-	want := map[string]string{"db.tls.ca_file": "RTGRAPH_DB_TLS_CA_FILE", "log.level": "RTGRAPH_LOG_LEVEL"}
-	got := map[string]string{}
-	for _, n := range names {
-		got[n[0]] = n[1]
+func TestDescribe(t *testing.T) {
+	c := defaults()
+	c.DB.Password = "hunter2"
+	c.DB.DCs = map[string]int{"b": 2, "a": 1}
+	got := map[string]Entry{}
+	for _, e := range Describe(c) {
+		got[e.Path] = e
 	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("EnvNames[%s] = %q, want %q", k, got[k], v)
+	want := map[string]Entry{
+		"db.tls.ca_file": {Path: "db.tls.ca_file", Env: "RTGRAPH_DB_TLS_CA_FILE", Value: ""},
+		"log.level":      {Path: "log.level", Env: "RTGRAPH_LOG_LEVEL", Value: "info"},
+		"db.timeout":     {Path: "db.timeout", Env: "RTGRAPH_DB_TIMEOUT", Value: "1s"},
+		"db.hosts":       {Path: "db.hosts", Env: "RTGRAPH_DB_HOSTS", Value: "127.0.0.1"},
+		"db.datacenters": {Path: "db.datacenters", Env: "RTGRAPH_DB_DATACENTERS", Value: "a=1,b=2"},
+		"db.password":    {Path: "db.password", Env: "RTGRAPH_DB_PASSWORD", Value: Mask, Secret: true},
+		"db.tls.enabled": {Path: "db.tls.enabled", Env: "RTGRAPH_DB_TLS_ENABLED", Value: "false"},
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("Describe[%s] = %+v, want %+v", k, got[k], w)
 		}
+	}
+	// Every described value round-trips through the environment.
+	var env []string
+	for _, e := range Describe(c) {
+		if !e.Secret {
+			env = append(env, e.Env+"="+e.Value)
+		}
+	}
+	back := &rootConf{}
+	if err := Load("", env, back); err != nil {
+		t.Fatal(err)
+	}
+	back.DB.Password = c.DB.Password
+	if fmt.Sprint(back) != fmt.Sprint(c) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", back, c)
 	}
 }
