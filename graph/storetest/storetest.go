@@ -1,0 +1,981 @@
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/rtgraph/rtgraph/graph"
+	"github.com/rtgraph/rtgraph/graph/memstore"
+)
+
+//go:embed schema.yaml
+var schemaYAML []byte
+
+// Schema returns the graph schema the suite writes against, freshly loaded.
+// Backends that need to prepare storage per edge type can read it.
+func Schema() *graph.Schema {
+	s, err := graph.LoadSchema(fstest.MapFS{"schema.yaml": {Data: schemaYAML}}, ".")
+	if err != nil {
+		// The file is part of this package and covered by its tests.
+		panic(fmt.Sprintf("storetest: embedded schema: %v", err))
+	}
+	return s
+}
+
+// Factory opens a store for one case. Each call must return a usable store
+// that checks mutations against schema; it may share storage with stores
+// returned earlier (the suite namespaces its ids). The factory registers its
+// own cleanup with t.Cleanup; that cleanup must tolerate the suite having
+// closed the store already (Close then returns graph.ErrClosed).
+type Factory func(t *testing.T, schema *graph.Schema) graph.Store
+
+// Options size and extend the suite. The zero value runs everything that
+// needs no extra hook, at the default sizes.
+type Options struct {
+	// SupernodeEdges is how many edges the supernode cases write to one node
+	// (default 2000). Use enough to cross the backend's bucket boundaries.
+	SupernodeEdges int
+	// PageLimit is the page size used to page through supernodes (default
+	// 300, the API's default per-hop limit).
+	PageLimit int
+	// PropertyMutations bounds the mutations in one property case (default 40).
+	PropertyMutations int
+	// Reopen, when set, closes s and opens the same storage again; the suite
+	// then checks that everything written survives. Nil skips that case.
+	Reopen func(t *testing.T, s graph.Store) graph.Store
+}
+
+func (o Options) withDefaults() Options {
+	if o.SupernodeEdges <= 0 {
+		o.SupernodeEdges = 2000
+	}
+	if o.PageLimit <= 0 {
+		o.PageLimit = 300
+	}
+	if o.PropertyMutations <= 0 {
+		o.PropertyMutations = 40
+	}
+	return o
+}
+
+// Run runs every conformance case as a subtest of t.
+func Run(t *testing.T, open Factory, opts Options) {
+	opts = opts.withDefaults()
+	schema := Schema()
+	cases := []struct {
+		name string
+		fn   func(t *testing.T, h *harness)
+	}{
+		{"UpsertAndRead", testUpsertAndRead},
+		{"NormalisesProperties", testNormalisesProperties},
+		{"RejectsNonConforming", testRejectsNonConforming},
+		{"IdempotentReplay", testIdempotentReplay},
+		{"OutOfOrderNewestWins", testOutOfOrder},
+		{"EqualTimeTieBreak", testTieBreak},
+		{"DeleteVersusUpsert", testDeleteVersusUpsert},
+		{"NodeDeleteHidesEdgesBothDirections", testNodeDelete},
+		{"TTLExpiry", testTTL},
+		{"BothDirections", testBothDirections},
+		{"SinceUntil", testSinceUntil},
+		{"Supernode", func(t *testing.T, h *harness) { testSupernode(t, h, opts) }},
+		{"CursorSurvivesWrites", testCursorSurvivesWrites},
+		{"CursorSurvivesConcurrentWrites", testCursorConcurrent},
+		{"BatchedGetNodes", testBatchedGetNodes},
+		{"InvalidQueries", testInvalidQueries},
+		{"InvalidCursor", testInvalidCursor},
+		{"CancelledContext", testCancelledContext},
+		{"Closed", testClosed},
+		{"Reopen", func(t *testing.T, h *harness) { testReopen(t, h, opts) }},
+		{"PropertyMatchesReference", func(t *testing.T, h *harness) { testProperty(t, h, opts) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := &harness{schema: schema, s: open(t, schema), ns: namespace(), now: time.Now().UTC()}
+			h.base = h.now.Truncate(time.Second).Add(-48 * time.Hour)
+			c.fn(t, h)
+		})
+	}
+}
+
+// tb is the part of testing.TB the helpers need; *rapid.T has it too.
+type tb interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+// harness carries one case's store, namespace and clock anchors.
+type harness struct {
+	schema *graph.Schema
+	s      graph.Store
+	ns     string
+	// now is the wall clock when the case started; base is two days before
+	// it, the anchor for event times of edges without TTL.
+	now  time.Time
+	base time.Time
+}
+
+func namespace() string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func (h *harness) user(id string) graph.NodeKey {
+	return graph.NodeKey{Type: "user", ID: h.ns + "-" + id}
+}
+func (h *harness) item(id string) graph.NodeKey {
+	return graph.NodeKey{Type: "item", ID: h.ns + "-" + id}
+}
+func (h *harness) tag(id string) graph.NodeKey {
+	return graph.NodeKey{Type: "tag", ID: h.ns + "-" + id}
+}
+
+// at returns base plus sec seconds.
+func (h *harness) at(sec int) time.Time { return h.base.Add(time.Duration(sec) * time.Second) }
+
+func upN(k graph.NodeKey, at time.Time, p graph.Props) graph.Mutation {
+	return graph.Mutation{Op: graph.OpUpsertNode, Node: k, Props: p, EventTime: at}
+}
+
+func delN(k graph.NodeKey, at time.Time) graph.Mutation {
+	return graph.Mutation{Op: graph.OpDeleteNode, Node: k, EventTime: at}
+}
+
+func upE(typ string, from, to graph.NodeKey, at time.Time, p graph.Props) graph.Mutation {
+	return graph.Mutation{Op: graph.OpUpsertEdge, Edge: graph.EdgeKey{Type: typ, From: from, To: to}, Props: p, EventTime: at}
+}
+
+func delE(typ string, from, to graph.NodeKey, at time.Time) graph.Mutation {
+	return graph.Mutation{Op: graph.OpDeleteEdge, Edge: graph.EdgeKey{Type: typ, From: from, To: to}, EventTime: at}
+}
+
+func (h *harness) apply(t tb, muts ...graph.Mutation) {
+	t.Helper()
+	if err := h.s.Apply(context.Background(), muts); err != nil {
+		t.Fatalf("apply %d mutations: %v", len(muts), err)
+	}
+}
+
+// applyEach applies mutations one Apply call at a time, so that their order
+// of arrival is the order given.
+func (h *harness) applyEach(t tb, muts ...graph.Mutation) {
+	t.Helper()
+	for _, m := range muts {
+		h.apply(t, m)
+	}
+}
+
+func (h *harness) node(t tb, k graph.NodeKey) (graph.Node, bool) {
+	t.Helper()
+	got, err := h.s.GetNodes(context.Background(), []graph.NodeKey{k})
+	if err != nil {
+		t.Fatalf("get node %s: %v", k, err)
+	}
+	n, ok := got[k]
+	return n, ok
+}
+
+func q(node graph.NodeKey, typ string, dir graph.Direction, order graph.Order, limit int) graph.AdjacencyQuery {
+	return graph.AdjacencyQuery{Node: node, EdgeType: typ, Direction: dir, Order: order, Limit: limit}
+}
+
+// all pages q to its end, checking each page's size and that Next is nil
+// exactly at the end, and returns the edges in order.
+func (h *harness) all(t tb, query graph.AdjacencyQuery) []graph.Edge {
+	t.Helper()
+	var out []graph.Edge
+	for pages := 0; ; pages++ {
+		if pages > 100000 {
+			t.Fatalf("adjacency %+v: paging does not end", query)
+		}
+		page, err := h.s.Adjacency(context.Background(), query)
+		if err != nil {
+			t.Fatalf("adjacency %s %s %s: %v", query.Node, query.EdgeType, query.Direction, err)
+		}
+		if len(page.Edges) > query.Limit {
+			t.Fatalf("adjacency page has %d edges, limit %d", len(page.Edges), query.Limit)
+		}
+		out = append(out, page.Edges...)
+		if page.Next == nil {
+			return out
+		}
+		query.Cursor = page.Next
+	}
+}
+
+func (h *harness) one(t tb, query graph.AdjacencyQuery) []graph.Edge {
+	t.Helper()
+	query.Limit = 1000
+	return h.all(t, query)
+}
+
+func edgeString(e graph.Edge) string {
+	exp := "never"
+	if !e.ExpiresAt.IsZero() {
+		exp = e.ExpiresAt.UTC().Format(time.RFC3339Nano)
+	}
+	return fmt.Sprintf("%s(%s->%s)@%s exp=%s %v", e.Key.Type, e.Key.From, e.Key.To,
+		e.EventTime.UTC().Format(time.RFC3339Nano), exp, map[string]any(e.Props))
+}
+
+func edgesString(es []graph.Edge) string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = edgeString(e)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+func propsEqual(a, b graph.Props) bool {
+	if len(a) == 0 && len(b) == 0 {
+		return true
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+func edgeEqual(a, b graph.Edge) bool {
+	return a.Key == b.Key && propsEqual(a.Props, b.Props) && a.EventTime.Equal(b.EventTime) && a.ExpiresAt.Equal(b.ExpiresAt)
+}
+
+func edgesEqual(a, b []graph.Edge) bool {
+	return slices.EqualFunc(a, b, edgeEqual)
+}
+
+func nodeEqual(a, b graph.Node) bool {
+	return a.Key == b.Key && propsEqual(a.Props, b.Props) && a.EventTime.Equal(b.EventTime)
+}
+
+func wantEdges(t tb, what string, got, want []graph.Edge) {
+	t.Helper()
+	if !edgesEqual(got, want) {
+		t.Fatalf("%s:\n got %s\nwant %s", what, edgesString(got), edgesString(want))
+	}
+}
+
+func wantNode(t tb, h *harness, k graph.NodeKey, want *graph.Node) {
+	t.Helper()
+	got, ok := h.node(t, k)
+	switch {
+	case want == nil && ok:
+		t.Fatalf("node %s: got %+v, want absent", k, got)
+	case want != nil && !ok:
+		t.Fatalf("node %s: absent, want %+v", k, *want)
+	case want != nil && !nodeEqual(got, *want):
+		t.Fatalf("node %s:\n got %+v\nwant %+v", k, got, *want)
+	}
+}
+
+func edge(typ string, from, to graph.NodeKey, at time.Time, p graph.Props) graph.Edge {
+	return graph.Edge{Key: graph.EdgeKey{Type: typ, From: from, To: to}, Props: p, EventTime: at.UTC().Truncate(time.Microsecond)}
+}
+
+func testUpsertAndRead(t *testing.T, h *harness) {
+	a, b, it := h.user("a"), h.user("b"), h.item("i")
+	// Sub-microsecond digits are dropped by every backend.
+	at := h.at(10).Add(123456789 * time.Nanosecond)
+	props := graph.Props{"name": "Ann", "age": int64(41), "score": 0.5, "vip": true}
+	viewedAt := h.now.Add(-10 * time.Minute)
+	h.apply(t,
+		upN(a, at, props),
+		upN(it, at, graph.Props{}),
+		upE("follows", a, b, at, graph.Props{"weight": 1.5, "since": int64(2019)}),
+		upE("viewed", a, it, viewedAt, graph.Props{"ms": int64(1200), "complete": false}),
+	)
+	wantNode(t, h, a, &graph.Node{Key: a, Props: props, EventTime: at.Truncate(time.Microsecond)})
+	wantNode(t, h, it, &graph.Node{Key: it, Props: graph.Props{}, EventTime: at.Truncate(time.Microsecond)})
+	wantNode(t, h, b, nil)
+	wantEdges(t, "follows out of a", h.one(t, q(a, "follows", graph.Out, graph.OrderKey, 0)),
+		[]graph.Edge{edge("follows", a, b, at, graph.Props{"weight": 1.5, "since": int64(2019)})})
+	v := edge("viewed", a, it, viewedAt, graph.Props{"ms": int64(1200), "complete": false})
+	v.ExpiresAt = v.EventTime.Add(time.Hour)
+	wantEdges(t, "viewed out of a", h.one(t, q(a, "viewed", graph.Out, graph.OrderLatest, 0)), []graph.Edge{v})
+	// An edge's end nodes need not exist: the graph does not enforce
+	// referential integrity (b was never upserted).
+	wantEdges(t, "follows into b", h.one(t, q(b, "follows", graph.In, graph.OrderKey, 0)),
+		[]graph.Edge{edge("follows", a, b, at, graph.Props{"weight": 1.5, "since": int64(2019)})})
+}
+
+func testNormalisesProperties(t *testing.T, h *harness) {
+	a, b := h.user("a"), h.user("b")
+	h.apply(t,
+		upN(a, h.at(1), graph.Props{"age": 30.0, "score": int64(2), "name": nil}),
+		upE("follows", a, b, h.at(1), graph.Props{"since": float64(2020), "weight": 3}),
+	)
+	wantNode(t, h, a, &graph.Node{Key: a, Props: graph.Props{"age": int64(30), "score": 2.0}, EventTime: h.at(1)})
+	wantEdges(t, "follows out of a", h.one(t, q(a, "follows", graph.Out, graph.OrderKey, 0)),
+		[]graph.Edge{edge("follows", a, b, h.at(1), graph.Props{"since": int64(2020), "weight": 3.0})})
+}
+
+func testRejectsNonConforming(t *testing.T, h *harness) {
+	a, it := h.user("a"), h.item("i")
+	cases := []struct {
+		name string
+		m    graph.Mutation
+		rule graph.Rule
+	}{
+		{"unknown node type", upN(graph.NodeKey{Type: "planet", ID: "x"}, h.at(1), nil), graph.RuleUnknownNodeType},
+		{"unknown edge type", upE("orbits", a, a, h.at(1), nil), graph.RuleUnknownEdgeType},
+		{"wrong from type", upE("follows", it, a, h.at(1), nil), graph.RuleWrongFromType},
+		{"wrong to type", upE("follows", a, it, h.at(1), nil), graph.RuleWrongToType},
+		{"unknown property", upN(a, h.at(1), graph.Props{"colour": "red"}), graph.RuleUnknownProperty},
+		{"wrong property type", upN(a, h.at(1), graph.Props{"age": "old"}), graph.RuleWrongPropertyType},
+		{"fractional int", upN(a, h.at(1), graph.Props{"age": 1.5}), graph.RuleWrongPropertyType},
+		{"missing event time", upN(a, time.Time{}, nil), graph.RuleMissingEventTime},
+		{"empty node id", upN(graph.NodeKey{Type: "user"}, h.at(1), nil), graph.RuleEmptyID},
+		{"empty edge end id", upE("follows", a, graph.NodeKey{Type: "user"}, h.at(1), nil), graph.RuleEmptyID},
+		{"properties on delete", graph.Mutation{Op: graph.OpDeleteNode, Node: a, EventTime: h.at(1), Props: graph.Props{"age": int64(1)}}, graph.RulePropertiesOnDelete},
+		{"unknown op", graph.Mutation{Op: 99, Node: a, EventTime: h.at(1)}, graph.RuleUnknownOp},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := h.s.Apply(context.Background(), []graph.Mutation{c.m})
+			var se *graph.SchemaError
+			if !errors.As(err, &se) {
+				t.Fatalf("apply: got %v, want a *graph.SchemaError", err)
+			}
+			if se.Rule != c.rule {
+				t.Fatalf("rule: got %s, want %s (%v)", se.Rule, c.rule, err)
+			}
+			if !errors.Is(err, graph.ErrNonConforming) || graph.IsRetryable(err) {
+				t.Fatalf("error %v: want permanent and matching graph.ErrNonConforming", err)
+			}
+		})
+	}
+	wantNode(t, h, a, nil)
+}
+
+func testIdempotentReplay(t *testing.T, h *harness) {
+	a, b, c := h.user("a"), h.user("b"), h.user("c")
+	batch := []graph.Mutation{
+		upN(a, h.at(1), graph.Props{"name": "a1"}),
+		upN(b, h.at(2), graph.Props{"name": "b2"}),
+		upE("follows", a, b, h.at(3), graph.Props{"weight": 1.0}),
+		upE("follows", a, c, h.at(4), nil),
+		delE("follows", a, c, h.at(5)),
+		upN(a, h.at(6), graph.Props{"name": "a6"}),
+		delN(c, h.at(7)),
+	}
+	check := func() {
+		t.Helper()
+		wantNode(t, h, a, &graph.Node{Key: a, Props: graph.Props{"name": "a6"}, EventTime: h.at(6)})
+		wantNode(t, h, b, &graph.Node{Key: b, Props: graph.Props{"name": "b2"}, EventTime: h.at(2)})
+		wantNode(t, h, c, nil)
+		wantEdges(t, "follows out of a", h.one(t, q(a, "follows", graph.Out, graph.OrderKey, 0)),
+			[]graph.Edge{edge("follows", a, b, h.at(3), graph.Props{"weight": 1.0})})
+	}
+	h.apply(t, batch...)
+	check()
+	h.apply(t, batch...)
+	check()
+	// Redelivery of a suffix and a reversed replay, as after a rebalance.
+	h.apply(t, batch[3:]...)
+	rev := slices.Clone(batch)
+	slices.Reverse(rev)
+	h.applyEach(t, rev...)
+	check()
+}
+
+func testOutOfOrder(t *testing.T, h *harness) {
+	a, b := h.user("a"), h.user("b")
+	h.applyEach(t,
+		upN(a, h.at(20), graph.Props{"name": "new"}),
+		upN(a, h.at(10), graph.Props{"name": "old"}),
+		upE("follows", a, b, h.at(20), graph.Props{"since": int64(20)}),
+		upE("follows", a, b, h.at(10), graph.Props{"since": int64(10)}),
+	)
+	wantNode(t, h, a, &graph.Node{Key: a, Props: graph.Props{"name": "new"}, EventTime: h.at(20)})
+	want := []graph.Edge{edge("follows", a, b, h.at(20), graph.Props{"since": int64(20)})}
+	wantEdges(t, "out of a", h.one(t, q(a, "follows", graph.Out, graph.OrderLatest, 0)), want)
+	wantEdges(t, "into b", h.one(t, q(b, "follows", graph.In, graph.OrderLatest, 0)), want)
+	// An upsert replaces the whole property set rather than merging.
+	h.apply(t, upN(a, h.at(30), graph.Props{"age": int64(5)}))
+	wantNode(t, h, a, &graph.Node{Key: a, Props: graph.Props{"age": int64(5)}, EventTime: h.at(30)})
+}
+
+func testTieBreak(t *testing.T, h *harness) {
+	// At equal event time the greater encoded property set wins, whatever
+	// the arrival order: {"name":"b"} > {"name":"a"} byte-wise.
+	for i, order := range [][2]string{{"a", "b"}, {"b", "a"}} {
+		u, v := h.user(fmt.Sprintf("u%d", i)), h.user(fmt.Sprintf("v%d", i))
+		for _, name := range order {
+			h.apply(t, upN(u, h.at(5), graph.Props{"name": name}),
+				upE("tagged", u, h.tag("t"), h.at(5), graph.Props{"note": name}))
+			h.apply(t, upE("follows", u, v, h.at(5), graph.Props{"weight": map[string]float64{"a": 1, "b": 2}[name]}))
+		}
+		wantNode(t, h, u, &graph.Node{Key: u, Props: graph.Props{"name": "b"}, EventTime: h.at(5)})
+		wantEdges(t, "tagged out of u", h.one(t, q(u, "tagged", graph.Out, graph.OrderKey, 0)),
+			[]graph.Edge{edge("tagged", u, h.tag("t"), h.at(5), graph.Props{"note": "b"})})
+		wantEdges(t, "follows out of u", h.one(t, q(u, "follows", graph.Out, graph.OrderKey, 0)),
+			[]graph.Edge{edge("follows", u, v, h.at(5), graph.Props{"weight": 2.0})})
+	}
+}
+
+func testDeleteVersusUpsert(t *testing.T, h *harness) {
+	type step struct {
+		del bool
+		sec int
+	}
+	cases := []struct {
+		name  string
+		steps []step
+		want  int // second of the surviving upsert; 0 = nothing visible
+	}{
+		{"delete after upsert", []step{{false, 1}, {true, 2}}, 0},
+		{"older upsert after delete does not resurrect", []step{{true, 2}, {false, 1}}, 0},
+		{"newer upsert after delete", []step{{true, 2}, {false, 3}}, 3},
+		{"older delete after newer upsert", []step{{false, 3}, {true, 2}}, 3},
+		{"tie: delete then upsert", []step{{true, 2}, {false, 2}}, 0},
+		{"tie: upsert then delete", []step{{false, 2}, {true, 2}}, 0},
+		{"redelivered delete after newer upsert", []step{{false, 1}, {true, 2}, {false, 3}, {true, 2}}, 3},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			n, o := h.user(fmt.Sprintf("n%d", i)), h.user(fmt.Sprintf("o%d", i))
+			for _, s := range c.steps {
+				if s.del {
+					h.apply(t, delN(n, h.at(s.sec)), delE("likes", o, h.item("x"), h.at(s.sec)))
+				} else {
+					p := graph.Props{"age": int64(s.sec)}
+					h.apply(t, upN(n, h.at(s.sec), p), upE("likes", o, h.item("x"), h.at(s.sec), graph.Props{"rating": int64(s.sec)}))
+				}
+			}
+			likes := h.one(t, q(o, "likes", graph.Out, graph.OrderKey, 0))
+			if c.want == 0 {
+				wantNode(t, h, n, nil)
+				wantEdges(t, "likes", likes, nil)
+				return
+			}
+			wantNode(t, h, n, &graph.Node{Key: n, Props: graph.Props{"age": int64(c.want)}, EventTime: h.at(c.want)})
+			wantEdges(t, "likes", likes, []graph.Edge{edge("likes", o, h.item("x"), h.at(c.want), graph.Props{"rating": int64(c.want)})})
+		})
+	}
+}
+
+// testNodeDelete: deleting a node hides, as soon as Apply returns, every
+// edge written at or before the delete, in both directions and whether or
+// not the edge type keeps a reverse index; edges written after it stay.
+func testNodeDelete(t *testing.T, h *harness) {
+	x, y, z, it, tg := h.user("x"), h.user("y"), h.user("z"), h.item("i"), h.tag("t")
+	h.apply(t,
+		upN(x, h.at(1), graph.Props{"name": "x"}),
+		upE("follows", x, y, h.at(2), nil), // out, reverse-indexed type
+		upE("follows", z, x, h.at(2), nil), // in, reverse-indexed type
+		upE("blocks", z, x, h.at(2), nil),  // in, type without reverse index
+		upE("likes", x, it, h.at(2), nil),  // out, type without reverse index
+		upE("tagged", x, tg, h.at(2), nil),
+		upE("follows", z, y, h.at(2), nil),  // unrelated: must survive
+		upE("follows", y, x, h.at(20), nil), // newer than the delete: must survive
+	)
+	h.apply(t, delN(x, h.at(10)))
+	wantNode(t, h, x, nil)
+	empty := []graph.AdjacencyQuery{
+		q(x, "follows", graph.Out, graph.OrderKey, 10),
+		q(x, "likes", graph.Out, graph.OrderKey, 10),
+		q(x, "tagged", graph.Out, graph.OrderLatest, 10),
+		q(tg, "tagged", graph.In, graph.OrderLatest, 10),
+		q(z, "blocks", graph.Out, graph.OrderKey, 10),
+	}
+	for _, query := range empty {
+		wantEdges(t, fmt.Sprintf("%s %s of %s after deleting x", query.EdgeType, query.Direction, query.Node), h.one(t, query), nil)
+	}
+	yx := edge("follows", y, x, h.at(20), nil)
+	wantEdges(t, "follows into x", h.one(t, q(x, "follows", graph.In, graph.OrderKey, 10)), []graph.Edge{yx})
+	wantEdges(t, "follows out of z", h.one(t, q(z, "follows", graph.Out, graph.OrderKey, 10)),
+		[]graph.Edge{edge("follows", z, y, h.at(2), nil)})
+	wantEdges(t, "follows into y", h.one(t, q(y, "follows", graph.In, graph.OrderKey, 10)),
+		[]graph.Edge{edge("follows", z, y, h.at(2), nil)})
+
+	// Late arrivals older than the delete stay hidden, even after the node
+	// is upserted again; newer ones appear.
+	h.apply(t,
+		upE("follows", x, z, h.at(5), nil),
+		upE("blocks", y, x, h.at(10), nil), // tie with the delete: the delete wins
+		upN(x, h.at(30), graph.Props{"name": "x2"}),
+		upE("follows", x, y, h.at(9), nil),
+		upE("likes", x, it, h.at(31), graph.Props{"rating": int64(5)}),
+	)
+	wantNode(t, h, x, &graph.Node{Key: x, Props: graph.Props{"name": "x2"}, EventTime: h.at(30)})
+	wantEdges(t, "follows out of x after re-upsert", h.one(t, q(x, "follows", graph.Out, graph.OrderKey, 10)), nil)
+	wantEdges(t, "blocks out of y", h.one(t, q(y, "blocks", graph.Out, graph.OrderKey, 10)), nil)
+	wantEdges(t, "likes out of x", h.one(t, q(x, "likes", graph.Out, graph.OrderKey, 10)),
+		[]graph.Edge{edge("likes", x, it, h.at(31), graph.Props{"rating": int64(5)})})
+	wantEdges(t, "follows into x after re-upsert", h.one(t, q(x, "follows", graph.In, graph.OrderKey, 10)), []graph.Edge{yx})
+	// Deleting an end node that was never upserted hides edges too.
+	h.apply(t, delN(it, h.at(40)))
+	wantEdges(t, "likes out of x after deleting the item", h.one(t, q(x, "likes", graph.Out, graph.OrderKey, 10)), nil)
+}
+
+func testTTL(t *testing.T, h *harness) {
+	u, live, gone, later := h.user("u"), h.item("live"), h.item("gone"), h.item("later")
+	liveAt := h.now.Add(-20 * time.Minute)
+	goneAt := h.now.Add(-3 * time.Hour)
+	h.apply(t,
+		upE("viewed", u, live, liveAt, graph.Props{"ms": int64(1)}),
+		upE("viewed", u, gone, goneAt, graph.Props{"ms": int64(2)}),
+		// Two versions, both expired: neither shows.
+		upE("viewed", u, later, h.now.Add(-200*time.Minute), nil),
+		upE("viewed", u, later, h.now.Add(-90*time.Minute), nil),
+		// Edge types without TTL never expire, however old.
+		upE("follows", u, h.user("v"), h.base.Add(-3*365*24*time.Hour), nil),
+		upN(h.user("u"), goneAt, graph.Props{"name": "nodes never expire"}),
+	)
+	want := edge("viewed", u, live, liveAt, graph.Props{"ms": int64(1)})
+	want.ExpiresAt = want.EventTime.Add(time.Hour)
+	for _, order := range []graph.Order{graph.OrderLatest, graph.OrderKey} {
+		wantEdges(t, "viewed out of u", h.one(t, q(u, "viewed", graph.Out, order, 0)), []graph.Edge{want})
+	}
+	wantEdges(t, "viewed into live", h.one(t, q(live, "viewed", graph.In, graph.OrderLatest, 0)), []graph.Edge{want})
+	wantEdges(t, "viewed into gone", h.one(t, q(gone, "viewed", graph.In, graph.OrderLatest, 0)), nil)
+	wantEdges(t, "viewed into later", h.one(t, q(later, "viewed", graph.In, graph.OrderKey, 0)), nil)
+	if got := h.one(t, q(u, "follows", graph.Out, graph.OrderKey, 0)); len(got) != 1 {
+		t.Fatalf("follows out of u: got %s, want the one old edge", edgesString(got))
+	}
+	wantNode(t, h, u, &graph.Node{Key: u, Props: graph.Props{"name": "nodes never expire"}, EventTime: goneAt.Truncate(time.Microsecond)})
+	// Replaying the expired upsert does not bring it back.
+	h.apply(t, upE("viewed", u, gone, goneAt, graph.Props{"ms": int64(2)}))
+	wantEdges(t, "viewed into gone after replay", h.one(t, q(gone, "viewed", graph.In, graph.OrderLatest, 0)), nil)
+	// A newer live upsert of an expired edge makes it visible again.
+	renewAt := h.now.Add(-time.Minute)
+	h.apply(t, upE("viewed", u, gone, renewAt, nil))
+	renewed := edge("viewed", u, gone, renewAt, nil)
+	renewed.ExpiresAt = renewed.EventTime.Add(time.Hour)
+	wantEdges(t, "viewed into gone after renewal", h.one(t, q(gone, "viewed", graph.In, graph.OrderLatest, 0)), []graph.Edge{renewed})
+}
+
+func testBothDirections(t *testing.T, h *harness) {
+	a, b, c, it := h.user("a"), h.user("b"), h.user("c"), h.item("i")
+	h.apply(t,
+		upE("follows", a, b, h.at(1), graph.Props{"weight": 1.0}),
+		upE("follows", c, b, h.at(2), graph.Props{"weight": 2.0}),
+		upE("follows", b, a, h.at(3), nil),
+		upE("tagged", it, h.tag("t"), h.at(4), nil),
+		upE("tagged", a, h.tag("t"), h.at(5), nil),
+	)
+	ab := edge("follows", a, b, h.at(1), graph.Props{"weight": 1.0})
+	cb := edge("follows", c, b, h.at(2), graph.Props{"weight": 2.0})
+	ba := edge("follows", b, a, h.at(3), nil)
+	wantEdges(t, "out of a", h.one(t, q(a, "follows", graph.Out, graph.OrderKey, 0)), []graph.Edge{ab})
+	wantEdges(t, "into b, key order", h.one(t, q(b, "follows", graph.In, graph.OrderKey, 0)), []graph.Edge{ab, cb})
+	wantEdges(t, "into b, latest first", h.one(t, q(b, "follows", graph.In, graph.OrderLatest, 0)), []graph.Edge{cb, ab})
+	wantEdges(t, "out of b", h.one(t, q(b, "follows", graph.Out, graph.OrderKey, 0)), []graph.Edge{ba})
+	wantEdges(t, "into a", h.one(t, q(a, "follows", graph.In, graph.OrderKey, 0)), []graph.Edge{ba})
+	// Ends of several node types: key order sorts by type, then id.
+	wantEdges(t, "tagged into t", h.one(t, q(h.tag("t"), "tagged", graph.In, graph.OrderKey, 0)), []graph.Edge{
+		edge("tagged", it, h.tag("t"), h.at(4), nil),
+		edge("tagged", a, h.tag("t"), h.at(5), nil),
+	})
+	// An edge deleted disappears from both sides.
+	h.apply(t, delE("follows", a, b, h.at(9)))
+	wantEdges(t, "into b after delete", h.one(t, q(b, "follows", graph.In, graph.OrderKey, 0)), []graph.Edge{cb})
+	wantEdges(t, "out of a after delete", h.one(t, q(a, "follows", graph.Out, graph.OrderKey, 0)), nil)
+}
+
+func testSinceUntil(t *testing.T, h *harness) {
+	hub := h.user("hub")
+	var muts []graph.Mutation
+	var all []graph.Edge
+	for i := range 10 {
+		to := h.user(fmt.Sprintf("n%d", i))
+		muts = append(muts, upE("follows", hub, to, h.at(i*10), nil))
+		all = append(all, edge("follows", hub, to, h.at(i*10), nil))
+	}
+	h.apply(t, muts...)
+	window := all[3:7] // since at(30) inclusive, until at(70) exclusive
+	for _, order := range []graph.Order{graph.OrderKey, graph.OrderLatest} {
+		for _, limit := range []int{1, 3, 10} {
+			query := q(hub, "follows", graph.Out, order, limit)
+			want := slices.Clone(window)
+			open := slices.Clone(all[3:])
+			if order == graph.OrderLatest {
+				slices.Reverse(want)
+				slices.Reverse(open)
+			}
+			query.Since, query.Until = h.at(30), h.at(70)
+			wantEdges(t, fmt.Sprintf("window %s limit %d", order, limit), h.all(t, query), want)
+			query.Since, query.Until = h.at(30), time.Time{}
+			wantEdges(t, fmt.Sprintf("since only %s limit %d", order, limit), h.all(t, query), open)
+			query.Since, query.Until = time.Time{}, h.at(30)
+			before := slices.Clone(all[:3])
+			if order == graph.OrderLatest {
+				slices.Reverse(before)
+			}
+			wantEdges(t, fmt.Sprintf("until only %s limit %d", order, limit), h.all(t, query), before)
+		}
+	}
+	// The same bounds on the reverse side.
+	n5 := h.user("n5")
+	in := q(n5, "follows", graph.In, graph.OrderLatest, 5)
+	in.Since, in.Until = h.at(50), h.at(51)
+	wantEdges(t, "into n5 inside window", h.all(t, in), []graph.Edge{all[5]})
+	in.Since, in.Until = h.at(51), h.at(60)
+	wantEdges(t, "into n5 outside window", h.all(t, in), nil)
+	in.Since, in.Until = h.at(50), h.at(50)
+	wantEdges(t, "empty window", h.all(t, in), nil)
+}
+
+// testSupernode pages through a node with many edges, in both orders and
+// both directions, checking that every edge comes exactly once and in order.
+// Event times repeat every 7 edges so OrderLatest must break ties by key.
+func testSupernode(t *testing.T, h *harness, opts Options) {
+	hub := h.user("hub")
+	n := opts.SupernodeEdges
+	var out, in []graph.Edge
+	batch := make([]graph.Mutation, 0, 500)
+	flush := func() {
+		if len(batch) > 0 {
+			h.apply(t, batch...)
+			batch = batch[:0]
+		}
+	}
+	for i := range n {
+		other := h.user(fmt.Sprintf("n%06d", (i*7919)%n)) // written out of key order
+		at := h.at(i % 7)
+		batch = append(batch, upE("follows", hub, other, at, graph.Props{"since": int64(i)}),
+			upE("follows", other, hub, at, graph.Props{"since": int64(i)}))
+		out = append(out, edge("follows", hub, other, at, graph.Props{"since": int64(i)}))
+		in = append(in, edge("follows", other, hub, at, graph.Props{"since": int64(i)}))
+		if len(batch) == cap(batch) {
+			flush()
+		}
+	}
+	flush()
+	sortKey := func(dir graph.Direction) func(a, b graph.Edge) int {
+		return func(a, b graph.Edge) int {
+			if dir == graph.Out {
+				return memstore.CompareNodeKeys(a.Key.To, b.Key.To)
+			}
+			return memstore.CompareNodeKeys(a.Key.From, b.Key.From)
+		}
+	}
+	for _, dir := range []graph.Direction{graph.Out, graph.In} {
+		want := out
+		if dir == graph.In {
+			want = in
+		}
+		byKey := slices.Clone(want)
+		slices.SortFunc(byKey, sortKey(dir))
+		latest := slices.Clone(want)
+		slices.SortStableFunc(latest, func(a, b graph.Edge) int {
+			if c := b.EventTime.Compare(a.EventTime); c != 0 {
+				return c
+			}
+			return sortKey(dir)(a, b)
+		})
+		wantEdges(t, fmt.Sprintf("supernode %s key order", dir), h.all(t, q(hub, "follows", dir, graph.OrderKey, opts.PageLimit)), byKey)
+		wantEdges(t, fmt.Sprintf("supernode %s latest first", dir), h.all(t, q(hub, "follows", dir, graph.OrderLatest, opts.PageLimit)), latest)
+		// A first page alone is the head of the full order.
+		page, err := h.s.Adjacency(context.Background(), q(hub, "follows", dir, graph.OrderLatest, 7))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantEdges(t, "first page of 7", page.Edges, latest[:min(7, len(latest))])
+		if len(latest) > 7 && page.Next == nil {
+			t.Fatalf("first page of %d edges has no cursor", len(latest))
+		}
+	}
+}
+
+// testCursorSurvivesWrites interleaves writes between pages: every edge that
+// exists unchanged during the whole scan comes back exactly once, in order.
+func testCursorSurvivesWrites(t *testing.T, h *harness) {
+	hub := h.user("hub")
+	var muts []graph.Mutation
+	for i := range 60 {
+		muts = append(muts, upE("follows", hub, h.user(fmt.Sprintf("n%03d", i*2)), h.at(100+i), nil))
+	}
+	h.apply(t, muts...)
+	for _, order := range []graph.Order{graph.OrderKey, graph.OrderLatest} {
+		query := q(hub, "follows", graph.Out, order, 7)
+		seen := map[graph.EdgeKey]int{}
+		var got []graph.Edge
+		for round := 0; ; round++ {
+			page, err := h.s.Adjacency(context.Background(), query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range page.Edges {
+				seen[e.Key]++
+			}
+			got = append(got, page.Edges...)
+			if page.Next == nil {
+				break
+			}
+			query.Cursor = page.Next
+			// Interleave: new keys between existing ones, newer and
+			// older than everything, and a change to an edge already seen.
+			odd := h.user(fmt.Sprintf("n%03d", round*8+1))
+			h.apply(t,
+				upE("follows", hub, odd, h.at(100+round*8), nil),
+				upE("follows", hub, h.user(fmt.Sprintf("z%03d-%d", round, order)), h.at(1000+round), nil),
+				upE("follows", hub, h.user(fmt.Sprintf("a%03d-%d", round, order)), h.at(round), nil),
+			)
+		}
+		for i := range 60 {
+			k := graph.EdgeKey{Type: "follows", From: hub, To: h.user(fmt.Sprintf("n%03d", i*2))}
+			if seen[k] != 1 {
+				t.Fatalf("order %s: unchanged edge %v seen %d times", order, k.To, seen[k])
+			}
+		}
+		for k, c := range seen {
+			if c != 1 {
+				t.Fatalf("order %s: edge %v seen %d times", order, k.To, c)
+			}
+		}
+		checkSorted(t, got, order, graph.Out)
+	}
+}
+
+func checkSorted(t tb, es []graph.Edge, order graph.Order, dir graph.Direction) {
+	t.Helper()
+	for i := 1; i < len(es); i++ {
+		a, b := es[i-1], es[i]
+		na, nb := a.Key.To, b.Key.To
+		if dir == graph.In {
+			na, nb = a.Key.From, b.Key.From
+		}
+		c := memstore.CompareNodeKeys(na, nb)
+		if order == graph.OrderLatest {
+			if tc := b.EventTime.Compare(a.EventTime); tc != 0 {
+				c = tc
+			}
+		}
+		if c >= 0 {
+			t.Fatalf("order %s: %s before %s", order, edgeString(a), edgeString(b))
+		}
+	}
+}
+
+// testCursorConcurrent pages while another goroutine writes to the same
+// node; run under -race it also checks the backend's synchronisation.
+func testCursorConcurrent(t *testing.T, h *harness) {
+	hub := h.user("hub")
+	var muts []graph.Mutation
+	stable := map[graph.EdgeKey]bool{}
+	for i := range 200 {
+		to := h.user(fmt.Sprintf("s%04d", i))
+		muts = append(muts, upE("follows", hub, to, h.at(i), nil))
+		stable[graph.EdgeKey{Type: "follows", From: hub, To: to}] = true
+	}
+	h.apply(t, muts...)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var writeErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ctx.Err() == nil && i < 2000; i++ {
+			to := h.user(fmt.Sprintf("s%04d-w%d", i%200, i))
+			err := h.s.Apply(ctx, []graph.Mutation{upE("follows", hub, to, h.at(i%300), nil)})
+			if err != nil && ctx.Err() == nil {
+				writeErr = err
+				return
+			}
+		}
+	}()
+	for _, order := range []graph.Order{graph.OrderKey, graph.OrderLatest} {
+		seen := map[graph.EdgeKey]int{}
+		var got []graph.Edge
+		query := q(hub, "follows", graph.Out, order, 13)
+		for {
+			page, err := h.s.Adjacency(context.Background(), query)
+			if err != nil {
+				cancel()
+				wg.Wait()
+				t.Fatal(err)
+			}
+			for _, e := range page.Edges {
+				seen[e.Key]++
+			}
+			got = append(got, page.Edges...)
+			if page.Next == nil {
+				break
+			}
+			query.Cursor = page.Next
+		}
+		for k := range stable {
+			if seen[k] != 1 {
+				cancel()
+				wg.Wait()
+				t.Fatalf("order %s: stable edge to %s seen %d times", order, k.To, seen[k])
+			}
+		}
+		checkSorted(t, got, order, graph.Out)
+	}
+	cancel()
+	wg.Wait()
+	if writeErr != nil {
+		t.Fatalf("concurrent writer: %v", writeErr)
+	}
+}
+
+func testBatchedGetNodes(t *testing.T, h *harness) {
+	var keys []graph.NodeKey
+	want := map[graph.NodeKey]graph.Node{}
+	var muts []graph.Mutation
+	for i := range 100 {
+		k := h.user(fmt.Sprintf("u%03d", i))
+		if i%3 == 1 {
+			k = h.item(fmt.Sprintf("i%03d", i))
+		}
+		keys = append(keys, k)
+		switch i % 10 {
+		case 0: // never written
+		case 5: // deleted
+			muts = append(muts, upN(k, h.at(1), nil), delN(k, h.at(2)))
+		default:
+			p := graph.Props{}
+			if k.Type == "user" {
+				p["age"] = int64(i)
+			} else {
+				p["title"] = fmt.Sprint(i)
+			}
+			muts = append(muts, upN(k, h.at(i), p))
+			want[k] = graph.Node{Key: k, Props: p, EventTime: h.at(i)}
+		}
+	}
+	h.apply(t, muts...)
+	// Duplicates and a key of another type with the same id are allowed.
+	query := append(slices.Clone(keys), keys[:10]...)
+	query = append(query, graph.NodeKey{Type: "tag", ID: keys[2].ID})
+	got, err := h.s.GetNodes(context.Background(), query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d nodes, want %d", len(got), len(want))
+	}
+	for k, w := range want {
+		if g, ok := got[k]; !ok || !nodeEqual(g, w) {
+			t.Fatalf("node %s: got %+v (present %v), want %+v", k, g, ok, w)
+		}
+	}
+	empty, err := h.s.GetNodes(context.Background(), nil)
+	if err != nil || len(empty) != 0 {
+		t.Fatalf("get no nodes: %v, %v", empty, err)
+	}
+}
+
+func testInvalidQueries(t *testing.T, h *harness) {
+	u, it := h.user("u"), h.item("i")
+	cases := []struct {
+		name  string
+		query graph.AdjacencyQuery
+	}{
+		{"unknown edge type", q(u, "orbits", graph.Out, graph.OrderKey, 10)},
+		{"in without reverse index", q(it, "likes", graph.In, graph.OrderKey, 10)},
+		{"node type not at that end", q(it, "follows", graph.Out, graph.OrderKey, 10)},
+		{"zero limit", q(u, "follows", graph.Out, graph.OrderKey, 0)},
+		{"negative limit", q(u, "follows", graph.Out, graph.OrderKey, -1)},
+		{"unknown direction", q(u, "follows", 0, graph.OrderKey, 10)},
+		{"unknown order", q(u, "follows", graph.Out, 0, 10)},
+		{"empty node id", q(graph.NodeKey{Type: "user"}, "follows", graph.Out, graph.OrderKey, 10)},
+		{"since after until", graph.AdjacencyQuery{Node: u, EdgeType: "follows", Direction: graph.Out, Order: graph.OrderKey, Limit: 10, Since: h.at(2), Until: h.at(1)}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := h.s.Adjacency(context.Background(), c.query)
+			if !errors.Is(err, graph.ErrInvalidQuery) || graph.IsRetryable(err) {
+				t.Fatalf("got %v, want a permanent error wrapping graph.ErrInvalidQuery", err)
+			}
+		})
+	}
+}
+
+func testInvalidCursor(t *testing.T, h *harness) {
+	hub := h.user("hub")
+	h.apply(t, upE("follows", hub, h.user("a"), h.at(1), nil), upE("follows", hub, h.user("b"), h.at(2), nil))
+	page, err := h.s.Adjacency(context.Background(), q(hub, "follows", graph.Out, graph.OrderKey, 1))
+	if err != nil || page.Next == nil {
+		t.Fatalf("first page: %v, next %x", err, page.Next)
+	}
+	cases := map[string][]byte{
+		"garbage":   []byte("not a cursor"),
+		"one byte":  {0xff},
+		"empty":     {},
+		"truncated": page.Next[:len(page.Next)-1],
+	}
+	for name, cur := range cases {
+		t.Run(name, func(t *testing.T) {
+			query := q(hub, "follows", graph.Out, graph.OrderKey, 1)
+			query.Cursor = cur
+			_, err := h.s.Adjacency(context.Background(), query)
+			if !errors.Is(err, graph.ErrInvalidCursor) || graph.IsRetryable(err) {
+				t.Fatalf("cursor %x: got %v, want a permanent error wrapping graph.ErrInvalidCursor", cur, err)
+			}
+		})
+	}
+}
+
+func testCancelledContext(t *testing.T, h *harness) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	u := h.user("u")
+	checks := map[string]error{
+		"apply": h.s.Apply(ctx, []graph.Mutation{upN(u, h.at(1), nil)}),
+	}
+	_, checks["get nodes"] = h.s.GetNodes(ctx, []graph.NodeKey{u})
+	_, checks["adjacency"] = h.s.Adjacency(ctx, q(u, "follows", graph.Out, graph.OrderKey, 1))
+	for what, err := range checks {
+		if !errors.Is(err, context.Canceled) || !graph.IsRetryable(err) {
+			t.Fatalf("%s with a cancelled context: got %v, want retryable context.Canceled", what, err)
+		}
+	}
+}
+
+func testClosed(t *testing.T, h *harness) {
+	u := h.user("u")
+	if err := h.s.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	checks := map[string]error{
+		"apply": h.s.Apply(context.Background(), []graph.Mutation{upN(u, h.at(1), nil)}),
+		"close": h.s.Close(),
+	}
+	_, checks["get nodes"] = h.s.GetNodes(context.Background(), []graph.NodeKey{u})
+	_, checks["adjacency"] = h.s.Adjacency(context.Background(), q(u, "follows", graph.Out, graph.OrderKey, 1))
+	for what, err := range checks {
+		if !errors.Is(err, graph.ErrClosed) || graph.IsRetryable(err) {
+			t.Fatalf("%s after close: got %v, want permanent graph.ErrClosed", what, err)
+		}
+	}
+}
+
+func testReopen(t *testing.T, h *harness, opts Options) {
+	if opts.Reopen == nil {
+		t.Skip("storetest: Options.Reopen not set; persistence across restarts not tested for this backend")
+	}
+	a, b, c := h.user("a"), h.user("b"), h.user("c")
+	h.apply(t,
+		upN(a, h.at(1), graph.Props{"name": "a"}),
+		upN(c, h.at(1), nil),
+		upE("follows", a, b, h.at(2), nil),
+		upE("follows", a, c, h.at(2), nil),
+		delN(c, h.at(3)),
+		delE("follows", a, b, h.at(4)),
+		upE("viewed", a, h.item("i"), h.now.Add(-time.Minute), nil),
+	)
+	h.s = opts.Reopen(t, h.s)
+	wantNode(t, h, a, &graph.Node{Key: a, Props: graph.Props{"name": "a"}, EventTime: h.at(1)})
+	wantNode(t, h, c, nil)
+	wantEdges(t, "follows out of a", h.one(t, q(a, "follows", graph.Out, graph.OrderKey, 0)), nil)
+	if got := h.one(t, q(a, "viewed", graph.Out, graph.OrderKey, 0)); len(got) != 1 {
+		t.Fatalf("viewed out of a after reopen: %s", edgesString(got))
+	}
+	// Tombstones survive too: older writes still cannot resurrect.
+	h.apply(t, upE("follows", a, b, h.at(3), nil), upE("follows", a, c, h.at(2), nil), upN(c, h.at(2), nil))
+	wantNode(t, h, c, nil)
+	wantEdges(t, "follows out of a after late writes", h.one(t, q(a, "follows", graph.Out, graph.OrderKey, 0)), nil)
+}
