@@ -1,0 +1,853 @@
+package normalize
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// debeziumDecoder decodes every shape of Debezium JSON a topic may carry;
+// it tells them apart per message, so a topic may mix them.
+//
+//   - {"schema":…,"payload":…}: the JSON converter with schemas.enable=true.
+//     The schema types the row values (decimals, temporal types) and is
+//     cached by its bytes (schemaCache).
+//   - the envelope alone (schemas.enable=false): numbers and strings as they
+//     are, since nothing says a string is a base64 decimal.
+//   - a flattened row (ExtractNewRecordState), with or without schema, with
+//     the metadata it adds under DebeziumConfig.FieldPrefix.
+//   - a tombstone: a nil or empty value, the JSON null, or the legacy
+//     {"schema":null,"payload":null}.
+//
+// A value is an envelope when its schema is one (fields op and source) or,
+// without schema, when it has a string op and an object source; any other
+// object is a flattened row.
+type debeziumDecoder struct {
+	cfg    Config
+	kind   Kind
+	prefix string
+	now    func() time.Time
+	values *schemaCache // value schemas
+	keys   *schemaCache // key schemas
+}
+
+func newDebeziumDecoder(cfg Config, o options) (*debeziumDecoder, error) {
+	size := cfg.SchemaCacheSize
+	if size == 0 {
+		size = DefaultSchemaCacheSize
+	}
+	values, err := newSchemaCache(size)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := newSchemaCache(size)
+	if err != nil {
+		return nil, err
+	}
+	d := &debeziumDecoder{cfg: cfg, kind: cfg.Kind, prefix: cfg.Debezium.FieldPrefix, now: o.now, values: values, keys: keys}
+	if d.kind == "" {
+		d.kind = KindCDC
+	}
+	if d.prefix == "" {
+		d.prefix = "__"
+	}
+	return d, nil
+}
+
+// rawEvent is a Debezium envelope as read, before interpretation.
+type rawEvent struct {
+	before, after    map[string]any
+	op               string
+	hasOp, hasSource bool
+	tsMs, tsUs, tsNs int64 // when the connector processed the event
+	src              sourceInfo
+}
+
+// sourceInfo is what decoding needs from the envelope's source block.
+type sourceInfo struct {
+	name, db, schema, table, file   string
+	tsMs, tsUs, tsNs, lsn, pos, row int64
+	hasLSN                          bool
+}
+
+// Decode implements Decoder.
+func (d *debeziumDecoder) Decode(msg Message) ([]Envelope, error) {
+	if len(msg.Value) == 0 {
+		return d.tombstone(&msg)
+	}
+	p := jsonParser{data: msg.Value, field: "value"}
+	switch p.peek() {
+	case '{':
+		return d.decodeObject(&msg, &p)
+	case 'n':
+		if err := p.literal("null"); err != nil {
+			return nil, err
+		}
+		if err := p.end(); err != nil {
+			return nil, err
+		}
+		return d.tombstone(&msg)
+	case 0:
+		return nil, p.fail("the value is only whitespace")
+	}
+	if _, err := p.value(); err != nil {
+		return nil, err
+	}
+	if err := p.end(); err != nil {
+		return nil, err
+	}
+	return nil, schemaViolation("", "the value is not a JSON object")
+}
+
+// decodeObject reads a value that starts with '{'. The schema/payload
+// wrapper is read in one pass, stepping over a cached schema; anything else
+// is read as one map and classified.
+func (d *debeziumDecoder) decodeObject(msg *Message, p *jsonParser) ([]Envelope, error) {
+	start := p.pos
+	empty, err := p.objectStart()
+	if err != nil {
+		return nil, err
+	}
+	if !empty {
+		k, err := p.objectKey()
+		if err != nil {
+			return nil, err
+		}
+		if string(k) == "schema" {
+			envs, wrapped, err := d.decodeWrapped(msg, p)
+			if err != nil || wrapped {
+				return envs, err
+			}
+		}
+	}
+	// Not the wrapper: read the whole object.
+	p.pos, p.depth = start, 0
+	m, err := p.objectValue()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.end(); err != nil {
+		return nil, err
+	}
+	if isEnvelopeMap(m) {
+		ev, err := eventFromMap(m)
+		if err != nil {
+			return nil, err
+		}
+		return d.fromEvent(msg, ev)
+	}
+	return d.fromRow(msg, m, nil)
+}
+
+// decodeWrapped reads the rest of an object whose first member is "schema".
+// wrapped is false when the object turns out not to be exactly
+// {"schema":…,"payload":…}; the caller then reads it as a plain object.
+func (d *debeziumDecoder) decodeWrapped(msg *Message, p *jsonParser) (envs []Envelope, wrapped bool, err error) {
+	var cs *connectSchema
+	if p.peek() == 'n' {
+		if err := p.literal("null"); err != nil {
+			return nil, true, err
+		}
+	} else {
+		if p.peek() != '{' {
+			return nil, false, nil
+		}
+		if cs, err = d.values.read(p); err != nil {
+			return nil, true, err
+		}
+	}
+	more, err := p.objectNext()
+	if err != nil {
+		return nil, true, err
+	}
+	if !more {
+		return nil, false, nil
+	}
+	k, err := p.objectKey()
+	if err != nil {
+		return nil, true, err
+	}
+	if string(k) != "payload" {
+		return nil, false, nil
+	}
+	var (
+		ev        *rawEvent
+		row       map[string]any
+		tombstone bool
+	)
+	p.field = "payload"
+	switch c := p.peek(); {
+	case c == 'n':
+		if err := p.literal("null"); err != nil {
+			return nil, true, err
+		}
+		tombstone = true
+	case c != '{':
+		if err := p.skip(); err != nil {
+			return nil, true, err
+		}
+		return nil, true, schemaViolation("payload", "the payload is not an object")
+	case cs != nil && cs.envelope:
+		if ev, err = parseEnvelope(p); err != nil {
+			return nil, true, err
+		}
+	default:
+		if row, err = p.objectValue(); err != nil {
+			return nil, true, err
+		}
+	}
+	p.field = "value"
+	if more, err = p.objectNext(); err != nil {
+		return nil, true, err
+	}
+	if more {
+		return nil, false, nil
+	}
+	if err := p.end(); err != nil {
+		return nil, true, err
+	}
+	switch {
+	case tombstone:
+		envs, err = d.tombstone(msg)
+	case ev != nil:
+		if err = convertRow(ev.before, cs.before, "before"); err == nil {
+			err = convertRow(ev.after, cs.after, "after")
+		}
+		if err == nil {
+			envs, err = d.fromEvent(msg, ev)
+		}
+	case cs == nil && isEnvelopeMap(row):
+		if ev, err = eventFromMap(row); err == nil {
+			envs, err = d.fromEvent(msg, ev)
+		}
+	default:
+		var conv *converter
+		if cs != nil {
+			conv = cs.row
+		}
+		envs, err = d.fromRow(msg, row, conv)
+	}
+	return envs, true, err
+}
+
+// parseEnvelope reads a payload known (from its schema) to be an envelope,
+// building only the row images and stepping over what decoding does not use.
+func parseEnvelope(p *jsonParser) (*rawEvent, error) {
+	ev := &rawEvent{}
+	empty, err := p.objectStart()
+	if err != nil || empty {
+		return ev, err
+	}
+	for {
+		k, err := p.objectKey()
+		if err != nil {
+			return nil, err
+		}
+		switch string(k) {
+		case "source":
+			if p.peek() == '{' {
+				ev.hasSource = true
+				err = parseSource(p, &ev.src)
+				break
+			}
+			err = readEnvelopeField(p, ev, "source")
+		case "before":
+			err = readEnvelopeField(p, ev, "before")
+		case "after":
+			err = readEnvelopeField(p, ev, "after")
+		case "op":
+			err = readEnvelopeField(p, ev, "op")
+		case "ts_ms":
+			err = readEnvelopeField(p, ev, "ts_ms")
+		case "ts_us":
+			err = readEnvelopeField(p, ev, "ts_us")
+		case "ts_ns":
+			err = readEnvelopeField(p, ev, "ts_ns")
+		default:
+			err = p.skip()
+		}
+		if err != nil {
+			return nil, err
+		}
+		more, err := p.objectNext()
+		if err != nil {
+			return nil, err
+		}
+		if !more {
+			return ev, nil
+		}
+	}
+}
+
+func readEnvelopeField(p *jsonParser, ev *rawEvent, name string) error {
+	v, err := p.value()
+	if err != nil {
+		return err
+	}
+	return setEnvelopeField(ev, name, v)
+}
+
+// sourceFields are the source members decoding reads; parseSource steps
+// over the others (query, gtid, thread, txId, sequence, …).
+func parseSource(p *jsonParser, si *sourceInfo) error {
+	empty, err := p.objectStart()
+	if err != nil || empty {
+		return err
+	}
+	for {
+		k, err := p.objectKey()
+		if err != nil {
+			return err
+		}
+		name := sourceFieldName(k)
+		if name == "" {
+			err = p.skip()
+		} else {
+			var v any
+			if v, err = p.value(); err == nil {
+				err = setSourceField(si, name, v)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		more, err := p.objectNext()
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// sourceFieldName returns the canonical name of a source member decoding
+// uses, or "" for one it does not. It returns constants so that callers
+// keep no reference to the parser's buffer.
+func sourceFieldName(k []byte) string {
+	switch string(k) {
+	case "name":
+		return "name"
+	case "db":
+		return "db"
+	case "schema":
+		return "schema"
+	case "table":
+		return "table"
+	case "file":
+		return "file"
+	case "ts_ms":
+		return "ts_ms"
+	case "ts_us":
+		return "ts_us"
+	case "ts_ns":
+		return "ts_ns"
+	case "lsn":
+		return "lsn"
+	case "pos":
+		return "pos"
+	case "row":
+		return "row"
+	}
+	return ""
+}
+
+func setEnvelopeField(ev *rawEvent, name string, v any) error {
+	switch name {
+	case "before", "after":
+		var m map[string]any
+		switch x := v.(type) {
+		case nil:
+		case map[string]any:
+			m = x
+		default:
+			return schemaViolation(name, "the row image is not an object")
+		}
+		if name == "before" {
+			ev.before = m
+		} else {
+			ev.after = m
+		}
+	case "op":
+		switch x := v.(type) {
+		case nil:
+		case string:
+			ev.op, ev.hasOp = x, true
+		default:
+			return schemaViolation("op", "op is not a string")
+		}
+	case "source":
+		switch x := v.(type) {
+		case nil:
+		case map[string]any:
+			ev.hasSource = true
+			for k, sv := range x {
+				if n := sourceFieldName([]byte(k)); n != "" {
+					if err := setSourceField(&ev.src, n, sv); err != nil {
+						return err
+					}
+				}
+			}
+		default:
+			return schemaViolation("source", "source is not an object")
+		}
+	case "ts_ms", "ts_us", "ts_ns":
+		n, err := optInt(v, name)
+		if err != nil {
+			return err
+		}
+		switch name {
+		case "ts_ms":
+			ev.tsMs = n
+		case "ts_us":
+			ev.tsUs = n
+		default:
+			ev.tsNs = n
+		}
+	}
+	return nil
+}
+
+func setSourceField(si *sourceInfo, name string, v any) error {
+	switch name {
+	case "name", "db", "schema", "table", "file":
+		s, ok := v.(string)
+		if !ok && v != nil {
+			return schemaViolation("source."+name, "not a string")
+		}
+		switch name {
+		case "name":
+			si.name = s
+		case "db":
+			si.db = s
+		case "schema":
+			si.schema = s
+		case "table":
+			si.table = s
+		default:
+			si.file = s
+		}
+		return nil
+	}
+	n, err := optInt(v, "source."+name)
+	if err != nil {
+		return err
+	}
+	switch name {
+	case "ts_ms":
+		si.tsMs = n
+	case "ts_us":
+		si.tsUs = n
+	case "ts_ns":
+		si.tsNs = n
+	case "lsn":
+		si.lsn, si.hasLSN = n, v != nil
+	case "pos":
+		si.pos = n
+	case "row":
+		si.row = n
+	}
+	return nil
+}
+
+// optInt reads an optional integer field: null is 0.
+func optInt(v any, field string) (int64, error) {
+	switch x := v.(type) {
+	case nil:
+		return 0, nil
+	case int64:
+		return x, nil
+	}
+	return 0, schemaViolation(field, "not an integer")
+}
+
+// isEnvelopeMap reports whether a schemaless object is a Debezium envelope.
+func isEnvelopeMap(m map[string]any) bool {
+	_, op := m["op"].(string)
+	_, src := m["source"].(map[string]any)
+	return op && src
+}
+
+func eventFromMap(m map[string]any) (*rawEvent, error) {
+	ev := &rawEvent{}
+	for _, name := range [...]string{"before", "after", "op", "source", "ts_ms", "ts_us", "ts_ns"} {
+		if v, ok := m[name]; ok {
+			if err := setEnvelopeField(ev, name, v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return ev, nil
+}
+
+// debeziumOp maps Debezium's op codes.
+func debeziumOp(code string) (Op, error) {
+	switch code {
+	case "c":
+		return OpCreate, nil
+	case "u":
+		return OpUpdate, nil
+	case "d":
+		return OpDelete, nil
+	case "r":
+		return OpRead, nil
+	case "t":
+		return OpTruncate, nil
+	case "m":
+		return "", decodeErr(ClassUnsupportedOp, "op", "op \"m\" is a logical decoding message, not a row change")
+	}
+	return "", decodeErr(ClassUnsupportedOp, "op", "unknown op "+strconv.Quote(code))
+}
+
+// fromEvent interprets an envelope.
+func (d *debeziumDecoder) fromEvent(msg *Message, ev *rawEvent) ([]Envelope, error) {
+	if !ev.hasOp {
+		return nil, decodeErr(ClassMissingField, "op", "the envelope has no op")
+	}
+	op, err := debeziumOp(ev.op)
+	if err != nil {
+		return nil, err
+	}
+	if !ev.hasSource {
+		return nil, decodeErr(ClassMissingField, "source", "the envelope has no source block")
+	}
+	src := &ev.src
+	var image map[string]any
+	switch op {
+	case OpCreate, OpRead, OpUpdate:
+		if ev.after == nil {
+			return nil, decodeErr(ClassMissingField, "after", "op "+ev.op+" without an after image")
+		}
+		image = ev.after
+	case OpDelete:
+		image = ev.before // nil when the source kept no old row
+	case OpTruncate:
+		ev.before, ev.after = nil, nil
+	}
+	t, err := eventTime(
+		timeCandidate{src.tsNs, src.tsUs, src.tsMs, "source.ts_ms"},
+		timeCandidate{ev.tsNs, ev.tsUs, ev.tsMs, "ts_ms"},
+	)
+	if err != nil {
+		return nil, err
+	}
+	if t.IsZero() {
+		return nil, decodeErr(ClassBadTime, "source.ts_ms", "no event time: source.ts_ms and ts_ms are absent or 0")
+	}
+	ver, err := sourceVersion(msg, src.hasLSN, src.lsn, src.file, src.pos, src.row, "source.")
+	if err != nil {
+		return nil, err
+	}
+	e := Envelope{
+		Kind:       d.kind,
+		Op:         op,
+		EntityType: d.entityType(src.db, src.schema, src.table, msg.Topic),
+		EventTime:  t,
+		IngestTime: d.now().UTC(),
+		Version:    ver,
+		Before:     ev.before,
+		After:      ev.after,
+		Attributes: image,
+		Origin:     d.origin(msg),
+	}
+	if op != OpTruncate {
+		if e.Key, e.KeyFields, err = d.key(msg, image); err != nil {
+			return nil, err
+		}
+	}
+	e.ID = eventID(firstNonEmpty(src.name, msg.Topic), e.EntityType, msg, ver, op, e.Key)
+	return []Envelope{e}, nil
+}
+
+// flatMeta is the metadata ExtractNewRecordState adds to a row. add.fields
+// names a source member either bare (table → __table) or qualified
+// (source.table → __source_table); both are read.
+type flatMeta struct {
+	op                     string
+	hasOp, deleted, hasLSN bool
+	name, db, schema       string
+	table, file            string
+	srcNs, srcUs, srcMs    int64
+	envNs, envUs, envMs    int64
+	lsn, pos, row          int64
+}
+
+func (m *flatMeta) set(name string, v any, field string) error {
+	str := func(dst *string) error {
+		s, ok := v.(string)
+		if !ok && v != nil {
+			return schemaViolation(field, "not a string")
+		}
+		*dst = s
+		return nil
+	}
+	num := func(dst *int64) error {
+		n, err := optInt(v, field)
+		*dst = n
+		return err
+	}
+	switch name {
+	case "op":
+		m.hasOp = v != nil
+		return str(&m.op)
+	case "deleted":
+		switch x := v.(type) {
+		case nil:
+		case bool:
+			m.deleted = x
+		case string:
+			m.deleted = x == "true"
+		default:
+			return schemaViolation(field, "not a string or boolean")
+		}
+	case "name", "source_name":
+		return str(&m.name)
+	case "db", "source_db":
+		return str(&m.db)
+	case "schema", "source_schema":
+		return str(&m.schema)
+	case "table", "source_table":
+		return str(&m.table)
+	case "file", "source_file":
+		return str(&m.file)
+	case "source_ts_ns":
+		return num(&m.srcNs)
+	case "source_ts_us":
+		return num(&m.srcUs)
+	case "source_ts_ms":
+		return num(&m.srcMs)
+	case "ts_ns":
+		return num(&m.envNs)
+	case "ts_us":
+		return num(&m.envUs)
+	case "ts_ms":
+		return num(&m.envMs)
+	case "lsn", "source_lsn":
+		m.hasLSN = v != nil
+		return num(&m.lsn)
+	case "pos", "source_pos":
+		return num(&m.pos)
+	case "row", "source_row":
+		return num(&m.row)
+	}
+	return nil
+}
+
+// fromRow interprets a flattened row. The metadata fields are taken out of
+// the row (unknown ones are dropped with them: they describe the event, not
+// the entity); what remains is the entity's state.
+func (d *debeziumDecoder) fromRow(msg *Message, row map[string]any, conv *converter) ([]Envelope, error) {
+	var meta flatMeta
+	for k, v := range row {
+		if !strings.HasPrefix(k, d.prefix) {
+			continue
+		}
+		if err := meta.set(k[len(d.prefix):], v, k); err != nil {
+			return nil, err
+		}
+		delete(row, k)
+	}
+	if err := convertRow(row, conv, ""); err != nil {
+		return nil, err
+	}
+	op := OpUpsert
+	if meta.hasOp {
+		var err error
+		if op, err = debeziumOp(meta.op); err != nil {
+			err.(*DecodeError).Field = d.prefix + "op"
+			return nil, err
+		}
+	}
+	if meta.deleted {
+		op = OpDelete
+	}
+	t, err := eventTime(
+		timeCandidate{meta.srcNs, meta.srcUs, meta.srcMs, d.prefix + "source_ts_ms"},
+		timeCandidate{meta.envNs, meta.envUs, meta.envMs, d.prefix + "ts_ms"},
+	)
+	if err != nil {
+		return nil, err
+	}
+	if t.IsZero() {
+		// Nothing in the row says when it changed: the record's Kafka
+		// timestamp, set when the connector produced it, is the closest.
+		if t = msg.Timestamp.UTC(); !validTime(t) {
+			return nil, decodeErr(ClassBadTime, d.prefix+"source_ts_ms", "no event time: the row has no "+d.prefix+"source_ts_ms or "+d.prefix+"ts_ms and the record no timestamp")
+		}
+	}
+	ver, err := sourceVersion(msg, meta.hasLSN, meta.lsn, meta.file, meta.pos, meta.row, d.prefix)
+	if err != nil {
+		return nil, err
+	}
+	entity := d.cfg.EntityType
+	if entity == "" && meta.table != "" {
+		entity = d.entityType(meta.db, meta.schema, meta.table, msg.Topic)
+	}
+	e := Envelope{
+		Kind:       d.kind,
+		Op:         op,
+		EntityType: firstNonEmpty(entity, msg.Topic),
+		EventTime:  t,
+		IngestTime: d.now().UTC(),
+		Version:    ver,
+		Origin:     d.origin(msg),
+	}
+	switch op {
+	case OpTruncate:
+	case OpDelete:
+		e.Before, e.Attributes = row, row
+	default:
+		e.After, e.Attributes = row, row
+	}
+	if op != OpTruncate {
+		if e.Key, e.KeyFields, err = d.key(msg, row); err != nil {
+			return nil, err
+		}
+	}
+	e.ID = eventID(firstNonEmpty(meta.name, msg.Topic), e.EntityType, msg, ver, op, e.Key)
+	return []Envelope{e}, nil
+}
+
+// tombstone decodes a record without a value. It is keyed like the delete
+// before it; its only time is the record's Kafka timestamp.
+func (d *debeziumDecoder) tombstone(msg *Message) ([]Envelope, error) {
+	key, fields, err := d.key(msg, nil)
+	if err != nil {
+		return nil, err
+	}
+	op, t := OpTombstone, msg.Timestamp.UTC()
+	if d.cfg.Debezium.TombstoneDeletes {
+		op = OpDelete
+		if !validTime(t) {
+			return nil, decodeErr(ClassBadTime, "", "a tombstone taken as a delete needs the record's Kafka timestamp")
+		}
+	}
+	ver := Version{Scheme: VersionOffset, Offset: msg.Offset}
+	e := Envelope{
+		Kind:       d.kind,
+		Op:         op,
+		EntityType: firstNonEmpty(d.cfg.EntityType, msg.Topic),
+		Key:        key,
+		KeyFields:  fields,
+		EventTime:  t,
+		IngestTime: d.now().UTC(),
+		Version:    ver,
+		Origin:     d.origin(msg),
+	}
+	e.ID = eventID(msg.Topic, e.EntityType, msg, ver, op, key)
+	return []Envelope{e}, nil
+}
+
+func (d *debeziumDecoder) origin(msg *Message) Origin {
+	return Origin{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset, Mapping: d.cfg.Mapping}
+}
+
+// entityType is Config.EntityType, else the data collection the event
+// names: its db, schema and table joined with ".", else the topic.
+func (d *debeziumDecoder) entityType(db, schema, table, topic string) string {
+	if d.cfg.EntityType != "" {
+		return d.cfg.EntityType
+	}
+	if table == "" {
+		return topic
+	}
+	var b strings.Builder
+	for _, s := range [...]string{db, schema} {
+		if s != "" {
+			b.WriteString(s)
+			b.WriteByte('.')
+		}
+	}
+	b.WriteString(table)
+	return b.String()
+}
+
+// timeCandidate is one source of event time at up to three precisions.
+type timeCandidate struct {
+	ns, us, ms int64
+	field      string
+}
+
+// eventTime returns the first candidate's time that is set, at its finest
+// precision; zero when none is set.
+func eventTime(cands ...timeCandidate) (time.Time, error) {
+	for _, c := range cands {
+		if c.ns < 0 || c.us < 0 || c.ms < 0 {
+			return time.Time{}, decodeErr(ClassBadTime, c.field, "negative timestamp")
+		}
+		var t time.Time
+		switch {
+		case c.ns > 0:
+			t = time.Unix(0, c.ns)
+		case c.us > 0:
+			t = time.UnixMicro(c.us)
+		case c.ms > 0:
+			t = time.UnixMilli(c.ms)
+		default:
+			continue
+		}
+		t = t.UTC()
+		if !validTime(t) {
+			return time.Time{}, decodeErr(ClassBadTime, c.field, "timestamp beyond year 9999")
+		}
+		return t, nil
+	}
+	return time.Time{}, nil
+}
+
+// sourceVersion picks the ordering version: the LSN, else the binlog
+// position, else the Kafka offset.
+func sourceVersion(msg *Message, hasLSN bool, lsn int64, file string, pos, row int64, prefix string) (Version, error) {
+	switch {
+	case hasLSN:
+		if lsn < 0 {
+			return Version{}, schemaViolation(prefix+"lsn", "negative LSN")
+		}
+		return Version{Scheme: VersionLSN, LSN: uint64(lsn)}, nil
+	case file != "":
+		if pos < 0 || row < 0 {
+			return Version{}, schemaViolation(prefix+"pos", "negative binlog position")
+		}
+		return Version{Scheme: VersionBinlog, File: file, Pos: uint64(pos), Row: uint64(row)}, nil
+	}
+	return Version{Scheme: VersionOffset, Offset: msg.Offset}, nil
+}
+
+// eventID builds the idempotency id described on Envelope.
+func eventID(name, entity string, msg *Message, v Version, op Op, key string) string {
+	b := make([]byte, 0, len(name)+len(entity)+len(key)+64)
+	b = append(b, name...)
+	b = append(b, ':')
+	b = append(b, entity...)
+	b = append(b, ':')
+	switch v.Scheme {
+	case VersionLSN:
+		b = append(b, "lsn:"...)
+		b = strconv.AppendUint(b, v.LSN, 10)
+	case VersionBinlog:
+		b = append(b, "binlog:"...)
+		b = append(b, v.File...)
+		b = append(b, ':')
+		b = strconv.AppendUint(b, v.Pos, 10)
+		b = append(b, ':')
+		b = strconv.AppendUint(b, v.Row, 10)
+	default:
+		b = append(b, "kafka:"...)
+		b = append(b, msg.Topic...)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, int64(msg.Partition), 10)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, msg.Offset, 10)
+	}
+	b = append(b, ':')
+	b = append(b, op...)
+	if key != "" {
+		b = append(b, ':')
+		b = append(b, key...)
+	}
+	return string(b)
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,67 @@
+// Package normalize owns the event envelope and the decoders that turn each
+// Kafka record of an input topic into envelopes: Debezium change events in
+// every shape upstream services publish, and JSON request/response logs.
+//
+// # The envelope
+//
+// Every event becomes an [Envelope]: an idempotency ID, the kind (cdc,
+// request, metadata), the op, the entity type and key, the source event time
+// and ingest time, an ordering [Version], the row images and the attributes
+// to map, and its [Origin] (topic, partition, offset, mapping). The contract
+// is on [Envelope]; [Envelope.Validate] checks it, and its JSON encoding is
+// described by schemas/envelope.schema.json (embedded as
+// schemas.EnvelopeSchema).
+//
+// # Decoding
+//
+// [New] builds the [Decoder] for one topic from its [Config]. Decode never
+// panics; a message it cannot decode yields a [*DecodeError] whose Class
+// (malformed_json, schema_violation, unsupported_op, missing_field,
+// bad_time) is what the pipeline puts in the dead-letter headers. Decoding
+// is deterministic: the same message and config give the same envelopes
+// (ingest time aside), which is what makes the IDs idempotency keys.
+//
+// Debezium (see debeziumDecoder for how shapes are told apart):
+//
+//   - ops c, u, d, r, t map to create, update, delete, read, truncate; m
+//     (logical decoding messages) and unknown ops are unsupported_op. Old
+//     MySQL connectors sent snapshot rows as c with source.snapshot "true";
+//     they stay create, since the op says what the connector meant.
+//   - event time is source.ts_ns, ts_us or ts_ms, the finest present; when
+//     the source time is 0 (snapshot rows of old MySQL connectors) the
+//     envelope's own ts_* (connector time) stands in. Flattened rows use
+//     __source_ts_*, then __ts_*, then the record's Kafka timestamp.
+//   - the version is source.lsn (PostgreSQL), else file/pos/row (MySQL),
+//     else the Kafka offset.
+//   - with the schema/payload wrapper, values follow their Connect types:
+//     Decimal and VariableScaleDecimal become decimal strings ("2.99"); Date
+//     becomes "2006-01-02"; Time, MicroTime, NanoTime become "15:04:05.000…";
+//     Timestamp, MicroTimestamp, NanoTimestamp and ZonedTimestamp become
+//     time.Time in UTC (out-of-range values such as PostgreSQL's infinity keep
+//     their raw value); Json, Uuid, Enum, bytes stay strings. Without the
+//     wrapper values are as the JSON has them.
+//   - a tombstone (nil or empty value, JSON null, or the legacy
+//     {"schema":null,"payload":null}) decodes to one envelope with Op
+//     [OpTombstone], its Key, no attributes, the record's Kafka timestamp as
+//     event time and entity type Config.EntityType or the topic. Graph mapping
+//     skips it: the delete before it already carried the change. This keeps
+//     "one message, at least one envelope or an error" true for every record
+//     and lets the pipeline count tombstones. [DebeziumConfig.TombstoneDeletes]
+//     makes them deletes instead, for topics whose deletes are dropped
+//     upstream.
+//   - truncate yields one envelope with Op truncate, the table as entity
+//     type and no key.
+//
+// Request logs: Op create, ID from the configured id field, time from the
+// configured time field, key from the configured key fields, attributes the
+// whole object (or the configured fields), version the Kafka offset.
+//
+// # Cost
+//
+// Decoding dominates ingest CPU, so the decoders read JSON with their own
+// reader (json_parse.go) rather than encoding/json: it steps over what is
+// not needed and builds values without reflection. The Connect schema,
+// repeated in every wrapped message and most of its bytes, is parsed once
+// per distinct schema and then stepped over by a byte comparison
+// (schemaCache). docs/bench-normalize.md records the measured figures.
+package normalize
