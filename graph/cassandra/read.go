@@ -1,0 +1,725 @@
+package cassandra
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rtgraph/rtgraph/graph"
+)
+
+// Read statements.
+const (
+	cqlGetNode     = `SELECT props, WRITETIME(props) FROM nodes WHERE type = ? AND id = ?`
+	cqlNodeDelete  = `SELECT deleted_at FROM node_deletes WHERE type = ? AND id = ?`
+	cqlNodeDeletes = `SELECT id, deleted_at FROM node_deletes WHERE type = ? AND id IN ?`
+	cqlScanByKey   = `SELECT neighbor, props, WRITETIME(props), expires_at FROM edges_by_key` +
+		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND bucket = ? AND neighbor > ? LIMIT ?`
+	cqlLookupByKey = `SELECT neighbor, props, WRITETIME(props), expires_at FROM edges_by_key` +
+		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND bucket = ? AND neighbor IN ?`
+	cqlDays = `SELECT day FROM edge_days` +
+		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND day >= ? AND day <= ? LIMIT ?`
+	cqlScanByTime = `SELECT event_time, neighbor FROM edges_by_time` +
+		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND day = ? AND event_time >= ? AND event_time < ? LIMIT ?`
+	cqlScanByTimeTie = `SELECT event_time, neighbor FROM edges_by_time` +
+		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND day = ? AND event_time = ? AND neighbor > ? LIMIT ?`
+)
+
+// maxDays bounds the edge_days rows one newest-first read considers (27
+// years of daily partitions).
+const maxDays = 10_000
+
+// GetNodes reads each distinct key's partition, in parallel (at most
+// max_concurrent_requests at once). Keys that cannot exist (empty or
+// oversized id, undeclared type) are absent without a read.
+func (s *Store) GetNodes(ctx context.Context, keys []graph.NodeKey) (map[graph.NodeKey]graph.Node, error) {
+	if !s.enter() {
+		return nil, graph.ErrClosed
+	}
+	defer s.leave()
+	if err := ctx.Err(); err != nil {
+		return nil, &graph.RetryableError{Op: "get nodes", Err: err}
+	}
+	seen := make(map[graph.NodeKey]bool, len(keys))
+	out := make(map[graph.NodeKey]graph.Node, len(keys))
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.limit)
+	for _, k := range keys {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		nt, ok := s.schema.NodeType(k.Type)
+		if !ok || k.ID == "" || len(k.ID) > graph.MaxIDLen {
+			continue
+		}
+		g.Go(func() error {
+			var props []byte
+			var wt int64
+			err := s.do(gctx, opReadNode, func(ctx context.Context) error {
+				err := s.query(s.readCL, cqlGetNode, k.Type, []byte(k.ID)).ScanContext(ctx, &props, &wt)
+				if errors.Is(err, gocql.ErrNotFound) {
+					props = nil
+					return nil
+				}
+				return err
+			})
+			if err != nil || props == nil {
+				return err
+			}
+			p, err := decodeProps(props, nt.Props)
+			if err != nil {
+				return fmt.Errorf("cassandra: get node %s: %w", k, err)
+			}
+			mu.Lock()
+			out[k] = graph.Node{Key: k, Props: p, EventTime: fromMicros(wt)}
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, s.callErr(ctx, "get nodes", err)
+	}
+	return out, nil
+}
+
+// decodeProps decodes stored properties and restores declared float
+// properties that JSON wrote as integers (3.0 is encoded "3").
+func decodeProps(b []byte, declared map[string]graph.PropType) (graph.Props, error) {
+	p, err := graph.DecodeProps(b)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range p {
+		if i, ok := v.(int64); ok && declared[k] == graph.PropFloat {
+			p[k] = float64(i)
+		}
+	}
+	return p, nil
+}
+
+// keyRow is an edges_by_key row.
+type keyRow struct {
+	nbr   []byte
+	props []byte
+	wt    int64 // WRITETIME(props): the edge's event time
+	exp   int64 // expires_at; 0 = never
+}
+
+// candidate is an edge that passed every filter, at its scan position.
+type candidate struct {
+	pos position
+	row keyRow
+}
+
+// adjRead is one Adjacency call.
+type adjRead struct {
+	s     *Store
+	q     graph.AdjacencyQuery
+	et    *graph.EdgeType
+	dir   int8
+	id    []byte
+	after *position
+	// lo and hi bound event times, in microseconds: lo inclusive (raised
+	// past the node's own delete time), hi exclusive.
+	lo, hi int64
+	now    int64
+	need   int // Limit+1: one more than a page, to know whether a next page exists
+}
+
+// Adjacency returns one page of q. OrderKey merges the node's edges_by_key
+// buckets; OrderLatest walks edges_by_time days newest first and validates
+// each row against edges_by_key. Both hide edges expired, outside
+// since/until, or not newer than the latest delete of either end node.
+func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.AdjacencyPage, error) {
+	if !s.enter() {
+		return graph.AdjacencyPage{}, graph.ErrClosed
+	}
+	defer s.leave()
+	if err := ctx.Err(); err != nil {
+		return graph.AdjacencyPage{}, &graph.RetryableError{Op: "adjacency", Err: err}
+	}
+	et, err := s.schema.CheckQuery(q)
+	if err != nil {
+		return graph.AdjacencyPage{}, fmt.Errorf("cassandra: adjacency: %w", err)
+	}
+	r := &adjRead{
+		s: s, q: q, et: et, dir: int8(q.Direction), id: []byte(q.Node.ID),
+		lo: 0, hi: math.MaxInt64, now: s.now().UnixMicro(), need: q.Limit + 1,
+	}
+	if q.Cursor != nil {
+		p, err := decodeCursor(q)
+		if err != nil {
+			return graph.AdjacencyPage{}, err
+		}
+		r.after = &p
+	}
+	if !q.Since.IsZero() {
+		r.lo = ceilMicros(q.Since)
+	}
+	if !q.Until.IsZero() {
+		r.hi = ceilMicros(q.Until)
+	}
+	if len(q.Node.ID) > graph.MaxIDLen || r.lo >= r.hi {
+		return graph.AdjacencyPage{}, nil
+	}
+	var page graph.AdjacencyPage
+	if q.Order == graph.OrderKey {
+		page, err = r.byKey(ctx)
+	} else {
+		page, err = r.latest(ctx)
+	}
+	if err != nil {
+		return graph.AdjacencyPage{}, s.callErr(ctx, "adjacency", err)
+	}
+	return page, nil
+}
+
+// ceilMicros rounds t up to a whole microsecond: stored event times are
+// whole microseconds, so e >= t ⇔ e >= ceil(t) and e < t ⇔ e < ceil(t).
+func ceilMicros(t time.Time) int64 {
+	us := t.UnixMicro()
+	if t.After(time.UnixMicro(us)) {
+		us++
+	}
+	return us
+}
+
+// nodeDeleted reads the node's newest delete time (0 when never deleted).
+func (r *adjRead) nodeDeleted(ctx context.Context) (int64, error) {
+	var d int64
+	err := r.s.do(ctx, opReadNodeDel, func(ctx context.Context) error {
+		err := r.s.query(r.s.readCL, cqlNodeDelete, r.q.Node.Type, r.id).ScanContext(ctx, &d)
+		if errors.Is(err, gocql.ErrNotFound) {
+			d = 0
+			return nil
+		}
+		return err
+	})
+	return d, err
+}
+
+// raiseLo hides edges not newer than the node's own delete.
+func (r *adjRead) raiseLo(deleted int64) {
+	if deleted > 0 && deleted+1 > r.lo {
+		r.lo = deleted + 1
+	}
+}
+
+// live applies the filters known from the row alone.
+func (r *adjRead) live(wt, exp int64) bool {
+	return wt >= r.lo && wt < r.hi && (exp == 0 || exp > r.now)
+}
+
+// page builds the result from candidates in scan order. more reports that
+// the scan stopped before the end (budget reached) at position last.
+func (r *adjRead) page(out []candidate, more bool, last position) (graph.AdjacencyPage, error) {
+	var page graph.AdjacencyPage
+	n := len(out)
+	switch {
+	case n > r.q.Limit:
+		n = r.q.Limit
+		page.Next = encodeCursor(r.q, out[n-1].pos)
+	case more:
+		page.Next = encodeCursor(r.q, last)
+	}
+	page.Edges = make([]graph.Edge, 0, n)
+	for _, c := range out[:n] {
+		e, err := r.edge(c.row)
+		if err != nil {
+			return graph.AdjacencyPage{}, err
+		}
+		page.Edges = append(page.Edges, e)
+	}
+	return page, nil
+}
+
+func (r *adjRead) edge(row keyRow) (graph.Edge, error) {
+	nbr, err := parseNeighbor(row.nbr)
+	if err != nil {
+		return graph.Edge{}, fmt.Errorf("cassandra: adjacency of %s: stored neighbour %q: %w", r.q.Node, row.nbr, err)
+	}
+	k := graph.EdgeKey{Type: r.q.EdgeType, From: r.q.Node, To: nbr}
+	if r.q.Direction == graph.In {
+		k.From, k.To = nbr, r.q.Node
+	}
+	p, err := decodeProps(row.props, r.et.Props)
+	if err != nil {
+		return graph.Edge{}, fmt.Errorf("cassandra: adjacency of %s: edge to %s: %w", r.q.Node, nbr, err)
+	}
+	e := graph.Edge{Key: k, Props: p, EventTime: fromMicros(row.wt)}
+	if row.exp != 0 {
+		e.ExpiresAt = fromMicros(row.exp)
+	}
+	return e, nil
+}
+
+// dropDeletedNeighbors removes candidates whose neighbour was deleted at
+// or after the edge's event time.
+func (r *adjRead) dropDeletedNeighbors(ctx context.Context, cs []candidate) ([]candidate, error) {
+	if len(cs) == 0 {
+		return cs, nil
+	}
+	nbrs := make([][]byte, len(cs))
+	for i, c := range cs {
+		nbrs[i] = c.row.nbr
+	}
+	del, err := r.neighborDeletes(ctx, nbrs)
+	if err != nil {
+		return nil, err
+	}
+	if len(del) == 0 {
+		return cs, nil
+	}
+	kept := cs[:0]
+	for _, c := range cs {
+		if d, ok := del[string(c.row.nbr)]; ok && c.row.wt <= d {
+			continue
+		}
+		kept = append(kept, c)
+	}
+	return kept, nil
+}
+
+// neighborDeletes returns the delete times of the neighbours that were
+// ever deleted, keyed by neighbor key. One IN query per neighbour type and
+// maxINValues ids, in parallel; node_deletes holds only deleted nodes, so
+// most lookups end at the bloom filter.
+func (r *adjRead) neighborDeletes(ctx context.Context, nbrs [][]byte) (map[string]int64, error) {
+	byType := map[string][][]byte{}
+	seen := map[string]bool{}
+	for _, nb := range nbrs {
+		if seen[string(nb)] {
+			continue
+		}
+		seen[string(nb)] = true
+		k, err := parseNeighbor(nb)
+		if err != nil {
+			return nil, fmt.Errorf("cassandra: adjacency of %s: stored neighbour %q: %w", r.q.Node, nb, err)
+		}
+		byType[k.Type] = append(byType[k.Type], []byte(k.ID))
+	}
+	out := map[string]int64{}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.s.limit)
+	for typ, ids := range byType {
+		for start := 0; start < len(ids); start += maxINValues {
+			chunk := ids[start:min(start+maxINValues, len(ids))]
+			g.Go(func() error {
+				found := map[string]int64{}
+				err := r.s.do(gctx, opReadNodeDel, func(ctx context.Context) error {
+					clear(found)
+					iter := r.s.query(r.s.readCL, cqlNodeDeletes, typ, chunk).IterContext(ctx)
+					var id []byte
+					var at int64
+					for iter.Scan(&id, &at) {
+						found[string(neighborKey(graph.NodeKey{Type: typ, ID: string(id)}))] = at
+					}
+					return iter.Close()
+				})
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				for k, v := range found {
+					out[k] = v
+				}
+				mu.Unlock()
+				return nil
+			})
+		}
+	}
+	return out, g.Wait()
+}
+
+// keyStream is one edges_by_key bucket being read in neighbour order.
+type keyStream struct {
+	bucket int8
+	rows   []keyRow
+	pos    int
+	after  []byte // the next fetch starts after this neighbour
+	done   bool   // no rows after the buffered ones
+}
+
+// byKey merges the keyBuckets partitions of the node in neighbour order.
+func (r *adjRead) byKey(ctx context.Context) (graph.AdjacencyPage, error) {
+	streams := make([]*keyStream, keyBuckets)
+	start := []byte{} // non-nil: binds as an empty blob, below every key
+	if r.after != nil {
+		start = r.after.nbr
+	}
+	for b := range streams {
+		streams[b] = &keyStream{bucket: int8(b), after: start}
+	}
+	// Each bucket holds about 1/keyBuckets of the page, plus slack for
+	// uneven hashing and filtered rows, so one round usually suffices.
+	per := max(8, (r.need*5/4+keyBuckets-1)/keyBuckets+4)
+	var deleted int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.s.limit)
+	g.Go(func() (err error) { deleted, err = r.nodeDeleted(gctx); return err })
+	for _, st := range streams {
+		g.Go(func() error { return r.fetchKeys(gctx, st, per) })
+	}
+	if err := g.Wait(); err != nil {
+		return graph.AdjacencyPage{}, err
+	}
+	r.raiseLo(deleted)
+
+	var (
+		out       []candidate
+		last      position
+		scanned   int
+		exhausted bool
+	)
+	for len(out) < r.need && !exhausted && scanned < maxScanRows {
+		var batch []candidate
+		for len(batch) < r.need-len(out) && scanned < maxScanRows {
+			row, ok, err := r.nextKey(ctx, streams, per)
+			if err != nil {
+				return graph.AdjacencyPage{}, err
+			}
+			if !ok {
+				exhausted = true
+				break
+			}
+			scanned++
+			last = position{nbr: row.nbr}
+			if r.live(row.wt, row.exp) {
+				batch = append(batch, candidate{pos: position{nbr: row.nbr}, row: row})
+			}
+		}
+		batch, err := r.dropDeletedNeighbors(ctx, batch)
+		if err != nil {
+			return graph.AdjacencyPage{}, err
+		}
+		out = append(out, batch...)
+	}
+	return r.page(out, !exhausted, last)
+}
+
+// nextKey pops the smallest buffered row across streams, refilling the
+// streams that ran dry first (in parallel) so the minimum is the true one.
+func (r *adjRead) nextKey(ctx context.Context, streams []*keyStream, per int) (keyRow, bool, error) {
+	var dry []*keyStream
+	for _, st := range streams {
+		if st.pos == len(st.rows) && !st.done {
+			dry = append(dry, st)
+		}
+	}
+	if len(dry) > 0 {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(r.s.limit)
+		for _, st := range dry {
+			g.Go(func() error { return r.fetchKeys(gctx, st, per) })
+		}
+		if err := g.Wait(); err != nil {
+			return keyRow{}, false, err
+		}
+	}
+	var best *keyStream
+	for _, st := range streams {
+		if st.pos < len(st.rows) && (best == nil || bytes.Compare(st.rows[st.pos].nbr, best.rows[best.pos].nbr) < 0) {
+			best = st
+		}
+	}
+	if best == nil {
+		return keyRow{}, false, nil
+	}
+	row := best.rows[best.pos]
+	best.pos++
+	return row, true, nil
+}
+
+// fetchKeys replaces st's buffer with the next n rows of its bucket.
+func (r *adjRead) fetchKeys(ctx context.Context, st *keyStream, n int) error {
+	rows := make([]keyRow, 0, n)
+	err := r.s.do(ctx, opReadByKey, func(ctx context.Context) error {
+		rows = rows[:0]
+		iter := r.s.query(r.s.readCL, cqlScanByKey, r.q.Node.Type, r.id, r.q.EdgeType, r.dir, st.bucket, st.after, n).IterContext(ctx)
+		for {
+			var kr keyRow
+			if !iter.Scan(&kr.nbr, &kr.props, &kr.wt, &kr.exp) {
+				break
+			}
+			rows = append(rows, kr)
+		}
+		return iter.Close()
+	})
+	if err != nil {
+		return err
+	}
+	st.rows, st.pos = rows, 0
+	st.done = len(rows) < n
+	if len(rows) > 0 {
+		st.after = rows[len(rows)-1].nbr
+	}
+	return nil
+}
+
+// timeRow is an edges_by_time row.
+type timeRow struct {
+	e   int64
+	nbr []byte
+}
+
+// latest walks the node's days newest first and, within a day, rows by
+// (event time descending, neighbour ascending). A row is the edge only if
+// edges_by_key still has it at that event time; otherwise a newer upsert,
+// a delete or expiry superseded it and the row is skipped.
+func (r *adjRead) latest(ctx context.Context) (graph.AdjacencyPage, error) {
+	dayHi := dayOf(r.hi - 1)
+	if r.after != nil {
+		dayHi = min(dayHi, dayOf(r.after.e))
+	}
+	var (
+		deleted int64
+		days    []int32
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { deleted, err = r.nodeDeleted(gctx); return err })
+	g.Go(func() (err error) { days, err = r.readDays(gctx, dayOf(r.lo), dayHi); return err })
+	if err := g.Wait(); err != nil {
+		return graph.AdjacencyPage{}, err
+	}
+	r.raiseLo(deleted)
+
+	var (
+		out     []candidate
+		last    position
+		scanned int
+		more    bool
+	)
+days:
+	for _, d := range days {
+		if d < dayOf(r.lo) {
+			break
+		}
+		var pos *position
+		if r.after != nil && dayOf(r.after.e) == d {
+			pos = r.after
+		}
+		for {
+			if len(out) >= r.need || scanned >= maxScanRows {
+				more = true
+				break days
+			}
+			want := min(r.need-len(out)+8, maxScanRows-scanned)
+			rows, dayDone, err := r.fetchDay(ctx, d, pos, want)
+			if err != nil {
+				return graph.AdjacencyPage{}, err
+			}
+			scanned += len(rows)
+			if len(rows) > 0 {
+				lr := rows[len(rows)-1]
+				last = position{e: lr.e, nbr: lr.nbr}
+				pos = &last
+			}
+			cs, err := r.validate(ctx, d, rows)
+			if err != nil {
+				return graph.AdjacencyPage{}, err
+			}
+			out = append(out, cs...)
+			if dayDone {
+				break
+			}
+		}
+	}
+	return r.page(out, more, last)
+}
+
+// readDays lists the node's edges_by_time days in [lo, hi], newest first.
+func (r *adjRead) readDays(ctx context.Context, lo, hi int32) ([]int32, error) {
+	var days []int32
+	err := r.s.do(ctx, opReadDays, func(ctx context.Context) error {
+		days = days[:0]
+		iter := r.s.query(r.s.readCL, cqlDays, r.q.Node.Type, r.id, r.q.EdgeType, r.dir, lo, hi, maxDays).IterContext(ctx)
+		var d int32
+		for iter.Scan(&d) {
+			days = append(days, d)
+		}
+		return iter.Close()
+	})
+	return days, err
+}
+
+// fetchDay reads up to n rows of day d after pos (from the day's top when
+// pos is nil), within [lo, hi). done reports that the day has no more.
+func (r *adjRead) fetchDay(ctx context.Context, d int32, pos *position, n int) (rows []timeRow, done bool, err error) {
+	dayLo := max(r.lo, int64(d)*dayMicros)
+	upper := min(r.hi, (int64(d)+1)*dayMicros)
+	scan := func(cql string, args ...any) ([]timeRow, error) {
+		var got []timeRow
+		err := r.s.do(ctx, opReadByTime, func(ctx context.Context) error {
+			got = got[:0]
+			iter := r.s.query(r.s.readCL, cql, args...).IterContext(ctx)
+			for {
+				var tr timeRow
+				if !iter.Scan(&tr.e, &tr.nbr) {
+					break
+				}
+				got = append(got, tr)
+			}
+			return iter.Close()
+		})
+		return got, err
+	}
+	if pos != nil {
+		// The rest of the rows sharing pos's event time come first.
+		tie, err := scan(cqlScanByTimeTie, r.q.Node.Type, r.id, r.q.EdgeType, r.dir, d, pos.e, pos.nbr, n)
+		if err != nil {
+			return nil, false, err
+		}
+		if len(tie) == n {
+			return tie, false, nil
+		}
+		rows, n, upper = tie, n-len(tie), min(upper, pos.e)
+	}
+	if dayLo >= upper {
+		return rows, true, nil
+	}
+	more, err := scan(cqlScanByTime, r.q.Node.Type, r.id, r.q.EdgeType, r.dir, d, dayLo, upper, n)
+	if err != nil {
+		return nil, false, err
+	}
+	return append(rows, more...), len(more) < n, nil
+}
+
+// validate keeps the rows whose edges_by_key row still has their event
+// time and is live, and whose neighbour was not deleted since. The key rows
+// and the neighbours' delete times are read in parallel. Rows superseded by
+// a newer upsert are deleted in the background at their own timestamp.
+func (r *adjRead) validate(ctx context.Context, d int32, rows []timeRow) ([]candidate, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	nbrs := make([][]byte, len(rows))
+	for i, tr := range rows {
+		nbrs[i] = tr.nbr
+	}
+	var (
+		keys map[string]keyRow
+		del  map[string]int64
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { keys, err = r.lookupKeys(gctx, nbrs); return err })
+	g.Go(func() (err error) { del, err = r.neighborDeletes(gctx, nbrs); return err })
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var out []candidate
+	for _, tr := range rows {
+		kr, ok := keys[string(tr.nbr)]
+		switch {
+		case !ok:
+			// Deleted or expired (or its key row not yet written by an
+			// Apply in flight): skip, and leave the row to its TTL or to
+			// the delete that removes it.
+			r.s.m.stale.WithLabelValues("skipped").Inc()
+			continue
+		case kr.wt > tr.e:
+			r.s.repair(r.q, r.dir, d, tr)
+			continue
+		case kr.wt != tr.e:
+			r.s.m.stale.WithLabelValues("skipped").Inc()
+			continue
+		case !r.live(kr.wt, kr.exp):
+			continue
+		}
+		if dt, ok := del[string(tr.nbr)]; ok && tr.e <= dt {
+			continue
+		}
+		out = append(out, candidate{pos: position{e: tr.e, nbr: tr.nbr}, row: kr})
+	}
+	return out, nil
+}
+
+// lookupKeys reads the edges_by_key rows of nbrs: one IN query per bucket
+// and maxINValues neighbours, in parallel.
+func (r *adjRead) lookupKeys(ctx context.Context, nbrs [][]byte) (map[string]keyRow, error) {
+	var byBucket [keyBuckets][][]byte
+	seen := map[string]bool{}
+	for _, nb := range nbrs {
+		if seen[string(nb)] {
+			continue
+		}
+		seen[string(nb)] = true
+		b := bucketOf(nb)
+		byBucket[b] = append(byBucket[b], nb)
+	}
+	out := make(map[string]keyRow, len(seen))
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.s.limit)
+	for b, list := range byBucket {
+		for start := 0; start < len(list); start += maxINValues {
+			chunk := list[start:min(start+maxINValues, len(list))]
+			g.Go(func() error {
+				var got []keyRow
+				err := r.s.do(gctx, opLookupEdges, func(ctx context.Context) error {
+					got = got[:0]
+					iter := r.s.query(r.s.readCL, cqlLookupByKey, r.q.Node.Type, r.id, r.q.EdgeType, r.dir, int8(b), chunk).IterContext(ctx)
+					for {
+						var kr keyRow
+						if !iter.Scan(&kr.nbr, &kr.props, &kr.wt, &kr.exp) {
+							break
+						}
+						got = append(got, kr)
+					}
+					return iter.Close()
+				})
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				for _, kr := range got {
+					out[string(kr.nbr)] = kr
+				}
+				mu.Unlock()
+				return nil
+			})
+		}
+	}
+	return out, g.Wait()
+}
+
+// repair deletes an edges_by_time row superseded by a newer upsert of the
+// same edge, at the row's own timestamp: that removes exactly this row
+// version. It is safe whatever happens concurrently: the row can never be
+// valid again, because the edge's write time only moves forward (an older
+// upsert of it loses to the newer one). At most maxRepairsInFlight run in
+// the background; beyond that the row is left for a later read.
+func (s *Store) repair(q graph.AdjacencyQuery, dir int8, d int32, tr timeRow) {
+	select {
+	case s.repairSem <- struct{}{}:
+	default:
+		s.m.stale.WithLabelValues("skipped").Inc()
+		return
+	}
+	s.repairs.Add(1)
+	go func() {
+		defer s.repairs.Done()
+		defer func() { <-s.repairSem }()
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		defer cancel()
+		err := s.do(ctx, opRepair, func(ctx context.Context) error {
+			return s.query(s.writeCL, cqlDeleteByTime, tr.e, q.Node.Type, []byte(q.Node.ID), q.EdgeType, dir, d, tr.e, tr.nbr).ExecContext(ctx)
+		})
+		if err != nil {
+			s.m.stale.WithLabelValues("skipped").Inc()
+			s.log.Warn("cassandra repair of superseded index row failed", slog.String("edge_type", q.EdgeType), slog.Any("error", err))
+			return
+		}
+		s.m.stale.WithLabelValues("repaired").Inc()
+	}()
+}

@@ -1,0 +1,524 @@
+package cassandra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rtgraph/rtgraph/graph"
+)
+
+// Options carry a Store's collaborators. The zero value is usable.
+type Options struct {
+	// Registerer receives the Store's metrics. Nil keeps them in a private
+	// registry (not exported); never the global default registry.
+	Registerer prometheus.Registerer
+	// Logger receives the Store's events. Nil discards them.
+	Logger *slog.Logger
+	// Now is the clock that decides TTL expiry; nil means time.Now.
+	Now func() time.Time
+	// DayCacheSize bounds the cache of edge_days rows known to be written,
+	// which spares rewriting one row per edge upsert. Default 65536.
+	DayCacheSize int
+}
+
+// Sizes that bound one call's work.
+const (
+	// maxBatchStatements caps one single-partition batch; a larger group of
+	// statements for one partition is sent as several batches.
+	maxBatchStatements = 64
+	// maxINValues caps the values of one IN restriction.
+	maxINValues = 100
+	// maxScanRows caps the rows one Adjacency call reads (a key-order page
+	// with a narrow since/until over a huge node could otherwise read the
+	// whole node). A call that reaches it returns the edges found so far and
+	// a cursor after the last row read.
+	maxScanRows = 100_000
+	// maxRepairsInFlight bounds background deletes of superseded index rows.
+	maxRepairsInFlight = 16
+)
+
+// Store is the Cassandra graph.Store. It is safe for concurrent use. It
+// does not own its session: close the Store, then the session.
+type Store struct {
+	session *gocql.Session
+	schema  *graph.Schema
+	readCL  gocql.Consistency
+	writeCL gocql.Consistency
+	limit   int           // goroutines per call
+	sem     chan struct{} // requests in flight, whole Store
+	retry   *retrier
+	m       *metrics
+	log     *slog.Logger
+	now     func() time.Time
+	timeout time.Duration
+
+	// days remembers edge_days rows written by this Store: key → the
+	// expiry written (microseconds, 0 = never expires).
+	days *lru.Cache[dayKey, int64]
+
+	// mu is held shared by every call for its whole duration and
+	// exclusively by Close, so Close waits for calls in flight and no call
+	// starts after it.
+	mu     sync.RWMutex
+	closed bool
+	// repairs tracks background repair deletes; Close waits for them.
+	repairs   sync.WaitGroup
+	repairSem chan struct{}
+}
+
+var _ graph.Store = (*Store)(nil)
+
+// New returns a Store writing to and reading from the keyspace of session
+// (built by NewSession, migrated by Migrate). cfg supplies consistency
+// levels, retry policy and concurrency bounds; schema checks every
+// mutation and query.
+func New(session *gocql.Session, cfg Config, schema *graph.Schema, opts Options) (*Store, error) {
+	if session == nil {
+		return nil, errors.New("cassandra: new store: nil session")
+	}
+	if schema == nil {
+		return nil, errors.New("cassandra: new store: nil schema")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	reg := opts.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	size := opts.DayCacheSize
+	if size <= 0 {
+		size = 1 << 16
+	}
+	days, err := lru.New[dayKey, int64](size)
+	if err != nil {
+		return nil, fmt.Errorf("cassandra: new store: %w", err)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{
+		session:   session,
+		schema:    schema,
+		readCL:    gocql.ParseConsistency(cfg.Consistency.Read),
+		writeCL:   gocql.ParseConsistency(cfg.Consistency.Write),
+		limit:     cfg.MaxConcurrentRequests,
+		sem:       make(chan struct{}, cfg.MaxConcurrentRequests),
+		retry:     &retrier{cfg: cfg.Retry, metrics: m},
+		m:         m,
+		log:       logger,
+		now:       now,
+		timeout:   cfg.Timeout,
+		days:      days,
+		repairSem: make(chan struct{}, maxRepairsInFlight),
+	}, nil
+}
+
+// enter starts a call; false means the Store is closed. A true return must
+// be paired with leave.
+func (s *Store) enter() bool {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return false
+	}
+	return true
+}
+
+func (s *Store) leave() { s.mu.RUnlock() }
+
+// Close waits for calls in flight and background repairs, then marks the
+// Store closed. It does not close the session. A second Close returns
+// graph.ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return graph.ErrClosed
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.repairs.Wait()
+	return nil
+}
+
+// do runs one request under the Store-wide in-flight bound, with retries.
+func (s *Store) do(ctx context.Context, op string, f func(context.Context) error) error {
+	return s.retry.do(ctx, op, func(ctx context.Context) error {
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-s.sem }()
+		return f(ctx)
+	})
+}
+
+// query prepares a statement (the driver prepares and caches it on first
+// use) marked idempotent, at consistency cl.
+func (s *Store) query(cl gocql.Consistency, cql string, args ...any) *gocql.Query {
+	return s.session.Query(cql, args...).Consistency(cl).Idempotent(true)
+}
+
+// Write statements. Every one carries the mutation's event time as its
+// timestamp, so Cassandra's last-write-wins is the graph's.
+const (
+	cqlUpsertNode  = `INSERT INTO nodes (type, id, props) VALUES (?, ?, ?) USING TIMESTAMP ?`
+	cqlDeleteNode  = `DELETE FROM nodes USING TIMESTAMP ? WHERE type = ? AND id = ?`
+	cqlNodeDeleted = `INSERT INTO node_deletes (type, id, deleted_at) VALUES (?, ?, ?) USING TIMESTAMP ?`
+	cqlUpsertByKey = `INSERT INTO edges_by_key (node_type, node_id, edge_type, direction, bucket, neighbor, props, expires_at)` +
+		` VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`
+	cqlUpsertByTime = `INSERT INTO edges_by_time (node_type, node_id, edge_type, direction, day, event_time, neighbor)` +
+		` VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`
+	cqlUpsertDay = `INSERT INTO edge_days (node_type, node_id, edge_type, direction, day)` +
+		` VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`
+	cqlDeleteByKey = `DELETE FROM edges_by_key USING TIMESTAMP ?` +
+		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND bucket = ? AND neighbor = ?`
+	cqlDeleteByTime = `DELETE FROM edges_by_time USING TIMESTAMP ?` +
+		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND day = ? AND event_time = ? AND neighbor = ?`
+	cqlEdgeWriteTime = `SELECT WRITETIME(props) FROM edges_by_key` +
+		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND bucket = ? AND neighbor = ?`
+)
+
+// Tables, for partition keys of the write plan.
+const (
+	tNodes uint8 = iota
+	tNodeDeletes
+	tByKey
+	tByTime
+	tDays
+)
+
+// partKey identifies one partition of one table: statements with equal
+// partKeys go into one single-partition batch.
+type partKey struct {
+	table    uint8
+	typ, id  string
+	edgeType string
+	dir      int8
+	bucket   int32 // bucket (edges_by_key) or day (edges_by_time)
+}
+
+// dayKey identifies one edge_days row.
+type dayKey struct {
+	typ, id, edgeType string
+	dir               int8
+	day               int32
+}
+
+type stmt struct {
+	cql  string
+	args []any
+}
+
+type group struct {
+	stmts []stmt
+	// days are the edge_days rows this group writes, cached once it is
+	// acknowledged.
+	days []dayWrite
+}
+
+type dayWrite struct {
+	key    dayKey
+	expiry int64
+}
+
+// plan is the statements of one Apply, grouped by partition.
+type plan struct {
+	groups map[partKey]*group
+	order  []partKey // deterministic execution order, for tests and logs
+	// dayPlanned dedupes edge_days writes within the plan.
+	dayPlanned map[dayKey]int64
+}
+
+func (p *plan) add(k partKey, cql string, args ...any) *group {
+	g, ok := p.groups[k]
+	if !ok {
+		g = &group{}
+		p.groups[k] = g
+		p.order = append(p.order, k)
+	}
+	g.stmts = append(g.stmts, stmt{cql, args})
+	return g
+}
+
+// edgeDelete is an edge delete whose newest-first index row is looked up
+// before the delete is written (see Apply).
+type edgeDelete struct {
+	m       graph.Mutation
+	reverse bool
+}
+
+// Apply checks every mutation against the schema (none is written if one
+// fails: the error wraps the *graph.SchemaError), then writes them all,
+// grouped into one unlogged batch per partition, the batches in parallel
+// (at most max_concurrent_requests at once). Forward and reverse rows of an
+// edge are different partitions and are not written atomically: a failed
+// Apply may leave one side written, and the caller's retry of the whole
+// batch completes it. Edge upserts already expired (event time + TTL in the
+// past) are not written at all.
+func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
+	if !s.enter() {
+		return graph.ErrClosed
+	}
+	defer s.leave()
+	if err := ctx.Err(); err != nil {
+		return &graph.RetryableError{Op: "apply", Err: err}
+	}
+	checked := make([]graph.Mutation, len(muts))
+	for i, m := range muts {
+		if err := s.schema.Check(&m); err != nil {
+			return fmt.Errorf("cassandra: apply mutation %d: %w", i, err)
+		}
+		checked[i] = m
+	}
+	p := &plan{groups: make(map[partKey]*group), dayPlanned: make(map[dayKey]int64)}
+	var deletes []edgeDelete
+	nowUS := s.now().UnixMicro()
+	counts := map[graph.Op]int{}
+	for i, m := range checked {
+		counts[m.Op]++
+		switch m.Op {
+		case graph.OpUpsertNode:
+			enc, err := graph.EncodeProps(m.Props)
+			if err != nil {
+				return fmt.Errorf("cassandra: apply mutation %d: %w", i, err)
+			}
+			ts := m.EventTime.UnixMicro()
+			p.add(partKey{table: tNodes, typ: m.Node.Type, id: m.Node.ID},
+				cqlUpsertNode, m.Node.Type, []byte(m.Node.ID), enc, ts)
+		case graph.OpDeleteNode:
+			ts := m.EventTime.UnixMicro()
+			p.add(partKey{table: tNodes, typ: m.Node.Type, id: m.Node.ID},
+				cqlDeleteNode, ts, m.Node.Type, []byte(m.Node.ID))
+			p.add(partKey{table: tNodeDeletes, typ: m.Node.Type, id: m.Node.ID},
+				cqlNodeDeleted, m.Node.Type, []byte(m.Node.ID), ts, ts)
+		case graph.OpUpsertEdge:
+			enc, err := graph.EncodeProps(m.Props)
+			if err != nil {
+				return fmt.Errorf("cassandra: apply mutation %d: %w", i, err)
+			}
+			s.planEdgeUpsert(p, m, enc, nowUS)
+		case graph.OpDeleteEdge:
+			et, _ := s.schema.EdgeType(m.Edge.Type) // Check has found it
+			ts := m.EventTime.UnixMicro()
+			for _, side := range sides(m.Edge, et.Reverse) {
+				nb := neighborKey(side.nbr)
+				p.add(partKey{table: tByKey, typ: side.node.Type, id: side.node.ID, edgeType: m.Edge.Type, dir: side.dir, bucket: int32(bucketOf(nb))},
+					cqlDeleteByKey, ts, side.node.Type, []byte(side.node.ID), m.Edge.Type, side.dir, bucketOf(nb), nb)
+			}
+			deletes = append(deletes, edgeDelete{m: m, reverse: et.Reverse})
+		}
+	}
+	// An edge delete also removes the edge's newest-first index rows, which
+	// are keyed by the event time the edge has now: read it before the
+	// delete lands. Only a row at or before the delete is removed (the
+	// tombstone carries the delete's timestamp), so this is safe against
+	// any concurrent write; rows it misses are skipped at read time.
+	if len(deletes) > 0 {
+		if err := s.planIndexDeletes(ctx, p, deletes); err != nil {
+			return err
+		}
+	}
+	if err := s.execPlan(ctx, p); err != nil {
+		return err
+	}
+	for op, n := range counts {
+		s.m.muts.WithLabelValues(op.String()).Add(float64(n))
+	}
+	return nil
+}
+
+// side is one direction's copy of an edge: the node whose partition holds
+// it and the neighbour it points at.
+type side struct {
+	node, nbr graph.NodeKey
+	dir       int8
+}
+
+func sides(k graph.EdgeKey, reverse bool) []side {
+	out := []side{{node: k.From, nbr: k.To, dir: dirOut}}
+	if reverse {
+		out = append(out, side{node: k.To, nbr: k.From, dir: dirIn})
+	}
+	return out
+}
+
+// planEdgeUpsert adds an edge upsert's rows, in each direction kept: the
+// edges_by_key row (props, expiry), the edges_by_time row and, unless this
+// Store wrote it already, the edge_days row.
+func (s *Store) planEdgeUpsert(p *plan, m graph.Mutation, enc []byte, nowUS int64) {
+	ts := m.EventTime.UnixMicro()
+	ttl := 0            // seconds; 0 = no TTL
+	var exp64 int64 // expires_at, microseconds; 0 = never
+	if m.TTL > 0 {
+		exp64 = ts + m.TTL.Microseconds()
+		remaining := exp64 - nowUS
+		if remaining <= 0 {
+			s.m.expired.Inc()
+			return
+		}
+		ttl = ttlSeconds(remaining)
+	}
+	day := dayOf(ts)
+	// The day row must outlive every edge of its day: the last of them
+	// expires by the end of the day plus the TTL.
+	var dayExpiry int64
+	dayTTL := 0
+	if m.TTL > 0 {
+		dayExpiry = (int64(day)+1)*dayMicros + m.TTL.Microseconds()
+		dayTTL = ttlSeconds(dayExpiry - nowUS)
+	}
+	et, _ := s.schema.EdgeType(m.Edge.Type)
+	for _, sd := range sides(m.Edge, et.Reverse) {
+		nb := neighborKey(sd.nbr)
+		b := bucketOf(nb)
+		id := []byte(sd.node.ID)
+		p.add(partKey{table: tByKey, typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir, bucket: int32(b)},
+			cqlUpsertByKey, sd.node.Type, id, m.Edge.Type, sd.dir, b, nb, enc, exp64, ts, ttl)
+		p.add(partKey{table: tByTime, typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir, bucket: day},
+			cqlUpsertByTime, sd.node.Type, id, m.Edge.Type, sd.dir, day, ts, nb, ts, ttl)
+		dk := dayKey{typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir, day: day}
+		if covered(p.dayPlanned, dk, dayExpiry) || s.dayCached(dk, dayExpiry) {
+			continue
+		}
+		p.dayPlanned[dk] = dayExpiry
+		g := p.add(partKey{table: tDays, typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir},
+			cqlUpsertDay, sd.node.Type, id, m.Edge.Type, sd.dir, day, ts, dayTTL)
+		g.days = append(g.days, dayWrite{key: dk, expiry: dayExpiry})
+	}
+}
+
+// ttlSeconds rounds a remaining lifetime up to whole seconds, so Cassandra
+// never drops a row before its expires_at; past Cassandra's ceiling it
+// returns 0 (no TTL) and reads alone enforce the expiry.
+func ttlSeconds(remainingUS int64) int {
+	sec := (remainingUS + 999_999) / 1_000_000
+	if sec > maxCassandraTTL {
+		return 0
+	}
+	return int(max(sec, 1))
+}
+
+// covered reports whether an edge_days row with expiry want (0 = never) is
+// already planned with an expiry at least as late.
+func covered(m map[dayKey]int64, k dayKey, want int64) bool {
+	have, ok := m[k]
+	return ok && expiryCovers(have, want)
+}
+
+func expiryCovers(have, want int64) bool {
+	if have == 0 {
+		return true
+	}
+	return want != 0 && have >= want
+}
+
+func (s *Store) dayCached(k dayKey, want int64) bool {
+	have, ok := s.days.Get(k)
+	return ok && expiryCovers(have, want)
+}
+
+// planIndexDeletes reads, for each deleted edge, the event time its
+// edges_by_key row has now, and plans the delete of the matching
+// edges_by_time rows at the delete's timestamp.
+func (s *Store) planIndexDeletes(ctx context.Context, p *plan, deletes []edgeDelete) error {
+	found := make([]int64, len(deletes))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.limit)
+	for i, d := range deletes {
+		g.Go(func() error {
+			nb := neighborKey(d.m.Edge.To)
+			return s.do(gctx, opReadEdgeBefore, func(ctx context.Context) error {
+				var wt int64
+				err := s.query(s.readCL, cqlEdgeWriteTime, d.m.Edge.From.Type, []byte(d.m.Edge.From.ID), d.m.Edge.Type, dirOut, bucketOf(nb), nb).
+					ScanContext(ctx, &wt)
+				if errors.Is(err, gocql.ErrNotFound) {
+					return nil
+				}
+				found[i] = wt
+				return err
+			})
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return s.callErr(ctx, "apply", err)
+	}
+	for i, d := range deletes {
+		wt, ts := found[i], d.m.EventTime.UnixMicro()
+		// A newer edge is untouched by this delete, and so is its index row.
+		if wt == 0 || wt > ts {
+			continue
+		}
+		day := dayOf(wt)
+		for _, sd := range sides(d.m.Edge, d.reverse) {
+			nb := neighborKey(sd.nbr)
+			p.add(partKey{table: tByTime, typ: sd.node.Type, id: sd.node.ID, edgeType: d.m.Edge.Type, dir: sd.dir, bucket: day},
+				cqlDeleteByTime, ts, sd.node.Type, []byte(sd.node.ID), d.m.Edge.Type, sd.dir, day, wt, nb)
+		}
+	}
+	return nil
+}
+
+// execPlan sends every group: one statement alone, several as unlogged
+// single-partition batches.
+func (s *Store) execPlan(ctx context.Context, p *plan) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.limit)
+	for _, k := range p.order {
+		grp := p.groups[k]
+		for start := 0; start < len(grp.stmts); start += maxBatchStatements {
+			chunk := grp.stmts[start:min(start+maxBatchStatements, len(grp.stmts))]
+			g.Go(func() error { return s.do(gctx, opWrite, func(ctx context.Context) error { return s.send(ctx, chunk) }) })
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return s.callErr(ctx, "apply", err)
+	}
+	for _, k := range p.order {
+		for _, d := range p.groups[k].days {
+			s.days.Add(d.key, d.expiry)
+		}
+	}
+	return nil
+}
+
+func (s *Store) send(ctx context.Context, stmts []stmt) error {
+	if len(stmts) == 1 {
+		return s.query(s.writeCL, stmts[0].cql, stmts[0].args...).ExecContext(ctx)
+	}
+	b := s.session.Batch(gocql.UnloggedBatch).Consistency(s.writeCL)
+	for _, st := range stmts {
+		b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.cql, Args: st.args, Idempotent: true})
+	}
+	return b.ExecContext(ctx)
+}
+
+// callErr shapes the error of a public call: a cancelled caller context is
+// retryable whatever the request saw; retryable and permanent errors from
+// the requests pass through.
+func (s *Store) callErr(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil && !graph.IsRetryable(err) {
+		return &graph.RetryableError{Op: op, Err: ctx.Err()}
+	}
+	return err
+}
