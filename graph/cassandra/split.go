@@ -12,8 +12,9 @@ type statement struct {
 }
 
 // splitCQL splits a CQL script into statements on ';' outside string
-// literals ('...' with '' escapes, $$...$$), quoted identifiers ("..." with
-// "" escapes) and comments (--, // to end of line; /* */). Statements made
+// literals (single-quoted with a doubled quote as escape, or $$...$$),
+// quoted identifiers (double-quoted, same escape) and comments (--, // to
+// end of line; /* */). Statements made
 // only of comments and blanks are dropped; a trailing statement without ';'
 // is kept. An unterminated literal, identifier or comment is an error naming
 // the line it starts on.

@@ -368,7 +368,7 @@ func sides(k graph.EdgeKey, reverse bool) []side {
 // Store wrote it already, the edge_days row.
 func (s *Store) planEdgeUpsert(p *plan, m graph.Mutation, enc []byte, nowUS int64) {
 	ts := m.EventTime.UnixMicro()
-	ttl := 0            // seconds; 0 = no TTL
+	ttl := 0        // seconds; 0 = no TTL
 	var exp64 int64 // expires_at, microseconds; 0 = never
 	if m.TTL > 0 {
 		exp64 = ts + m.TTL.Microseconds()
@@ -488,7 +488,9 @@ func (s *Store) execPlan(ctx context.Context, p *plan) error {
 		grp := p.groups[k]
 		for start := 0; start < len(grp.stmts); start += maxBatchStatements {
 			chunk := grp.stmts[start:min(start+maxBatchStatements, len(grp.stmts))]
-			g.Go(func() error { return s.do(gctx, opWrite, func(ctx context.Context) error { return s.send(ctx, chunk) }) })
+			g.Go(func() error {
+				return s.do(gctx, opWrite, func(ctx context.Context) error { return s.send(ctx, chunk) })
+			})
 		}
 	}
 	if err := g.Wait(); err != nil {
