@@ -930,3 +930,37 @@ func (s *Schema) CheckQuery(q AdjacencyQuery) (*EdgeType, error) {
 	}
 	return et, nil
 }
+
+// DecodeNodeProps decodes properties stored with [EncodeProps] for a node of
+// type nodeType, restoring declared types: JSON cannot tell 2.0 from 2, so
+// [DecodeProps] returns int64 for an integral float, which this turns back
+// into float64 for a float property. Backends read properties through it.
+func (s *Schema) DecodeNodeProps(nodeType string, b []byte) (Props, error) {
+	var declared map[string]PropType
+	if nt, ok := s.nodes[nodeType]; ok {
+		declared = nt.Props
+	}
+	return decodeTyped(declared, b)
+}
+
+// DecodeEdgeProps is [Schema.DecodeNodeProps] for an edge of type edgeType.
+func (s *Schema) DecodeEdgeProps(edgeType string, b []byte) (Props, error) {
+	var declared map[string]PropType
+	if et, ok := s.edges[edgeType]; ok {
+		declared = et.Props
+	}
+	return decodeTyped(declared, b)
+}
+
+func decodeTyped(declared map[string]PropType, b []byte) (Props, error) {
+	p, err := DecodeProps(b)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range p {
+		if i, ok := v.(int64); ok && declared[k] == PropFloat {
+			p[k] = float64(i)
+		}
+	}
+	return p, nil
+}

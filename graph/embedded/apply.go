@@ -1,0 +1,401 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/rtgraph/rtgraph/graph"
+)
+
+// Apply checks every mutation against the schema (none is applied if one
+// breaks it; the error is the permanent *graph.SchemaError), then applies
+// them in order in one Pebble batch. Only a node delete whose cleanup
+// outgrows cfg.CommitEvery commits in several batches; a crash in between
+// leaves edges deleted and the node not yet, and the caller's retry of the
+// whole batch finishes the work.
+func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
+	if len(muts) > s.cfg.MaxBatch {
+		return fmt.Errorf("embedded: apply: %d mutations, at most %d per call", len(muts), s.cfg.MaxBatch)
+	}
+	checked := make([]graph.Mutation, len(muts))
+	encs := make([][]byte, len(muts))
+	for i, m := range muts {
+		if err := s.schema.Check(&m); err != nil {
+			s.m.rejected.WithLabelValues(ruleOf(err)).Inc()
+			return fmt.Errorf("embedded: apply mutation %d: %w", i, err)
+		}
+		if m.Op == graph.OpUpsertNode || m.Op == graph.OpUpsertEdge {
+			enc, err := graph.EncodeProps(m.Props)
+			if err != nil {
+				return fmt.Errorf("embedded: apply mutation %d: %w", i, err)
+			}
+			encs[i] = enc
+		}
+		checked[i] = m
+	}
+	if err := s.enter(ctx, "apply"); err != nil {
+		return err
+	}
+	defer s.life.RUnlock()
+	start := time.Now()
+
+	s.wmu.Lock()
+	t := &txn{s: s, b: s.db.NewIndexedBatch()}
+	err := t.applyAll(ctx, checked, encs)
+	if err == nil {
+		err = ctx.Err()
+		if err != nil {
+			err = &graph.RetryableError{Op: "apply", Err: err}
+		}
+	}
+	if err != nil {
+		_ = t.b.Close()
+		s.wmu.Unlock()
+		return fmt.Errorf("embedded: apply: %w", err)
+	}
+	b := t.b
+	if !s.cfg.Sync {
+		err = b.Commit(pebble.NoSync)
+		s.wmu.Unlock()
+	} else {
+		// The batch is in the memtable when ApplyNoSyncWait returns, which
+		// is all the next writer's reads need; waiting for the fsync
+		// outside wmu lets concurrent Apply calls share one WAL sync.
+		err = s.db.ApplyNoSyncWait(b, pebble.Sync)
+		s.wmu.Unlock()
+		if err == nil {
+			err = b.SyncWait()
+		}
+	}
+	_ = b.Close()
+	if err != nil {
+		return fmt.Errorf("embedded: apply: commit: %w", err)
+	}
+	for _, m := range checked {
+		s.m.mutations.WithLabelValues(m.Op.String()).Inc()
+	}
+	s.m.applySeconds.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+func ruleOf(err error) string {
+	var se *graph.SchemaError
+	if errors.As(err, &se) {
+		return string(se.Rule)
+	}
+	return "other"
+}
+
+// txn is one writer's view: an indexed batch, so reads see the writes made
+// earlier in the same Apply. Only used with s.wmu held.
+type txn struct {
+	s *Store
+	b *pebble.Batch
+}
+
+func (t *txn) get(key []byte) (record, bool, error) {
+	v, closer, err := t.b.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return record{}, false, nil
+	}
+	if err != nil {
+		return record{}, false, err
+	}
+	defer closer.Close()
+	r, err := decodeRecord(v)
+	if err != nil {
+		return record{}, false, fmt.Errorf("%w at key %q", err, key)
+	}
+	return r, true, nil
+}
+
+func (t *txn) set(key []byte, r record) error { return t.b.Set(key, r.encode(), nil) }
+
+func (t *txn) del(key []byte) error { return t.b.Delete(key, nil) }
+
+// commitIfLarge commits the batch so far and starts another once it holds
+// cfg.CommitEvery entries. Only called between whole steps, so every commit
+// leaves records and indexes consistent.
+func (t *txn) commitIfLarge() error {
+	if int(t.b.Count()) < t.s.cfg.CommitEvery {
+		return nil
+	}
+	if err := t.b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	_ = t.b.Close()
+	t.b = t.s.db.NewIndexedBatch()
+	return nil
+}
+
+func (t *txn) applyAll(ctx context.Context, muts []graph.Mutation, encs [][]byte) error {
+	for i, m := range muts {
+		if i%256 == 0 && ctx.Err() != nil {
+			return &graph.RetryableError{Op: "apply", Err: ctx.Err()}
+		}
+		var err error
+		at := micros(m.EventTime)
+		switch m.Op {
+		case graph.OpUpsertNode:
+			err = t.upsertNode(m.Node, at, encs[i])
+		case graph.OpDeleteNode:
+			err = t.deleteNode(ctx, m.Node, at)
+		case graph.OpUpsertEdge:
+			err = t.upsertEdge(m.Edge, at, m.TTL, encs[i])
+		case graph.OpDeleteEdge:
+			err = t.deleteEdge(m.Edge, at)
+		}
+		if err != nil {
+			return fmt.Errorf("mutation %d (%s): %w", i, m.Op, err)
+		}
+	}
+	return nil
+}
+
+// wins reports whether an upsert at (at, enc) replaces r's upsert, and is
+// not hidden by r's delete (a delete wins a tie).
+func wins(r record, found bool, at int64, enc []byte) bool {
+	if !found {
+		return true
+	}
+	if r.hasDel && at <= r.delAt {
+		return false
+	}
+	if !r.hasUp {
+		return true
+	}
+	return at > r.upAt || (at == r.upAt && bytes.Compare(enc, r.props) > 0)
+}
+
+func (t *txn) upsertNode(k graph.NodeKey, at int64, enc []byte) error {
+	key := nodeKey(k)
+	r, found, err := t.get(key)
+	if err != nil {
+		return err
+	}
+	if !wins(r, found, at, enc) {
+		t.s.m.superseded.Inc()
+		return nil
+	}
+	r.hasUp, r.upAt, r.props = true, at, enc
+	return t.set(key, r)
+}
+
+func (t *txn) upsertEdge(k graph.EdgeKey, at int64, ttl time.Duration, enc []byte) error {
+	// A delete of either end node at or after this event time hides the
+	// edge for good: do not store it.
+	for _, n := range []graph.NodeKey{k.From, k.To} {
+		nr, found, err := t.get(nodeKey(n))
+		if err != nil {
+			return err
+		}
+		if found && nr.hasDel && at <= nr.delAt {
+			t.s.m.superseded.Inc()
+			return nil
+		}
+	}
+	key := edgeKey(k)
+	r, found, err := t.get(key)
+	if err != nil {
+		return err
+	}
+	if !wins(r, found, at, enc) {
+		t.s.m.superseded.Inc()
+		return nil
+	}
+	if r.hasUp {
+		if err := t.unindex(k, r); err != nil {
+			return err
+		}
+	}
+	r.hasUp, r.upAt, r.props, r.expires = true, at, enc, 0
+	if ttl > 0 {
+		r.expires = at + ttl.Microseconds()
+	}
+	if err := t.set(key, r); err != nil {
+		return err
+	}
+	return t.index(k, r)
+}
+
+// index writes the index entries of r's upsert; unindex removes them. The
+// entries of an upsert exist exactly while it is the record's upsert.
+func (t *txn) index(k graph.EdgeKey, r record) error {
+	et, ok := t.s.schema.EdgeType(k.Type)
+	if !ok {
+		return fmt.Errorf("edge type %q not in schema", k.Type)
+	}
+	copyRec := record{hasUp: true, upAt: r.upAt, expires: r.expires, props: r.props}
+	if err := t.set(outTimeKey(k, r.upAt), copyRec); err != nil {
+		return err
+	}
+	if et.Reverse {
+		if err := t.set(inKey(k), copyRec); err != nil {
+			return err
+		}
+		if err := t.set(inTimeKey(k, r.upAt), copyRec); err != nil {
+			return err
+		}
+	} else if err := t.b.Set(inKey(k), nil, nil); err != nil {
+		return err
+	}
+	if r.expires != 0 {
+		return t.b.Set(expiryKey(k, r.expires), nil, nil)
+	}
+	return nil
+}
+
+func (t *txn) unindex(k graph.EdgeKey, r record) error {
+	keys := [][]byte{outTimeKey(k, r.upAt), inKey(k), inTimeKey(k, r.upAt)}
+	if r.expires != 0 {
+		keys = append(keys, expiryKey(k, r.expires))
+	}
+	for _, key := range keys {
+		// Deleting a key that does not exist (inTimeKey of a type without
+		// reverse index) costs one tombstone and keeps this simple.
+		if err := t.del(key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropUp removes r's upsert and its index entries, keeping the record only
+// if it still carries a delete (the tombstone).
+func (t *txn) dropUp(k graph.EdgeKey, r record) error {
+	if err := t.unindex(k, r); err != nil {
+		return err
+	}
+	r.hasUp, r.upAt, r.expires, r.props = false, 0, 0, nil
+	if !r.hasDel {
+		return t.del(edgeKey(k))
+	}
+	return t.set(edgeKey(k), r)
+}
+
+func (t *txn) deleteEdge(k graph.EdgeKey, at int64) error {
+	key := edgeKey(k)
+	r, found, err := t.get(key)
+	if err != nil {
+		return err
+	}
+	if found && r.hasDel && at <= r.delAt {
+		t.s.m.superseded.Inc()
+		return nil
+	}
+	r.hasDel, r.delAt = true, at
+	if r.hasUp && r.upAt <= at {
+		if err := t.unindex(k, r); err != nil {
+			return err
+		}
+		r.hasUp, r.upAt, r.expires, r.props = false, 0, 0, nil
+	}
+	return t.set(key, r)
+}
+
+// deleteNode removes, before Apply returns, every edge written at or before
+// the delete that has the node at either end, then records the node's
+// tombstone. Later-arriving edges at or before it are refused by
+// upsertEdge, so reads never need to consult node tombstones.
+func (t *txn) deleteNode(ctx context.Context, n graph.NodeKey, at int64) error {
+	key := nodeKey(n)
+	r, found, err := t.get(key)
+	if err != nil {
+		return err
+	}
+	if found && r.hasDel && at <= r.delAt {
+		// A delete at least as new already ran this cleanup.
+		t.s.m.superseded.Inc()
+		return nil
+	}
+	removed := 0
+	// Out: the node's edge records, every type, in key order.
+	outPrefix := appendNode([]byte{tEdge}, n)
+	if err := t.scan(ctx, outPrefix, func(k []byte, v []byte) error {
+		typ, to, err := readInSuffix(k[len(outPrefix):])
+		if err != nil {
+			return err
+		}
+		er, err := decodeRecord(v)
+		if err != nil {
+			return err
+		}
+		if !er.hasUp || er.upAt > at {
+			return nil
+		}
+		removed++
+		return t.dropUp(graph.EdgeKey{Type: typ, From: n, To: to}, er)
+	}); err != nil {
+		return err
+	}
+	// In: the in index lists every live edge into the node, of every type.
+	inPrefix := appendNode([]byte{tIn}, n)
+	if err := t.scan(ctx, inPrefix, func(k []byte, _ []byte) error {
+		typ, from, err := readInSuffix(k[len(inPrefix):])
+		if err != nil {
+			return err
+		}
+		ek := graph.EdgeKey{Type: typ, From: from, To: n}
+		er, found, err := t.get(edgeKey(ek))
+		if err != nil || !found || !er.hasUp || er.upAt > at {
+			return err
+		}
+		removed++
+		return t.dropUp(ek, er)
+	}); err != nil {
+		return err
+	}
+	t.s.m.cleanedEdges.Add(float64(removed))
+	r.hasDel, r.delAt = true, at
+	if r.hasUp && r.upAt <= at {
+		r.hasUp, r.upAt, r.props = false, 0, nil
+	}
+	return t.set(key, r)
+}
+
+// scanChunk is how many entries scan reads before releasing its iterator,
+// so that the batch can be committed between chunks.
+const scanChunk = 1024
+
+// scan calls fn for every entry under prefix as seen by the batch, in
+// chunks: fn may write to the batch, and the batch may be committed between
+// chunks to bound its size.
+func (t *txn) scan(ctx context.Context, prefix []byte, fn func(k, v []byte) error) error {
+	lo := prefix
+	hi := prefixEnd(prefix)
+	for {
+		if err := ctx.Err(); err != nil {
+			return &graph.RetryableError{Op: "apply", Err: err}
+		}
+		it, err := t.b.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		if err != nil {
+			return err
+		}
+		type kv struct{ k, v []byte }
+		var chunk []kv
+		for ok := it.First(); ok && len(chunk) < scanChunk; ok = it.Next() {
+			chunk = append(chunk, kv{bytes.Clone(it.Key()), bytes.Clone(it.Value())})
+		}
+		if err := it.Close(); err != nil {
+			return err
+		}
+		for _, e := range chunk {
+			if err := fn(e.k, e.v); err != nil {
+				return err
+			}
+		}
+		if len(chunk) < scanChunk {
+			return nil
+		}
+		if err := t.commitIfLarge(); err != nil {
+			return err
+		}
+		// Resume just after the last key of the chunk.
+		lo = append(chunk[len(chunk)-1].k, 0)
+	}
+}

@@ -1,0 +1,35 @@
+// Package embedded owns rtgraph's single-process graph store: a graph.Store
+// on a Pebble database in one directory, the backend of the embedded mode
+// (make run) and of tests that need real persistence without servers.
+//
+// It keeps the semantics of package graph exactly as graph/cassandra does,
+// which the shared conformance suite (graph/storetest) checks:
+//
+//   - Last write wins by event time, with Cassandra's tie rule. Writes are
+//     read-modify-write under one writer lock (see Store), which makes the
+//     comparison exact and cheap: each node and edge record holds only its
+//     winning upsert and its newest delete time.
+//   - Tombstones are kept forever. A delete leaves a small record (key and
+//     delete time) so that an older upsert arriving later, however late,
+//     cannot resurrect the item. There is no grace period to tune, at the
+//     cost of one record per deleted node or edge.
+//   - TTL: an edge expires at its event time plus its type's TTL. Reads hide
+//     expired edges from that instant; a background sweep (Config.
+//     SweepInterval) removes them from disk through an expiry queue ordered
+//     by expiry time, so sweeping costs what it removes, not a full scan.
+//   - Node deletes are immediate and physical: the Apply that deletes a node
+//     also removes every edge at either end written at or before the delete,
+//     found through the out records and the in index (kept for every edge
+//     type for this purpose; edge types without schema reverse index store
+//     an empty in entry, and refuse Direction In queries). Edges arriving
+//     later with an older event time are refused by the node's tombstone.
+//     So a read never consults node tombstones, and a node delete costs
+//     time proportional to the node's degree, committed in batches of at
+//     most Config.CommitEvery entries.
+//   - Adjacency reads one index range: out or in, in key order or newest
+//     first (an index keyed by inverted event time). Cursors carry a
+//     version byte, the query's fingerprint and the last key read, so they
+//     survive concurrent writes and a cursor from another query is refused.
+//
+// The key layout is described in keys.go.
+package embedded

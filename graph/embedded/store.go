@@ -1,0 +1,402 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rtgraph/rtgraph/graph"
+)
+
+// Deps are what the store is given rather than creates.
+type Deps struct {
+	// Logger receives the store's events and Pebble's own; nil discards.
+	Logger *slog.Logger
+	// Registerer receives the store's metrics; nil keeps them unregistered.
+	Registerer prometheus.Registerer
+	// Now is the clock for TTL expiry; nil means time.Now. Tests set it.
+	Now func() time.Time
+}
+
+// Store is the Pebble-backed graph.Store.
+//
+// Concurrency. Two locks, always taken in this order:
+//   - life (RWMutex) guards the database handle's lifetime: every call holds
+//     it shared for its whole duration, Close holds it exclusively, so the
+//     handle is never used after it is closed.
+//   - wmu serialises every read-modify-write (Apply, the node-delete cleanup
+//     and the expiry sweep). Invariant: while wmu is held, the stored
+//     records and the index entries derived from them change only through
+//     the holder, so a decision taken from a read (is this upsert newer?
+//     which index entries does the old version have?) is still true when
+//     its batch is applied. wmu is released once the batch is in the
+//     memtable, before waiting for the fsync, so concurrent Apply calls share
+//     WAL syncs.
+//
+// Readers take no lock besides life: a Pebble iterator reads a consistent
+// snapshot, and each record and its index entries change in one batch.
+type Store struct {
+	cfg    Config
+	schema *graph.Schema
+	db     *pebble.DB
+	log    *slog.Logger
+	now    func() time.Time
+	m      *metrics
+
+	life   sync.RWMutex
+	closed bool
+
+	wmu sync.Mutex
+
+	stopOnce  sync.Once
+	stopSweep chan struct{}
+	sweepDone chan struct{}
+}
+
+var _ graph.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the store in cfg.Dir and starts the expiry
+// sweep. Data written before a previous Close or crash is there again.
+func Open(cfg Config, schema *graph.Schema, deps Deps) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if schema == nil {
+		return nil, errors.New("embedded: open: nil schema")
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
+	m, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: open: %w", err)
+	}
+	cache := pebble.NewCache(cfg.CacheBytes)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		Cache:        cache,
+		MemTableSize: uint64(cfg.MemTableBytes),
+		Logger:       pebbleLogger{logger},
+		// Point lookups of records and end nodes dominate writes; bloom
+		// filters make the misses (new nodes and edges) cheap.
+		FormatMajorVersion: pebble.FormatNewest,
+	}
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(cfg.Dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: open %s: %w", cfg.Dir, err)
+	}
+	s := &Store{
+		cfg: cfg, schema: schema, db: db, log: logger, now: now, m: m,
+		stopSweep: make(chan struct{}), sweepDone: make(chan struct{}),
+	}
+	go s.sweepLoop()
+	logger.Info("embedded store opened", "dir", cfg.Dir)
+	return s, nil
+}
+
+// Close stops the sweep and closes the database; it waits for calls in
+// progress. Later calls, Close included, return graph.ErrClosed.
+func (s *Store) Close() error {
+	s.stopOnce.Do(func() { close(s.stopSweep) })
+	<-s.sweepDone
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return graph.ErrClosed
+	}
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("embedded: close: %w", err)
+	}
+	s.log.Info("embedded store closed", "dir", s.cfg.Dir)
+	return nil
+}
+
+// enter takes life shared; the caller must call s.life.RUnlock when done.
+func (s *Store) enter(ctx context.Context, op string) error {
+	if err := ctx.Err(); err != nil {
+		return &graph.RetryableError{Op: op, Err: err}
+	}
+	s.life.RLock()
+	if s.closed {
+		s.life.RUnlock()
+		return graph.ErrClosed
+	}
+	return nil
+}
+
+// GetNodes reads the nodes among keys from one consistent snapshot.
+func (s *Store) GetNodes(ctx context.Context, keys []graph.NodeKey) (map[graph.NodeKey]graph.Node, error) {
+	if len(keys) > s.cfg.MaxGetNodes {
+		return nil, fmt.Errorf("embedded: get nodes: %w: %d keys, at most %d", graph.ErrInvalidQuery, len(keys), s.cfg.MaxGetNodes)
+	}
+	if err := s.enter(ctx, "get nodes"); err != nil {
+		return nil, err
+	}
+	defer s.life.RUnlock()
+	start := time.Now()
+	defer func() { s.m.readSeconds.WithLabelValues("get_nodes").Observe(time.Since(start).Seconds()) }()
+
+	type want struct {
+		k   graph.NodeKey
+		key []byte
+	}
+	ws := make([]want, 0, len(keys))
+	for _, k := range keys {
+		ws = append(ws, want{k, nodeKey(k)})
+	}
+	// Seeking in key order lets the iterator move forward only.
+	slices.SortFunc(ws, func(a, b want) int { return bytes.Compare(a.key, b.key) })
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tNode}, UpperBound: []byte{tNode + 1}})
+	if err != nil {
+		return nil, fmt.Errorf("embedded: get nodes: %w", err)
+	}
+	defer it.Close()
+	out := make(map[graph.NodeKey]graph.Node, len(keys))
+	for i, w := range ws {
+		if i > 0 && bytes.Equal(w.key, ws[i-1].key) {
+			continue
+		}
+		if !it.SeekGE(w.key) || !bytes.Equal(it.Key(), w.key) {
+			continue
+		}
+		r, err := decodeRecord(it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("embedded: get node %s: %w", w.k, err)
+		}
+		if !r.visible() {
+			continue
+		}
+		props, err := s.schema.DecodeNodeProps(w.k.Type, r.props)
+		if err != nil {
+			return nil, fmt.Errorf("embedded: get node %s: %w", w.k, err)
+		}
+		out[w.k] = graph.Node{Key: w.k, Props: props, EventTime: fromMicros(r.upAt)}
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("embedded: get nodes: %w", err)
+	}
+	return out, nil
+}
+
+// scanPlan is where one adjacency query reads: a table, the key range of
+// the node's edges of the type, and how to turn an entry into an edge.
+type scanPlan struct {
+	prefix     []byte // table, node, edge type
+	lo, hi     []byte // bounds, narrowed by since/until for time tables
+	timeTable  bool   // entries carry <inv> after the prefix
+	filterTime bool   // since/until must be checked per entry (key tables)
+}
+
+func (s *Store) plan(q graph.AdjacencyQuery) scanPlan {
+	var table byte
+	switch {
+	case q.Direction == graph.Out && q.Order == graph.OrderKey:
+		table = tEdge
+	case q.Direction == graph.Out:
+		table = tOutTime
+	case q.Order == graph.OrderKey:
+		table = tIn
+	default:
+		table = tInTime
+	}
+	if table == tEdge {
+		p := appendStr(appendNode([]byte{tEdge}, q.Node), q.EdgeType)
+		return scanPlan{prefix: p, lo: p, hi: prefixEnd(p), filterTime: true}
+	}
+	p := adjPrefix(table, q.Node, q.EdgeType)
+	pl := scanPlan{prefix: p, lo: p, hi: prefixEnd(p), timeTable: table == tOutTime || table == tInTime}
+	if !pl.timeTable {
+		pl.filterTime = true
+		return pl
+	}
+	// Newest first: Until (exclusive) bounds the start, Since (inclusive)
+	// the end. Event times are never before 1970 (graph.Schema.Check), so a
+	// bound at or before it is either empty or no bound.
+	if !q.Until.IsZero() {
+		if micros(q.Until) <= 0 {
+			pl.lo = pl.hi
+			return pl
+		}
+		pl.lo = appendInv(slices.Clone(p), micros(q.Until)-1)
+	}
+	if !q.Since.IsZero() && micros(q.Since) > 0 {
+		pl.hi = appendInv(slices.Clone(p), micros(q.Since)-1)
+	}
+	if bytes.Compare(pl.lo, pl.hi) > 0 {
+		pl.lo = pl.hi
+	}
+	return pl
+}
+
+const cursorV1 = 1
+
+// Cursor layout: version byte, graph.QueryFingerprint (8 bytes, big-endian),
+// then the last scanned key with the plan's prefix removed. Resuming seeks
+// just past that key, so a cursor stays valid whatever is written meanwhile.
+func encodeCursor(fp uint64, suffix []byte) []byte {
+	b := make([]byte, 0, 9+len(suffix))
+	b = append(b, cursorV1)
+	b = binary.BigEndian.AppendUint64(b, fp)
+	return append(b, suffix...)
+}
+
+func decodeCursor(c []byte, fp uint64, pl scanPlan) ([]byte, error) {
+	if len(c) < 9 || c[0] != cursorV1 {
+		return nil, fmt.Errorf("%w: unknown version or too short", graph.ErrInvalidCursor)
+	}
+	if binary.BigEndian.Uint64(c[1:9]) != fp {
+		return nil, fmt.Errorf("%w: cursor belongs to another query", graph.ErrInvalidCursor)
+	}
+	suffix := c[9:]
+	rest := suffix
+	if pl.timeTable {
+		if len(rest) < 8 {
+			return nil, fmt.Errorf("%w: malformed position", graph.ErrInvalidCursor)
+		}
+		rest = rest[8:]
+	}
+	if _, tail, err := readNode(rest); err != nil || len(tail) != 0 {
+		return nil, fmt.Errorf("%w: malformed position", graph.ErrInvalidCursor)
+	}
+	return suffix, nil
+}
+
+// Adjacency reads one page from a single index: the out or in index, in key
+// or newest-first order. Entries that are expired or, for key order,
+// outside since/until are skipped; at most cfg.MaxScan entries are read.
+func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.AdjacencyPage, error) {
+	if _, err := s.schema.CheckQuery(q); err != nil {
+		return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
+	}
+	if q.Limit > s.cfg.MaxPageLimit {
+		return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w: limit %d above %d", graph.ErrInvalidQuery, q.Limit, s.cfg.MaxPageLimit)
+	}
+	pl := s.plan(q)
+	fp := graph.QueryFingerprint(q)
+	lo := pl.lo
+	var after []byte
+	if q.Cursor != nil {
+		suffix, err := decodeCursor(q.Cursor, fp, pl)
+		if err != nil {
+			return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
+		}
+		after = append(slices.Clone(pl.prefix), suffix...)
+		if bytes.Compare(after, lo) >= 0 {
+			lo = after
+		}
+	}
+	if err := s.enter(ctx, "adjacency"); err != nil {
+		return graph.AdjacencyPage{}, err
+	}
+	defer s.life.RUnlock()
+	start := time.Now()
+	defer func() { s.m.readSeconds.WithLabelValues("adjacency").Observe(time.Since(start).Seconds()) }()
+
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: pl.hi})
+	if err != nil {
+		return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
+	}
+	defer it.Close()
+	now := micros(s.now())
+	var since, until int64 = -1 << 63, 1<<63 - 1
+	if !q.Since.IsZero() {
+		since = micros(q.Since)
+	}
+	if !q.Until.IsZero() {
+		until = micros(q.Until)
+	}
+	var page graph.AdjacencyPage
+	// lastReturned and lastScanned are keys; the cursor is the former when
+	// a further visible edge exists, the latter when the scan budget ran out.
+	var lastReturned, lastScanned []byte
+	scanned := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		key := it.Key()
+		if after != nil && bytes.Equal(key, after) {
+			continue
+		}
+		if scanned == s.cfg.MaxScan {
+			page.Next = encodeCursor(fp, bytes.Clone(lastScanned[len(pl.prefix):]))
+			break
+		}
+		scanned++
+		lastScanned = append(lastScanned[:0], key...)
+		r, err := decodeRecord(it.Value())
+		if err != nil {
+			return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
+		}
+		if !r.visible() || r.expired(now) || (pl.filterTime && (r.upAt < since || r.upAt >= until)) {
+			continue
+		}
+		if len(page.Edges) == q.Limit {
+			// One more visible edge exists: resume right after the last
+			// one returned.
+			page.Next = encodeCursor(fp, bytes.Clone(lastReturned[len(pl.prefix):]))
+			break
+		}
+		rest := key[len(pl.prefix):]
+		if pl.timeTable {
+			rest = rest[8:]
+		}
+		other, _, err := readNode(rest)
+		if err != nil {
+			return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
+		}
+		props, err := s.schema.DecodeEdgeProps(q.EdgeType, r.props)
+		if err != nil {
+			return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
+		}
+		e := graph.Edge{Key: graph.EdgeKey{Type: q.EdgeType, From: q.Node, To: other}, Props: props, EventTime: fromMicros(r.upAt)}
+		if q.Direction == graph.In {
+			e.Key.From, e.Key.To = other, q.Node
+		}
+		if r.expires != 0 {
+			e.ExpiresAt = fromMicros(r.expires)
+		}
+		page.Edges = append(page.Edges, e)
+		lastReturned = append(lastReturned[:0], key...)
+	}
+	if err := it.Error(); err != nil {
+		return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
+	}
+	return page, nil
+}
+
+// pebbleLogger sends Pebble's log lines to slog; Pebble's informational
+// lines (flushes, compactions) go to debug.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug("pebble", "msg", fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error("pebble", "msg", fmt.Sprintf(format, args...))
+}
+
+// Fatalf is called by Pebble on unrecoverable corruption; it must not
+// return, as Pebble's default logger exits.
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error("pebble fatal", "msg", msg)
+	panic("embedded: pebble: " + msg)
+}
