@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rtgraph/rtgraph/graph"
@@ -49,9 +51,11 @@ type Store struct {
 	cfg    Config
 	schema *graph.Schema
 	db     *pebble.DB
-	log    *slog.Logger
-	now    func() time.Time
-	m      *metrics
+	// fsCloser stops the disk-health checker once db is closed.
+	fsCloser io.Closer
+	log      *slog.Logger
+	now      func() time.Time
+	m        *metrics
 
 	life   sync.RWMutex
 	closed bool
@@ -88,7 +92,14 @@ func Open(cfg Config, schema *graph.Schema, deps Deps) (*Store, error) {
 	}
 	cache := pebble.NewCache(cfg.CacheBytes)
 	defer cache.Unref()
+	// The disk-health wrapper is made here rather than by Pebble so that it
+	// is closed when Open fails too (Pebble leaks its goroutine then), and
+	// so that a stalled disk is logged as such.
+	fsys, fsCloser := vfs.WithDiskHealthChecks(vfs.Default, 5*time.Second, nil, func(info vfs.DiskSlowInfo) {
+		logger.Warn("embedded disk slow", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
+	})
 	opts := &pebble.Options{
+		FS:           fsys,
 		Cache:        cache,
 		MemTableSize: uint64(cfg.MemTableBytes),
 		Logger:       pebbleLogger{logger},
@@ -101,10 +112,11 @@ func Open(cfg Config, schema *graph.Schema, deps Deps) (*Store, error) {
 	}
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
+		_ = fsCloser.Close()
 		return nil, fmt.Errorf("embedded: open %s: %w", cfg.Dir, err)
 	}
 	s := &Store{
-		cfg: cfg, schema: schema, db: db, log: logger, now: now, m: m,
+		cfg: cfg, schema: schema, db: db, fsCloser: fsCloser, log: logger, now: now, m: m,
 		stopSweep: make(chan struct{}), sweepDone: make(chan struct{}),
 	}
 	go s.sweepLoop()
@@ -123,7 +135,9 @@ func (s *Store) Close() error {
 		return graph.ErrClosed
 	}
 	s.closed = true
-	if err := s.db.Close(); err != nil {
+	err := s.db.Close()
+	_ = s.fsCloser.Close()
+	if err != nil {
 		return fmt.Errorf("embedded: close: %w", err)
 	}
 	s.log.Info("embedded store closed", "dir", s.cfg.Dir)
