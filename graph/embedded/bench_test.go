@@ -1,0 +1,301 @@
+package embedded_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rtgraph/rtgraph/graph"
+	"github.com/rtgraph/rtgraph/graph/embedded"
+	"github.com/rtgraph/rtgraph/schemas"
+)
+
+// The benchmarks write the shipped demo schema (schemas/graph) with the
+// store's default configuration, fsync included. Run them with
+//
+//	go test -run '^$' -bench . -benchtime 200x ./graph/embedded/
+//
+// Besides ns/op they report mutations/s, p50/p99 latency of one call, the
+// process CPU seconds spent per op, and the process's peak RSS so far.
+
+func benchSchema(b *testing.B) *graph.Schema {
+	b.Helper()
+	s, err := graph.LoadSchema(schemas.GraphSchema(), ".")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+func benchStore(b *testing.B) *embedded.Store {
+	b.Helper()
+	cfg := embedded.DefaultConfig()
+	cfg.Dir = b.TempDir()
+	s, err := embedded.Open(cfg, benchSchema(b), embedded.Deps{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// mixGen draws the realistic write mix: 70% edge upserts, 25% node
+// upserts, 5% deletes (3% edges, 2% nodes), each upsert with 1-5
+// properties of its declared types, over a population large enough that
+// most writes create and some overwrite.
+type mixGen struct {
+	rng    *rand.Rand
+	schema *graph.Schema
+	edges  []string
+	nodes  []string
+	now    time.Time
+	seq    int
+}
+
+var population = map[string]int{
+	"account": 50000, "profile": 120000, "device": 150000, "subscription": 50000,
+	"user": 200000, "campaign": 500, "creative": 3000,
+}
+
+func newMixGen(seed uint64, schema *graph.Schema) *mixGen {
+	return &mixGen{rng: rand.New(rand.NewPCG(seed, 7)), schema: schema,
+		edges: schema.EdgeTypes(), nodes: schema.NodeTypes(), now: time.Now()}
+}
+
+func (g *mixGen) key(types []string) graph.NodeKey {
+	typ := types[g.rng.IntN(len(types))]
+	return graph.NodeKey{Type: typ, ID: fmt.Sprintf("%s-%07d", typ, g.rng.IntN(population[typ]))}
+}
+
+func (g *mixGen) props(declared map[string]graph.PropType) graph.Props {
+	names := make([]string, 0, len(declared))
+	for n := range declared {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	g.rng.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+	n := min(1+g.rng.IntN(5), len(names))
+	p := make(graph.Props, n)
+	for _, name := range names[:n] {
+		switch declared[name] {
+		case graph.PropString:
+			p[name] = fmt.Sprintf("v%06d", g.rng.IntN(1000000))
+		case graph.PropInt:
+			p[name] = int64(g.rng.IntN(100000))
+		case graph.PropFloat:
+			p[name] = g.rng.Float64() * 100
+		case graph.PropBool:
+			p[name] = g.rng.IntN(2) == 0
+		}
+	}
+	return p
+}
+
+func (g *mixGen) mutation() graph.Mutation {
+	g.seq++
+	// Event times within the last day, so TTL edge types stay live.
+	at := g.now.Add(-time.Duration(g.rng.IntN(86400)) * time.Second).Add(time.Duration(g.seq) * time.Microsecond)
+	r := g.rng.IntN(100)
+	switch {
+	case r < 70:
+		et, _ := g.schema.EdgeType(g.edges[g.rng.IntN(len(g.edges))])
+		return graph.Mutation{Op: graph.OpUpsertEdge, EventTime: at, Props: g.props(et.Props),
+			Edge: graph.EdgeKey{Type: et.Name, From: g.key(et.From), To: g.key(et.To)}}
+	case r < 95:
+		nt, _ := g.schema.NodeType(g.nodes[g.rng.IntN(len(g.nodes))])
+		return graph.Mutation{Op: graph.OpUpsertNode, EventTime: at, Props: g.props(nt.Props),
+			Node: g.key([]string{nt.Name})}
+	case r < 98:
+		et, _ := g.schema.EdgeType(g.edges[g.rng.IntN(len(g.edges))])
+		return graph.Mutation{Op: graph.OpDeleteEdge, EventTime: at,
+			Edge: graph.EdgeKey{Type: et.Name, From: g.key(et.From), To: g.key(et.To)}}
+	default:
+		return graph.Mutation{Op: graph.OpDeleteNode, EventTime: at, Node: g.key(g.nodes)}
+	}
+}
+
+func (g *mixGen) batch(n int) []graph.Mutation {
+	out := make([]graph.Mutation, n)
+	for i := range out {
+		out[i] = g.mutation()
+	}
+	return out
+}
+
+// usage is the process's CPU time and peak RSS.
+func usage(b *testing.B) (cpu time.Duration, maxRSSBytes int64) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return cpu, ru.Maxrss * 1024 // Linux reports kilobytes
+}
+
+func reportLatency(b *testing.B, lat []time.Duration) {
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+func reportUsage(b *testing.B, cpu0 time.Duration) {
+	cpu1, rss := usage(b)
+	b.ReportMetric((cpu1-cpu0).Seconds()/float64(b.N), "cpu-s/op")
+	b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MiB")
+}
+
+// BenchmarkApplyMix: one op is one Apply of a batch of mutations; writers
+// concurrent callers share the store, as partitions of the ingest do.
+func BenchmarkApplyMix(b *testing.B) {
+	schema := benchSchema(b)
+	for _, bc := range []struct{ writers, batch int }{{1, 500}, {4, 500}, {1, 50}} {
+		b.Run(fmt.Sprintf("writers=%d/batch=%d", bc.writers, bc.batch), func(b *testing.B) {
+			s := benchStore(b)
+			gens := make([]*mixGen, bc.writers)
+			batches := make([][][]graph.Mutation, bc.writers)
+			// Pre-generate so the generator's cost is not measured.
+			for w := range gens {
+				gens[w] = newMixGen(uint64(w+1), schema)
+				for i := w; i < b.N; i += bc.writers {
+					batches[w] = append(batches[w], gens[w].batch(bc.batch))
+				}
+			}
+			lat := make([][]time.Duration, bc.writers)
+			cpu0, _ := usage(b)
+			b.ResetTimer()
+			start := time.Now()
+			var wg sync.WaitGroup
+			for w := range bc.writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for _, batch := range batches[w] {
+						t0 := time.Now()
+						if err := s.Apply(context.Background(), batch); err != nil {
+							b.Error(err)
+							return
+						}
+						lat[w] = append(lat[w], time.Since(t0))
+					}
+				}()
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N*bc.batch)/elapsed.Seconds(), "mutations/s")
+			reportLatency(b, slices.Concat(lat...))
+			reportUsage(b, cpu0)
+		})
+	}
+}
+
+// BenchmarkAdjacencyPage300 reads one page of 300 edges of a node with
+// 20000 edges, at a random position (through the cursor of a smaller page),
+// in each order and direction.
+func BenchmarkAdjacencyPage300(b *testing.B) {
+	s := benchStore(b)
+	camp := graph.NodeKey{Type: "campaign", ID: "campaign-big"}
+	g := newMixGen(99, benchSchema(b))
+	const degree = 20000
+	var muts []graph.Mutation
+	for i := range degree {
+		muts = append(muts, graph.Mutation{Op: graph.OpUpsertEdge, EventTime: g.now.Add(-time.Duration(i) * time.Second),
+			Edge:  graph.EdgeKey{Type: "runs", From: camp, To: graph.NodeKey{Type: "creative", ID: fmt.Sprintf("creative-%07d", i)}},
+			Props: graph.Props{"weight": float64(i%10) / 10, "started_at": "2026-11-01T00:00:00Z"}})
+		if len(muts) == 5000 {
+			mustApplyB(b, s, muts)
+			muts = muts[:0]
+		}
+	}
+	for _, bc := range []struct {
+		name  string
+		dir   graph.Direction
+		order graph.Order
+	}{{"out/latest", graph.Out, graph.OrderLatest}, {"out/key", graph.Out, graph.OrderKey}} {
+		b.Run(bc.name, func(b *testing.B) {
+			q := graph.AdjacencyQuery{Node: camp, EdgeType: "runs", Direction: bc.dir, Order: bc.order, Limit: 300}
+			// Cursors at spread positions, made before timing.
+			var cursors [][]byte
+			pos := q
+			pos.Limit = 1000
+			for {
+				p, err := s.Adjacency(context.Background(), pos)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if p.Next == nil {
+					break
+				}
+				cursors = append(cursors, p.Next)
+				pos.Cursor = p.Next
+			}
+			cursors = append(cursors, nil)
+			lat := make([]time.Duration, 0, b.N)
+			cpu0, _ := usage(b)
+			b.ResetTimer()
+			for i := range b.N {
+				q.Cursor = cursors[i%len(cursors)]
+				t0 := time.Now()
+				p, err := s.Adjacency(context.Background(), q)
+				if err != nil || len(p.Edges) != 300 {
+					b.Fatalf("page: %d edges, %v", len(p.Edges), err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			b.StopTimer()
+			reportLatency(b, lat)
+			reportUsage(b, cpu0)
+		})
+	}
+}
+
+// BenchmarkGetNodes100 reads 100 random nodes out of 200000.
+func BenchmarkGetNodes100(b *testing.B) {
+	s := benchStore(b)
+	g := newMixGen(5, benchSchema(b))
+	ut, _ := g.schema.NodeType("user")
+	const n = 200000
+	var muts []graph.Mutation
+	for i := range n {
+		muts = append(muts, graph.Mutation{Op: graph.OpUpsertNode, EventTime: g.now,
+			Node: graph.NodeKey{Type: "user", ID: fmt.Sprintf("user-%07d", i)}, Props: g.props(ut.Props)})
+		if len(muts) == 5000 {
+			mustApplyB(b, s, muts)
+			muts = muts[:0]
+		}
+	}
+	lat := make([]time.Duration, 0, b.N)
+	keys := make([]graph.NodeKey, 100)
+	cpu0, _ := usage(b)
+	b.ResetTimer()
+	for range b.N {
+		for i := range keys {
+			keys[i] = graph.NodeKey{Type: "user", ID: fmt.Sprintf("user-%07d", g.rng.IntN(n))}
+		}
+		t0 := time.Now()
+		got, err := s.GetNodes(context.Background(), keys)
+		if err != nil || len(got) == 0 {
+			b.Fatalf("get nodes: %d, %v", len(got), err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	reportLatency(b, lat)
+	reportUsage(b, cpu0)
+}
+
+func mustApplyB(b *testing.B, s graph.Store, muts []graph.Mutation) {
+	b.Helper()
+	if err := s.Apply(context.Background(), muts); err != nil {
+		b.Fatal(err)
+	}
+}
