@@ -3,8 +3,8 @@ package cassandra
 import (
 	"bytes"
 	"encoding/binary"
-	"hash/crc32"
 	"errors"
+	"hash/crc32"
 	"testing"
 	"time"
 
