@@ -578,7 +578,9 @@ func TestValidation(t *testing.T) {
 		{"fractional int", func(r *Request) { r.Hops[0].NodeProps = graph.Props{"age": 1.5} }, "hops[0].where.age"},
 		{"object value", func(r *Request) { r.Hops[0].NodeProps = graph.Props{"age": map[string]any{}} }, "hops[0].where.age"},
 		{"undeclared edge prop", func(r *Request) { r.Hops[0].EdgeProps = graph.Props{"rating": 1} }, "hops[0].edge_where.rating"},
-		{"resume past hops", func(r *Request) { r.Resume = &Continuation{Hop: 1, Work: []Source{{Node: user("a"), EdgeType: "follows", Direction: graph.Out}}} }, "cursor"},
+		{"resume past hops", func(r *Request) {
+			r.Resume = &Continuation{Hop: 1, Work: []Source{{Node: user("a"), EdgeType: "follows", Direction: graph.Out}}}
+		}, "cursor"},
 		{"resume foreign edge type", func(r *Request) {
 			r.Resume = &Continuation{Work: []Source{{Node: user("a"), EdgeType: "likes", Direction: graph.Out}}}
 		}, "cursor"},
