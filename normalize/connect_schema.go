@@ -83,7 +83,7 @@ func compileSchema(raw []byte) (*connectSchema, error) {
 	if !ok {
 		return nil, schemaViolation("schema", "the Connect schema is not an object")
 	}
-	root, err := compileConverter(m, "schema", 0)
+	root, err := compileConverter(m, "schema")
 	if err != nil {
 		return nil, err
 	}
@@ -112,10 +112,10 @@ func compileSchema(raw []byte) (*connectSchema, error) {
 	return cs, nil
 }
 
-func compileConverter(m map[string]any, path string, depth int) (*converter, error) {
-	if depth > maxJSONDepth {
-		return nil, schemaViolation(path, "schema nests too deep")
-	}
+// compileConverter builds the converter of one schema node. Its recursion
+// is bounded by the parser's nesting limit: every level of schema is a level
+// of JSON.
+func compileConverter(m map[string]any, path string) (*converter, error) {
 	typ, _ := m["type"].(string)
 	name, _ := m["name"].(string)
 	switch name {
@@ -164,7 +164,7 @@ func compileConverter(m map[string]any, path string, depth int) (*converter, err
 		if !ok {
 			return nil, schemaViolation(path, "array schema without items")
 		}
-		elem, err := compileConverter(items, path+".items", depth+1)
+		elem, err := compileConverter(items, path+".items")
 		if err != nil {
 			return nil, err
 		}
@@ -174,7 +174,7 @@ func compileConverter(m map[string]any, path string, depth int) (*converter, err
 		if !ok {
 			return nil, schemaViolation(path, "map schema without values")
 		}
-		elem, err := compileConverter(values, path+".values", depth+1)
+		elem, err := compileConverter(values, path+".values")
 		if err != nil {
 			return nil, err
 		}
@@ -194,7 +194,7 @@ func compileConverter(m map[string]any, path string, depth int) (*converter, err
 			if !ok {
 				return nil, schemaViolation(path, "struct field without a name")
 			}
-			fc, err := compileConverter(fm, path+"."+fname, depth+1)
+			fc, err := compileConverter(fm, path+"."+fname)
 			if err != nil {
 				return nil, err
 			}

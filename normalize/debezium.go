@@ -20,7 +20,7 @@ import (
 //     {"schema":null,"payload":null}.
 //
 // A value is an envelope when its schema is one (fields op and source) or,
-// without schema, when it has a string op and an object source; any other
+// without schema, when it has an op and an object source; any other
 // object is a flattened row.
 type debeziumDecoder struct {
 	cfg    Config
@@ -458,9 +458,10 @@ func optInt(v any, field string) (int64, error) {
 	return 0, schemaViolation(field, "not an integer")
 }
 
-// isEnvelopeMap reports whether a schemaless object is a Debezium envelope.
+// isEnvelopeMap reports whether a schemaless object is a Debezium envelope:
+// it has an op member and an object source.
 func isEnvelopeMap(m map[string]any) bool {
-	_, op := m["op"].(string)
+	_, op := m["op"]
 	_, src := m["source"].(map[string]any)
 	return op && src
 }
