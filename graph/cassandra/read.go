@@ -382,9 +382,9 @@ func (r *adjRead) byKey(ctx context.Context) (graph.AdjacencyPage, error) {
 		scanned   int
 		exhausted bool
 	)
-	for len(out) < r.need && !exhausted && scanned < maxScanRows {
+	for len(out) < r.need && !exhausted && scanned < r.s.maxScan {
 		var batch []candidate
-		for len(batch) < r.need-len(out) && scanned < maxScanRows {
+		for len(batch) < r.need-len(out) && scanned < r.s.maxScan {
 			row, ok, err := r.nextKey(ctx, streams, per)
 			if err != nil {
 				return graph.AdjacencyPage{}, err
@@ -510,11 +510,11 @@ days:
 			pos = r.after
 		}
 		for {
-			if len(out) >= r.need || scanned >= maxScanRows {
+			if len(out) >= r.need || scanned >= r.s.maxScan {
 				more = true
 				break days
 			}
-			want := min(r.need-len(out)+8, maxScanRows-scanned)
+			want := min(r.need-len(out)+8, r.s.maxScan-scanned)
 			rows, dayDone, err := r.fetchDay(ctx, d, pos, want)
 			if err != nil {
 				return graph.AdjacencyPage{}, err

@@ -60,6 +60,7 @@ type Store struct {
 	log     *slog.Logger
 	now     func() time.Time
 	timeout time.Duration
+	maxScan int // rows one Adjacency call may read; maxScanRows outside tests
 
 	// days remembers edge_days rows written by this Store: key → the
 	// expiry written (microseconds, 0 = never expires).
@@ -127,6 +128,7 @@ func New(session *gocql.Session, cfg Config, schema *graph.Schema, opts Options)
 		log:       logger,
 		now:       now,
 		timeout:   cfg.Timeout,
+		maxScan:   maxScanRows,
 		days:      days,
 		repairSem: make(chan struct{}, maxRepairsInFlight),
 	}, nil

@@ -1,0 +1,413 @@
+package cassandra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/rtgraph/rtgraph/graph"
+	"github.com/rtgraph/rtgraph/graph/storetest"
+	"github.com/rtgraph/rtgraph/schemas"
+)
+
+// planStore is a Store with what planning writes needs and no session.
+func planStore(t *testing.T) *Store {
+	t.Helper()
+	m, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	days, err := lru.New[dayKey, int64](16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Store{schema: storetest.Schema(), m: m, days: days, now: time.Now}
+}
+
+func newPlan() *plan {
+	return &plan{groups: map[partKey]*group{}, dayPlanned: map[dayKey]int64{}}
+}
+
+func tables(p *plan) map[uint8]int {
+	out := map[uint8]int{}
+	for _, k := range p.order {
+		out[k.table]++
+	}
+	return out
+}
+
+func edgeUpsert(typ string, from, to graph.NodeKey, at time.Time) graph.Mutation {
+	m := graph.Mutation{Op: graph.OpUpsertEdge, Edge: graph.EdgeKey{Type: typ, From: from, To: to}, EventTime: at}
+	if err := storetest.Schema().Check(&m); err != nil {
+		panic(err)
+	}
+	return m
+}
+
+func TestPlanEdgeUpsert(t *testing.T) {
+	u, v, it := graph.NodeKey{Type: "user", ID: "u"}, graph.NodeKey{Type: "user", ID: "v"}, graph.NodeKey{Type: "item", ID: "i"}
+	now := time.Now()
+	cases := []struct {
+		name    string
+		m       graph.Mutation
+		want    map[uint8]int // partitions per table
+		ttl     int           // the TTL bound to the edges_by_key insert, -1 when not written
+		expired float64
+	}{
+		{"reverse indexed, no ttl", edgeUpsert("follows", u, v, now), map[uint8]int{tByKey: 2, tByTime: 2, tDays: 2}, 0, 0},
+		{"forward only", edgeUpsert("likes", u, it, now), map[uint8]int{tByKey: 1, tByTime: 1, tDays: 1}, 0, 0},
+		{"ttl remaining", edgeUpsert("viewed", u, it, now.Add(-30*time.Minute)), map[uint8]int{tByKey: 2, tByTime: 2, tDays: 2}, 1800, 0},
+		{"already expired", edgeUpsert("viewed", u, it, now.Add(-2*time.Hour)), map[uint8]int{}, -1, 1},
+		{"beyond cassandra's ttl ceiling", edgeUpsert("viewed", u, it, now.Add(30*365*24*time.Hour)), map[uint8]int{tByKey: 2, tByTime: 2, tDays: 2}, 0, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := planStore(t)
+			s.now = func() time.Time { return now }
+			p := newPlan()
+			s.planEdgeUpsert(p, c.m, []byte("{}"), now.UnixMicro())
+			if got := tables(p); fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Fatalf("partitions per table %v, want %v", got, c.want)
+			}
+			if got := testutil.ToFloat64(s.m.expired); got != c.expired {
+				t.Fatalf("expired skips %v, want %v", got, c.expired)
+			}
+			for _, k := range p.order {
+				if k.table != tByKey {
+					continue
+				}
+				st := p.groups[k].stmts[0]
+				ttl := st.args[len(st.args)-1].(int)
+				// The remaining lifetime is rounded up to a whole second.
+				if ttl != c.ttl && ttl != c.ttl+1 {
+					t.Fatalf("ttl %d, want %d", ttl, c.ttl)
+				}
+				if ts := st.args[len(st.args)-2].(int64); ts != c.m.EventTime.UnixMicro() {
+					t.Fatalf("USING TIMESTAMP %d, want the event time %d", ts, c.m.EventTime.UnixMicro())
+				}
+			}
+		})
+	}
+}
+
+func TestPlanSkipsKnownDays(t *testing.T) {
+	s := planStore(t)
+	u, v, w := graph.NodeKey{Type: "user", ID: "u"}, graph.NodeKey{Type: "user", ID: "v"}, graph.NodeKey{Type: "user", ID: "w"}
+	at := time.Now().Add(-time.Hour)
+	p := newPlan()
+	s.planEdgeUpsert(p, edgeUpsert("follows", u, v, at), []byte("{}"), at.UnixMicro())
+	// A second edge of the same node and day in the same Apply: one day row.
+	s.planEdgeUpsert(p, edgeUpsert("follows", u, w, at.Add(time.Second)), []byte("{}"), at.UnixMicro())
+	if got := tables(p)[tDays]; got != 3 { // u out; v in; w in
+		t.Fatalf("edge_days partitions %d, want 3", got)
+	}
+	for _, k := range p.order {
+		for _, d := range p.groups[k].days {
+			s.days.Add(d.key, d.expiry)
+		}
+	}
+	// Once acknowledged (cached), later Applies do not rewrite them.
+	p2 := newPlan()
+	s.planEdgeUpsert(p2, edgeUpsert("follows", u, w, at.Add(2*time.Second)), []byte("{}"), at.UnixMicro())
+	if got := tables(p2)[tDays]; got != 0 {
+		t.Fatalf("edge_days rewritten for cached days: %d partitions", got)
+	}
+}
+
+// testHarness is a Store on the shared keyspace with its own registry and
+// a namespace for its ids.
+type testHarness struct {
+	t   *testing.T
+	s   *Store
+	reg *prometheus.Registry
+	ses *gocql.Session
+	ns  string
+}
+
+func newHarness(t *testing.T) *testHarness {
+	cfg, session := sharedSession(t)
+	reg := prometheus.NewRegistry()
+	st, err := New(session, cfg, storetest.Schema(), Options{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return &testHarness{t: t, s: st, reg: reg, ses: session, ns: uniqueKeyspace("")}
+}
+
+func (h *testHarness) user(id string) graph.NodeKey {
+	return graph.NodeKey{Type: "user", ID: h.ns + id}
+}
+
+func (h *testHarness) apply(muts ...graph.Mutation) {
+	h.t.Helper()
+	if err := h.s.Apply(context.Background(), muts); err != nil {
+		h.t.Fatalf("apply: %v", err)
+	}
+}
+
+// timeRows lists the edges_by_time rows of a node's edge type and direction
+// on one day, as (event time, neighbour id).
+func (h *testHarness) timeRows(node graph.NodeKey, edgeType string, dir int8, day int32) []string {
+	h.t.Helper()
+	iter := h.ses.Query(`SELECT event_time, neighbor FROM edges_by_time WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND day = ?`,
+		node.Type, []byte(node.ID), edgeType, dir, day).Iter()
+	var out []string
+	var e int64
+	var nb []byte
+	for iter.Scan(&e, &nb) {
+		k, _ := parseNeighbor(nb)
+		out = append(out, fmt.Sprintf("%d:%s", e, k.ID))
+	}
+	if err := iter.Close(); err != nil {
+		h.t.Fatal(err)
+	}
+	return out
+}
+
+func TestSupersededIndexRowsAreRemoved(t *testing.T) {
+	h := newHarness(t)
+	a, b := h.user("a"), h.user("b")
+	t1 := time.Now().Add(-72 * time.Hour).Truncate(time.Second)
+	t2 := t1.Add(25 * time.Hour) // another day partition
+	h.apply(edgeUpsert("follows", a, b, t1))
+	h.apply(edgeUpsert("follows", a, b, t2))
+	d1, d2 := dayOf(t1.UnixMicro()), dayOf(t2.UnixMicro())
+	if got := h.timeRows(a, "follows", dirOut, d1); len(got) != 1 {
+		t.Fatalf("before any read the old index row stays: %v", got)
+	}
+	page, err := h.s.Adjacency(context.Background(), graph.AdjacencyQuery{Node: a, EdgeType: "follows", Direction: graph.Out, Order: graph.OrderLatest, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Edges) != 1 || !page.Edges[0].EventTime.Equal(t2) {
+		t.Fatalf("latest page %+v, want the one edge at %s", page.Edges, t2)
+	}
+	if err := h.s.Close(); err != nil { // waits for the background repair
+		t.Fatal(err)
+	}
+	if got := h.timeRows(a, "follows", dirOut, d1); len(got) != 0 {
+		t.Fatalf("superseded index row not removed: %v", got)
+	}
+	if got := h.timeRows(a, "follows", dirOut, d2); len(got) != 1 {
+		t.Fatalf("current index row: %v", got)
+	}
+	if got := testutil.ToFloat64(h.s.m.stale.WithLabelValues("repaired")); got != 1 {
+		t.Fatalf("repaired metric %v, want 1", got)
+	}
+}
+
+func TestEdgeDeleteRemovesIndexRows(t *testing.T) {
+	h := newHarness(t)
+	a, b := h.user("a"), h.user("b")
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	h.apply(edgeUpsert("follows", a, b, at))
+	day := dayOf(at.UnixMicro())
+	if len(h.timeRows(a, "follows", dirOut, day)) != 1 || len(h.timeRows(b, "follows", dirIn, day)) != 1 {
+		t.Fatal("index rows not written in both directions")
+	}
+	del := graph.Mutation{Op: graph.OpDeleteEdge, Edge: graph.EdgeKey{Type: "follows", From: a, To: b}, EventTime: at.Add(time.Second)}
+	h.apply(del)
+	if got := h.timeRows(a, "follows", dirOut, day); len(got) != 0 {
+		t.Fatalf("out index rows after delete: %v", got)
+	}
+	if got := h.timeRows(b, "follows", dirIn, day); len(got) != 0 {
+		t.Fatalf("in index rows after delete: %v", got)
+	}
+}
+
+func TestTTLIsWrittenFromEventTime(t *testing.T) {
+	h := newHarness(t)
+	u, it := h.user("u"), graph.NodeKey{Type: "item", ID: h.ns + "i"}
+	at := time.Now().Add(-20 * time.Minute)
+	h.apply(edgeUpsert("viewed", u, it, at), edgeUpsert("viewed", u, graph.NodeKey{Type: "item", ID: h.ns + "old"}, at.Add(-time.Hour)))
+	var ttl int
+	nb := neighborKey(it)
+	if err := h.ses.Query(`SELECT TTL(props) FROM edges_by_key WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND bucket = ? AND neighbor = ?`,
+		u.Type, []byte(u.ID), "viewed", dirOut, bucketOf(nb), nb).Scan(&ttl); err != nil {
+		t.Fatal(err)
+	}
+	// 40 minutes remain of the hour; the test may have taken a little of it.
+	if ttl <= 0 || ttl > 40*60+1 {
+		t.Fatalf("TTL %d s, want at most the 2400 s left", ttl)
+	}
+	if got := testutil.ToFloat64(h.s.m.expired); got != 1 {
+		t.Fatalf("expired skips %v, want 1 (the edge an hour older)", got)
+	}
+}
+
+func TestScanBudgetReturnsShortPagesThatResume(t *testing.T) {
+	h := newHarness(t)
+	h.s.maxScan = 4
+	hub := h.user("hub")
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	var muts []graph.Mutation
+	for i := range 30 {
+		muts = append(muts, edgeUpsert("follows", hub, h.user(fmt.Sprintf("n%02d", i)), base.Add(time.Duration(i)*time.Second)))
+	}
+	h.apply(muts...)
+	for _, order := range []graph.Order{graph.OrderKey, graph.OrderLatest} {
+		q := graph.AdjacencyQuery{Node: hub, EdgeType: "follows", Direction: graph.Out, Order: order, Limit: 3,
+			Since: base.Add(25 * time.Second)}
+		var got []string
+		short := false
+		for pages := 0; ; pages++ {
+			if pages > 100 {
+				t.Fatal("paging does not end")
+			}
+			page, err := h.s.Adjacency(context.Background(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Edges) < q.Limit && page.Next != nil {
+				short = true
+			}
+			for _, e := range page.Edges {
+				got = append(got, e.Key.To.ID[len(h.ns):])
+			}
+			if page.Next == nil {
+				break
+			}
+			q.Cursor = page.Next
+		}
+		want := "[n25 n26 n27 n28 n29]"
+		if order == graph.OrderLatest {
+			want = "[n29 n28 n27 n26 n25]"
+		}
+		if fmt.Sprint(got) != want {
+			t.Fatalf("%s: got %v, want %s", order, got, want)
+		}
+		if order == graph.OrderKey && !short {
+			t.Fatalf("%s: the scan budget never cut a page short", order)
+		}
+	}
+}
+
+func TestGetNodesSkipsImpossibleKeys(t *testing.T) {
+	h := newHarness(t)
+	long := make([]byte, graph.MaxIDLen+1)
+	for i := range long {
+		long[i] = 'x'
+	}
+	got, err := h.s.GetNodes(context.Background(), []graph.NodeKey{{Type: "user"}, {Type: "planet", ID: "p"}, {Type: "user", ID: string(long)}})
+	if err != nil || len(got) != 0 {
+		t.Fatalf("got %v, %v; want no nodes and no error", got, err)
+	}
+	page, err := h.s.Adjacency(context.Background(), graph.AdjacencyQuery{Node: graph.NodeKey{Type: "user", ID: string(long)},
+		EdgeType: "follows", Direction: graph.Out, Order: graph.OrderKey, Limit: 1})
+	if err != nil || len(page.Edges) != 0 || page.Next != nil {
+		t.Fatalf("adjacency of an impossible id: %+v, %v", page, err)
+	}
+}
+
+func TestMetricsOnInjectedRegistry(t *testing.T) {
+	h := newHarness(t)
+	u, v := h.user("u"), h.user("v")
+	h.apply(edgeUpsert("follows", u, v, time.Now()))
+	if _, err := h.s.GetNodes(context.Background(), []graph.NodeKey{u}); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(h.s.m.muts.WithLabelValues("upsert_edge")); got != 1 {
+		t.Fatalf("mutations metric %v, want 1", got)
+	}
+	families, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]bool{}
+	for _, f := range families {
+		if f.GetName() != "rtgraph_cassandra_request_duration_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "op" {
+					ops[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	if !ops[opWrite] || !ops[opReadNode] {
+		t.Fatalf("latency histogram ops %v, want %s and %s", ops, opWrite, opReadNode)
+	}
+	if _, err := New(h.ses, DefaultConfig(), storetest.Schema(), Options{Registerer: h.reg}); err == nil {
+		t.Fatal("a second Store on the same registry was accepted")
+	}
+}
+
+// TestUnavailableBecomesRetryable: a keyspace replicated three times on a
+// one-node cluster can never reach LOCAL_QUORUM, so Cassandra answers every
+// write "unavailable"; after the configured attempts the error is a
+// *graph.RetryableError and the retries are counted.
+func TestUnavailableBecomesRetryable(t *testing.T) {
+	cfg := freshKeyspace(t)
+	cfg.Replication.ReplicationFactor = 3
+	cfg.Retry = RetryConfig{MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}
+	ctx := migrateCtx(t)
+	// Migrating needs only one replica.
+	mcfg := cfg
+	mcfg.Consistency = ConsistencyConfig{Read: "ONE", Write: "ONE"}
+	if _, err := Migrate(ctx, mcfg, schemas.CQLMigrations(), nil); err != nil {
+		t.Fatal(err)
+	}
+	session, err := NewSession(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close()
+	st, err := New(session, cfg, storetest.Schema(), Options{Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	u := graph.NodeKey{Type: "user", ID: "unavailable"}
+	err = st.Apply(ctx, []graph.Mutation{{Op: graph.OpUpsertNode, Node: u, EventTime: time.Now()}})
+	var re *graph.RetryableError
+	if !errors.As(err, &re) || !errors.As(err, new(*gocql.RequestErrUnavailable)) {
+		t.Fatalf("got %v, want a *graph.RetryableError wrapping the unavailable error", err)
+	}
+	if got := testutil.ToFloat64(st.m.retries.WithLabelValues(opWrite)); got != 2 {
+		t.Fatalf("retries %v, want 2 (3 attempts)", got)
+	}
+	if got := testutil.ToFloat64(st.m.errors.WithLabelValues(opWrite, string(classUnavailable))); got != 3 {
+		t.Fatalf("errors{class=unavailable} %v, want 3", got)
+	}
+	_, err = st.GetNodes(ctx, []graph.NodeKey{u})
+	if !graph.IsRetryable(err) {
+		t.Fatalf("read at LOCAL_QUORUM: got %v, want retryable", err)
+	}
+}
+
+// TestPermanentErrorsAreNotRetried: a keyspace without the graph tables
+// makes every read an invalid request, which is returned at once.
+func TestPermanentErrorsAreNotRetried(t *testing.T) {
+	cfg, _ := sharedSession(t)
+	cfg.Keyspace = "system_traces"
+	session, err := NewSession(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close()
+	st, err := New(session, cfg, storetest.Schema(), Options{Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, err = st.GetNodes(context.Background(), []graph.NodeKey{{Type: "user", ID: "x"}})
+	if err == nil || graph.IsRetryable(err) || !errors.As(err, new(*gocql.RequestErrInvalid)) {
+		t.Fatalf("got %v, want a permanent invalid-request error", err)
+	}
+	if got := testutil.ToFloat64(st.m.retries.WithLabelValues(opReadNode)); got != 0 {
+		t.Fatalf("retries %v, want 0", got)
+	}
+	if got := testutil.ToFloat64(st.m.errors.WithLabelValues(opReadNode, string(classInvalid))); got != 1 {
+		t.Fatalf("errors{class=invalid} %v, want 1", got)
+	}
+}
