@@ -1,0 +1,108 @@
+// Package mapping owns the declarative mapping from events to the graph: it
+// loads the mapping files (schemas/mappings/*.yaml), compiles their rules
+// once, and turns each normalized envelope into typed graph mutations checked
+// against the graph schema. A new business vertical is a new file, not code.
+//
+// # Contract with the pipeline
+//
+// [Load] compiles the files against a *graph.Schema and a [Lookup] (the
+// enrichment caches, implemented by enrich.Enricher). [Mapper.Map] is then
+// called once per envelope, concurrently from every partition worker; it
+// returns mutations already passed through graph.(*Schema).Check, or an
+// [*Error] whose [Class] goes into the dead-letter headers. [Fold] reduces a
+// batch before it is written. [Mapper.Topics] lists the event topics to
+// consume.
+//
+// # File format
+//
+// A file holds rules, and optionally the policy of the topics they read.
+// Unknown keys are errors at every level; every start-up error is a
+// [*LoadError] naming file, line, rule and field.
+//
+//	topics:                      # optional
+//	  requests.playback:
+//	    unmatched: ignore        # or dead_letter (the default)
+//	rules:
+//	  - name: playback_start     # [a-z][a-z0-9_]*, unique across all files
+//	    select:
+//	      topic: requests.playback
+//	      ops: [create]          # default [create, update, read, upsert]
+//	      when: 'attrs.event == "playback_start"'   # optional condition
+//	    joins:                   # optional, evaluated in order
+//	      - name: title
+//	        cache: titles        # an enrichment cache
+//	        key: 'attrs.title_id'
+//	        on_miss: pass        # or dead_letter
+//	    emit:
+//	      nodes:
+//	        - type: title        # a node type of the graph schema
+//	          id: 'attrs.title_id'
+//	          when: 'join.title != nil'   # optional, per emitted item
+//	          props:
+//	            name: 'join.title.name'
+//	      edges:
+//	        - type: played       # an edge type of the graph schema
+//	          from: {type: profile, id: 'attrs.profile_id'}
+//	          to: {type: title, id: 'attrs.title_id'}
+//	          props:
+//	            event_id: 'id'
+//	        - type: owns_device
+//	          from: {type: account, id: 'before.account_id'}
+//	          to: {type: device, id: 'key'}
+//	          delete: true       # a delete; carries no props
+//
+// Every value under when, key, id and props is an expression
+// (github.com/expr-lang/expr) over these variables:
+//
+//	id           string          the envelope's idempotency id (keep it as an
+//	                             edge property where events are counted)
+//	kind, op     string          "cdc", "request", "metadata"; "create", "update", "delete", ...
+//	entity_type  string
+//	key          string          the entity key
+//	key_fields   map             key column → value
+//	event_time   time.Time       the source time of the event
+//	topic        string
+//	after        map or nil      the CDC after image
+//	before       map or nil      the CDC before image
+//	attrs        map or nil      the state to map: after, before for deletes, the request log
+//	join         map             join name → document (a map), or nil on a miss
+//	missed       []string        the names of the joins that missed (on_miss: pass)
+//
+// A missing field reads as nil, and so does a field of a join that missed
+// (join.title.name is nil when join.title is); optional chaining (a?.b) and
+// nil coalescing (a ?? "default") are available. now() is disabled and time
+// functions use UTC, so that replaying an event gives the same mutations.
+// Expressions are compiled against these variables, so a misspelt variable, a
+// syntax error, a condition that is not a bool, or join.<name> for a join
+// the rule does not declare fails at start-up.
+//
+// Results: an id (and a join key) must be a string or an integer (rendered
+// in decimal); anything else is non_conforming (null) or expression_error
+// (join keys). A property whose expression gives nil is left out, since an
+// upsert replaces the whole property set. A time.Time becomes RFC 3339 text
+// for a string property and Unix microseconds for an int property; other
+// values must have the declared type, or Check rejects the mutation as
+// non_conforming.
+//
+// # Selection and the unmatched policy
+//
+// Every rule whose select matches an envelope (topic, op, condition) emits;
+// a topic may have any number of rules, across files. An envelope that no
+// rule selects is an unknown_entity error, unless its topic is declared
+// `unmatched: ignore` (a request log topic that carries events the graph
+// does not need, such as playback heartbeats): then Map returns nothing.
+// Envelopes of topics that no file names are unknown_entity errors too.
+// Tombstones are never mapped. A truncate (no key) is mapped only by a rule
+// that selects op truncate, which can only emit fixed ids; otherwise it
+// follows the unmatched policy, so by default it is dead-lettered rather than
+// silently dropped, since the graph has no "delete every node of a type".
+//
+// # Joins
+//
+// A join evaluates its key and reads the named cache. On a hit join.<name> is
+// the cached document. On a miss, on_miss: pass leaves join.<name> nil and
+// appends the name to missed (so a rule can record that the event was not
+// enriched); on_miss: dead_letter fails the envelope with join_failed. A key
+// that evaluates to nil is a miss. See package enrich for when a miss is
+// authoritative.
+package mapping

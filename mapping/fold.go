@@ -1,0 +1,116 @@
+package mapping
+
+import (
+	"bytes"
+
+	"github.com/rtgraph/rtgraph/graph"
+)
+
+// Fold folds the mutations of one batch so that each node and each edge is
+// written at most once per kind: of the upserts to one node or edge only the
+// winner under the last-write-wins rule of package graph is kept (the later
+// event time; on equal times the greater encoded properties), and of its
+// deletes only the latest. Applying the folded list leaves exactly the state
+// applying muts would, in any order, because every backend keeps per node
+// and edge only the winning upsert and the latest delete.
+//
+// A node's delete is kept even when an upsert of the node is newer: it still
+// hides the node's edges written at or before it (see graph.Reader). An
+// edge's delete older than the kept upsert of that edge is dropped: it can
+// no longer change what is visible. So a batch of updates to one edge
+// becomes one write, and a node that was deleted and re-created in the batch
+// becomes two.
+//
+// The mutations must have passed graph.(*Schema).Check (Map's do), so that
+// event times are at the precision backends compare. The result keeps the
+// order in which each key first appeared; for a key with both, the delete
+// comes first. muts is not modified. Fold allocates a map for the batch; the
+// caller bounds the batch.
+func Fold(muts []graph.Mutation) []graph.Mutation {
+	if len(muts) < 2 {
+		return muts
+	}
+	type slot struct {
+		up, del int // indexes into muts; -1 when none
+		upEnc   []byte
+	}
+	type key struct {
+		node bool
+		n    graph.NodeKey
+		e    graph.EdgeKey
+	}
+	slots := make(map[key]*slot, len(muts))
+	order := make([]*slot, 0, len(muts))
+	var extra []int // mutations kept as they are (unknown ops)
+	for i := range muts {
+		m := &muts[i]
+		var k key
+		switch m.Op {
+		case graph.OpUpsertNode, graph.OpDeleteNode:
+			k = key{node: true, n: m.Node}
+		case graph.OpUpsertEdge, graph.OpDeleteEdge:
+			k = key{e: m.Edge}
+		default:
+			extra = append(extra, i)
+			continue
+		}
+		s, ok := slots[k]
+		if !ok {
+			s = &slot{up: -1, del: -1}
+			slots[k] = s
+			order = append(order, s)
+		}
+		switch m.Op {
+		case graph.OpDeleteNode, graph.OpDeleteEdge:
+			if s.del < 0 || m.EventTime.After(muts[s.del].EventTime) {
+				s.del = i
+			}
+		default:
+			if s.up < 0 {
+				s.up = i
+				continue
+			}
+			cur := &muts[s.up]
+			switch {
+			case m.EventTime.After(cur.EventTime):
+				s.up, s.upEnc = i, nil
+			case m.EventTime.Equal(cur.EventTime):
+				if s.upEnc == nil {
+					s.upEnc = encode(cur.Props)
+				}
+				enc := encode(m.Props)
+				if bytes.Compare(enc, s.upEnc) > 0 {
+					s.up, s.upEnc = i, enc
+				}
+			}
+		}
+	}
+	out := make([]graph.Mutation, 0, len(order)+len(extra))
+	for _, s := range order {
+		if s.del >= 0 {
+			d := &muts[s.del]
+			dropped := d.Op == graph.OpDeleteEdge && s.up >= 0 && muts[s.up].EventTime.After(d.EventTime)
+			if !dropped {
+				out = append(out, *d)
+			}
+		}
+		if s.up >= 0 {
+			out = append(out, muts[s.up])
+		}
+	}
+	for _, i := range extra {
+		out = append(out, muts[i])
+	}
+	return out
+}
+
+// encode is graph.EncodeProps for comparing ties. Props that cannot be
+// encoded cannot be stored either; they compare as the empty encoding, and
+// the store rejects them when the batch is applied.
+func encode(p graph.Props) []byte {
+	b, err := graph.EncodeProps(p)
+	if err != nil {
+		return []byte{}
+	}
+	return b
+}

@@ -1,0 +1,324 @@
+package mapping
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/rtgraph/rtgraph/graph"
+	"github.com/rtgraph/rtgraph/normalize"
+)
+
+// Option adjusts a Mapper beyond its files.
+type Option func(*options)
+
+type options struct {
+	metrics *Metrics
+	log     *slog.Logger
+}
+
+// WithMetrics counts rule matches, join hits and misses and errors on m
+// (see NewMetrics). Without it nothing is counted.
+func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } }
+
+// WithLogger sets the logger Load reports the loaded rules to. Default: none.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// Mapper turns envelopes into graph mutations by the rules of the mapping
+// files. It is immutable after Load and safe for concurrent use: the
+// pipeline calls Map from every partition worker at once.
+type Mapper struct {
+	schema *graph.Schema
+	joins  Lookup
+	topics map[string]*topicInfo
+	rules  []*rule
+	pool   sync.Pool // *state
+}
+
+// state is the per-call scratch space, pooled so that a Map call allocates
+// only what it returns.
+type state struct {
+	vm  vm.VM
+	env env
+}
+
+func newMapper(l *loader, o options) *Mapper {
+	m := &Mapper{schema: l.schema, joins: l.joins, topics: l.topics, rules: l.rules}
+	m.pool.New = func() any { return &state{env: env{Join: make(map[string]map[string]any, MaxJoinsPerRule)}} }
+	for name, t := range l.topics {
+		t.stats = o.metrics.topic(name)
+	}
+	for _, r := range l.rules {
+		r.stats = o.metrics.rule(r)
+	}
+	if o.log != nil {
+		o.log.Info("mapping loaded", "rules", len(l.rules), "topics", len(l.topics))
+	}
+	return m
+}
+
+// Topics returns the topics the rules select, sorted: the event topics the
+// pipeline must consume.
+func (m *Mapper) Topics() []string { return sortedKeys(m.topics) }
+
+// Map returns the mutations the rules make of env, each already checked and
+// normalised by graph.(*Schema).Check (TTL filled, event time in UTC at
+// microsecond precision). Every rule whose select matches contributes, in
+// file and rule order; within a rule, nodes come before edges, each in
+// declaration order. The envelope maps as a whole or not at all: on error
+// no mutations are returned.
+//
+// A tombstone maps to no mutations and no error (the delete before it
+// carried the change, see normalize.OpTombstone). An envelope of a topic no
+// mapping file names, or one that no rule selects on a topic not declared
+// `unmatched: ignore`, is an unknown_entity error; on an ignore topic it maps
+// to no mutations and no error. Errors are *Error, permanent, and belong in
+// the dead-letter topic with their Class. The one exception is ctx.Err(),
+// returned as is when ctx is already done when Map is called; Map does no
+// I/O, so it does not check ctx again.
+//
+// The returned mutations share no maps with env or with the caches.
+func (m *Mapper) Map(ctx context.Context, env *normalize.Envelope) ([]graph.Mutation, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if env.Op == normalize.OpTombstone {
+		return nil, nil
+	}
+	t, ok := m.topics[env.Origin.Topic]
+	if !ok {
+		return nil, &Error{Class: ClassUnknownEntity, Field: "origin.topic",
+			Err: fmt.Errorf("no mapping rule selects topic %q", env.Origin.Topic)}
+	}
+	bit := opBits[env.Op]
+	st := m.pool.Get().(*state)
+	defer func() {
+		st.env.reset()
+		m.pool.Put(st)
+	}()
+	st.env.set(env)
+	var out []graph.Mutation
+	matched := false
+	for _, r := range t.rules {
+		if r.ops&bit == 0 {
+			continue
+		}
+		if r.when != nil {
+			ok, err := st.cond(r, r.when)
+			if err != nil {
+				r.stats.failed(ClassExpressionError)
+				return nil, r.fail(ClassExpressionError, r.when.field, err)
+			}
+			if !ok {
+				continue
+			}
+		}
+		matched = true
+		r.stats.matched()
+		var err error
+		if out, err = m.apply(st, r, env.EventTime, out); err != nil {
+			r.stats.failed(ClassOf(err))
+			return nil, err
+		}
+	}
+	if !matched {
+		if t.unmatched == unmatchedIgnore {
+			t.stats.ignored()
+			return nil, nil
+		}
+		t.stats.unmatched()
+		return nil, &Error{Class: ClassUnknownEntity, Field: "select",
+			Err: fmt.Errorf("no rule selects this %s event on topic %q", env.Op, env.Origin.Topic)}
+	}
+	return out, nil
+}
+
+// fail builds the rule's error.
+func (r *rule) fail(c Class, field string, err error) *Error {
+	return &Error{Class: c, Mapping: r.ref, Field: field, Err: err}
+}
+
+// cond runs a condition. Conditions are compiled AsBool, so a non-bool
+// result can only come from expr itself; it is an expression error anyway.
+func (st *state) cond(r *rule, p *program) (bool, error) {
+	v, err := st.vm.Run(p.prog, &st.env)
+	if err != nil {
+		return false, err
+	}
+	b, ok := v.(bool)
+	if !ok {
+		return false, fmt.Errorf("condition gave %T, not bool", v)
+	}
+	return b, nil
+}
+
+func (m *Mapper) apply(st *state, r *rule, at time.Time, out []graph.Mutation) ([]graph.Mutation, error) {
+	clear(st.env.Join)
+	st.env.Missed = st.env.Missed[:0]
+	for i := range r.joins {
+		j := &r.joins[i]
+		v, err := st.vm.Run(j.key.prog, &st.env)
+		if err != nil {
+			return out, r.fail(ClassExpressionError, j.key.field, err)
+		}
+		doc, hit := (map[string]any)(nil), false
+		if key, ok := idText(v); ok {
+			doc, hit = m.joins.Get(j.cache, key)
+		} else if v != nil {
+			return out, r.fail(ClassExpressionError, j.key.field, fmt.Errorf("join key is %T, want a string or an integer", v))
+		}
+		r.stats.join(i, hit)
+		if !hit {
+			if j.onMiss == missDeadLetter {
+				if v == nil {
+					return out, r.fail(ClassJoinFailed, j.key.field, fmt.Errorf("join %s: key is null", j.name))
+				}
+				return out, r.fail(ClassJoinFailed, j.key.field, fmt.Errorf("join %s: no document under key %v in cache %s", j.name, v, j.cache))
+			}
+			st.env.Missed = append(st.env.Missed, j.name)
+			continue
+		}
+		st.env.Join[j.name] = doc
+	}
+	for i := range r.nodes {
+		e := &r.nodes[i]
+		if e.when != nil {
+			ok, err := st.cond(r, e.when)
+			if err != nil {
+				return out, r.fail(ClassExpressionError, e.when.field, err)
+			}
+			if !ok {
+				continue
+			}
+		}
+		id, err := st.id(r, &e.id)
+		if err != nil {
+			return out, err
+		}
+		mut := graph.Mutation{Op: graph.OpUpsertNode, Node: graph.NodeKey{Type: e.typ, ID: id}, EventTime: at}
+		if e.del {
+			mut.Op = graph.OpDeleteNode
+		} else if mut.Props, err = st.props(r, e.props); err != nil {
+			return out, err
+		}
+		if err := m.schema.Check(&mut); err != nil {
+			return out, r.fail(ClassNonConforming, checkField(e.field, err), err)
+		}
+		out = append(out, mut)
+	}
+	for i := range r.edges {
+		e := &r.edges[i]
+		if e.when != nil {
+			ok, err := st.cond(r, e.when)
+			if err != nil {
+				return out, r.fail(ClassExpressionError, e.when.field, err)
+			}
+			if !ok {
+				continue
+			}
+		}
+		from, err := st.id(r, &e.from.id)
+		if err != nil {
+			return out, err
+		}
+		to, err := st.id(r, &e.to.id)
+		if err != nil {
+			return out, err
+		}
+		mut := graph.Mutation{Op: graph.OpUpsertEdge, EventTime: at, Edge: graph.EdgeKey{Type: e.typ,
+			From: graph.NodeKey{Type: e.from.typ, ID: from}, To: graph.NodeKey{Type: e.to.typ, ID: to}}}
+		if e.del {
+			mut.Op = graph.OpDeleteEdge
+		} else if mut.Props, err = st.props(r, e.props); err != nil {
+			return out, err
+		}
+		if err := m.schema.Check(&mut); err != nil {
+			return out, r.fail(ClassNonConforming, checkField(e.field, err), err)
+		}
+		out = append(out, mut)
+	}
+	return out, nil
+}
+
+// checkField names the emit's field a schema error is about.
+func checkField(field string, err error) string {
+	var se *graph.SchemaError
+	if errors.As(err, &se) && se.Property != "" {
+		return field + ".props." + se.Property
+	}
+	return field
+}
+
+func (st *state) id(r *rule, p *program) (string, error) {
+	v, err := st.vm.Run(p.prog, &st.env)
+	if err != nil {
+		return "", r.fail(ClassExpressionError, p.field, err)
+	}
+	s, ok := idText(v)
+	if !ok {
+		if v == nil {
+			return "", r.fail(ClassNonConforming, p.field, errors.New("id is null"))
+		}
+		return "", r.fail(ClassNonConforming, p.field, fmt.Errorf("id is %T, want a string or an integer", v))
+	}
+	return s, nil
+}
+
+// idText renders a value usable as an id or a cache key: strings as they
+// are, integers (and integral floats, which is how JSON numbers sometimes
+// arrive) in decimal.
+func idText(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case int64:
+		return strconv.FormatInt(x, 10), true
+	case int:
+		return strconv.Itoa(x), true
+	case int32:
+		return strconv.FormatInt(int64(x), 10), true
+	case uint64:
+		return strconv.FormatUint(x, 10), true
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return strconv.FormatInt(int64(x), 10), true
+		}
+	}
+	return "", false
+}
+
+func (st *state) props(r *rule, ps []prop) (graph.Props, error) {
+	if len(ps) == 0 {
+		return graph.Props{}, nil
+	}
+	out := make(graph.Props, len(ps))
+	for i := range ps {
+		p := &ps[i]
+		v, err := st.vm.Run(p.expr.prog, &st.env)
+		if err != nil {
+			return nil, r.fail(ClassExpressionError, p.expr.field, err)
+		}
+		if v == nil {
+			continue // absent means null: an upsert replaces the whole property set
+		}
+		if t, ok := v.(time.Time); ok {
+			// Times follow the convention graph.PropType documents: RFC 3339
+			// text for a string property, Unix microseconds for an int one.
+			switch p.typ {
+			case graph.PropString:
+				v = t.UTC().Format(time.RFC3339Nano)
+			case graph.PropInt:
+				v = t.UnixMicro()
+			}
+		}
+		out[p.name] = v
+	}
+	return out, nil
+}
