@@ -147,11 +147,14 @@ type LoadError struct {
 
 func (e *LoadError) Error() string {
 	var b strings.Builder
-	b.WriteString("graph schema ")
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		b.WriteString(":")
-		b.WriteString(strconv.Itoa(e.Line))
+	b.WriteString("graph schema")
+	if e.File != "" {
+		b.WriteString(" ")
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			b.WriteString(":")
+			b.WriteString(strconv.Itoa(e.Line))
+		}
 	}
 	if e.Field != "" {
 		b.WriteString(": ")

@@ -246,19 +246,30 @@ func (s *Store) plan(q graph.AdjacencyQuery) scanPlan {
 	// the end. Event times are never before 1970 (graph.Schema.Check), so a
 	// bound at or before it is either empty or no bound.
 	if !q.Until.IsZero() {
-		if micros(q.Until) <= 0 {
+		if ceilMicros(q.Until) <= 0 {
 			pl.lo = pl.hi
 			return pl
 		}
-		pl.lo = appendInv(slices.Clone(p), micros(q.Until)-1)
+		pl.lo = appendInv(slices.Clone(p), ceilMicros(q.Until)-1)
 	}
-	if !q.Since.IsZero() && micros(q.Since) > 0 {
-		pl.hi = appendInv(slices.Clone(p), micros(q.Since)-1)
+	if !q.Since.IsZero() && ceilMicros(q.Since) > 0 {
+		pl.hi = appendInv(slices.Clone(p), ceilMicros(q.Since)-1)
 	}
 	if bytes.Compare(pl.lo, pl.hi) > 0 {
 		pl.lo = pl.hi
 	}
 	return pl
+}
+
+// ceilMicros rounds a query bound up to a whole microsecond. Stored times
+// are whole microseconds, so for t stored and b a bound: t >= b exactly when
+// t >= ceil(b), and t < b exactly when t < ceil(b).
+func ceilMicros(b time.Time) int64 {
+	us := b.UnixMicro()
+	if b.Sub(time.UnixMicro(us)) > 0 {
+		us++
+	}
+	return us
 }
 
 const cursorV1 = 1
@@ -333,10 +344,10 @@ func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.Ad
 	now := micros(s.now())
 	var since, until int64 = -1 << 63, 1<<63 - 1
 	if !q.Since.IsZero() {
-		since = micros(q.Since)
+		since = ceilMicros(q.Since)
 	}
 	if !q.Until.IsZero() {
-		until = micros(q.Until)
+		until = ceilMicros(q.Until)
 	}
 	var page graph.AdjacencyPage
 	// lastReturned and lastScanned are keys; the cursor is the former when

@@ -624,6 +624,15 @@ func testSinceUntil(t *testing.T, h *harness) {
 	wantEdges(t, "into n5 outside window", h.all(t, in), nil)
 	in.Since, in.Until = h.at(50), h.at(50)
 	wantEdges(t, "empty window", h.all(t, in), nil)
+	// Bounds finer than the stored microseconds: the edge at exactly 50 s
+	// is before a Since half a microsecond later, and before such an Until.
+	for _, order := range []graph.Order{graph.OrderKey, graph.OrderLatest} {
+		in.Order = order
+		in.Since, in.Until = h.at(50).Add(500*time.Nanosecond), time.Time{}
+		wantEdges(t, "since just after the edge", h.all(t, in), nil)
+		in.Since, in.Until = time.Time{}, h.at(50).Add(500*time.Nanosecond)
+		wantEdges(t, "until just after the edge", h.all(t, in), []graph.Edge{all[5]})
+	}
 }
 
 // testSupernode pages through a node with many edges, in both orders and
