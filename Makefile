@@ -1,0 +1,79 @@
+# rtgraph — every task starts here. `make` (or `make help`) lists the targets.
+#
+# Tests that need real Kafka and Cassandra get them from deploy/local: the
+# servers are fetched from Maven Central with Maven (cached in ~/.m2), started
+# on 127.0.0.1 with Java 17, and stopped again by the target that started them.
+
+SHELL       := /bin/bash
+GO          ?= go
+BIN         := bin/rtgraph
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -X main.version=$(VERSION)
+CONFIG      ?=
+GOTESTFLAGS ?= -race -count=1 -timeout 45m
+# Packages whose tests need the real servers (test-integration runs only these).
+INTEGRATION_PKGS := ./internal/smoke/... ./graph/cassandra/...
+FUZZTIME    ?= 30s
+BENCHTIME   ?= 1x
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build bin/rtgraph.
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/rtgraph
+
+.PHONY: run
+run: build ## Run rtgraph on the embedded default (no servers needed).
+	$(BIN) serve $(if $(CONFIG),--config $(CONFIG),)
+
+.PHONY: test
+test: ## Run every test: unit and integration, starting real Kafka and Cassandra when needed.
+	deploy/local/with-infra.sh $(GO) test $(GOTESTFLAGS) ./...
+
+.PHONY: test-unit
+test-unit: ## Run the tests that need no servers (integration tests skip, loudly).
+	RTGRAPH_SKIP_INTEGRATION=1 $(GO) test $(GOTESTFLAGS) ./...
+
+.PHONY: test-integration
+test-integration: ## Run only the integration tests, against real Kafka and Cassandra.
+	deploy/local/with-infra.sh $(GO) test $(GOTESTFLAGS) $(INTEGRATION_PKGS)
+
+.PHONY: bench
+bench: bench-store ## Run every benchmark (figures go to docs/benchmarks.md by hand).
+
+.PHONY: bench-store
+bench-store: ## Graph-store benchmarks on Pebble and on real Cassandra.
+	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./graph/embedded/ ./graph/cassandra/
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 30s).
+	scripts/fuzz.sh $(FUZZTIME)
+
+.PHONY: infra-up
+infra-up: ## Start real Kafka and Cassandra on 127.0.0.1 (idempotent).
+	deploy/local/infra.sh up
+
+.PHONY: infra-down
+infra-down: ## Stop the servers infra-up started (by PID file).
+	deploy/local/infra.sh down
+
+.PHONY: migrate
+migrate: build ## Apply the CQL migrations to the configured Cassandra.
+	$(BIN) migrate $(if $(CONFIG),--config $(CONFIG),)
+
+.PHONY: lint
+lint: ## go vet and staticcheck (pinned with go tool).
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+.PHONY: fmt
+fmt: ## Format the code.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: clean
+clean: ## Remove build output (not data, not the servers' state).
+	rm -rf bin

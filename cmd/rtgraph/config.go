@@ -1,0 +1,123 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/rtgraph/rtgraph/graph/cassandra"
+	"github.com/rtgraph/rtgraph/graph/embedded"
+	"github.com/rtgraph/rtgraph/ingest"
+	"github.com/rtgraph/rtgraph/internal/config"
+	"github.com/rtgraph/rtgraph/internal/telemetry"
+)
+
+// Config is the whole process configuration: one struct per package, each
+// with its own defaults and Validate. See internal/config for the file and
+// environment rules.
+type Config struct {
+	Log       telemetry.LogConfig `yaml:"log"`
+	HTTP      HTTPConfig          `yaml:"http"`
+	Store     StoreConfig         `yaml:"store"`
+	Kafka     ingest.KafkaConfig  `yaml:"kafka"`
+	Cassandra cassandra.Config    `yaml:"cassandra"`
+	Embedded  embedded.Config     `yaml:"embedded"`
+	// ShutdownTimeout bounds the whole ordered shutdown. Default 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// HTTPConfig is the HTTP server's listener and timeouts.
+type HTTPConfig struct {
+	// Addr to listen on. Default 127.0.0.1:8080.
+	Addr              string        `yaml:"addr"`
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"` // default 5s
+	ReadTimeout       time.Duration `yaml:"read_timeout"`        // default 30s
+	WriteTimeout      time.Duration `yaml:"write_timeout"`       // default 30s
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // default 120s
+	// Metrics serves /metrics when true. Default true.
+	Metrics bool `yaml:"metrics"`
+}
+
+// StoreConfig selects the graph store backend.
+type StoreConfig struct {
+	// Backend is embedded (Pebble, in-process) or cassandra. Default embedded.
+	Backend string `yaml:"backend"`
+}
+
+func defaultConfig() *Config {
+	return &Config{
+		Log: telemetry.DefaultLogConfig(),
+		HTTP: HTTPConfig{
+			Addr:              "127.0.0.1:8080",
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			Metrics:           true,
+		},
+		Store:           StoreConfig{Backend: "embedded"},
+		Kafka:           ingest.DefaultKafkaConfig(),
+		Cassandra:       cassandra.DefaultConfig(),
+		Embedded:        defaultEmbedded(),
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// Validate checks every section and names each bad field.
+func (c *Config) Validate() error {
+	errs := []error{c.Log.Validate(), c.HTTP.validate(), c.Kafka.Validate(), c.Cassandra.Validate(), c.Embedded.Validate()}
+	switch c.Store.Backend {
+	case "embedded", "cassandra":
+	default:
+		errs = append(errs, fmt.Errorf("store.backend: %q is not one of embedded, cassandra", c.Store.Backend))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("shutdown_timeout: must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+func (h HTTPConfig) validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(h.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("http.addr: %w", err))
+	}
+	for name, d := range map[string]time.Duration{
+		"read_header_timeout": h.ReadHeaderTimeout, "read_timeout": h.ReadTimeout,
+		"write_timeout": h.WriteTimeout, "idle_timeout": h.IdleTimeout,
+	} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("http.%s: must be positive", name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// loadConfig reads the file (flag, else RTGRAPH_CONFIG, else none) and the
+// environment, then validates.
+func loadConfig(path string, environ []string) (*Config, error) {
+	if path == "" {
+		for _, kv := range environ {
+			if v, ok := strings.CutPrefix(kv, "RTGRAPH_CONFIG="); ok {
+				path = v
+			}
+		}
+	}
+	c := defaultConfig()
+	if err := config.Load(path, environ, c); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return c, nil
+}
+
+// defaultEmbedded keeps the embedded store in ./data unless configured.
+func defaultEmbedded() embedded.Config {
+	c := embedded.DefaultConfig()
+	c.Dir = "data"
+	return c
+}

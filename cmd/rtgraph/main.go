@@ -1,0 +1,119 @@
+// Command rtgraph is the one rtgraph binary. It only wires packages together;
+// the behaviour lives in them.
+//
+//	rtgraph serve          run the server until SIGINT/SIGTERM
+//	rtgraph migrate        apply CQL migrations to Cassandra
+//	rtgraph config print   show the effective configuration, secrets masked
+//	rtgraph health --url U exit 0 if U answers 2xx (for container health checks)
+//	rtgraph version        print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Environ())
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+const usage = `rtgraph — real-time graph ingestion and hop queries
+
+Usage:
+  rtgraph <command> [flags]
+
+Commands:
+  serve          run the server (store, HTTP health and metrics) until SIGINT/SIGTERM
+  migrate        apply the CQL migrations in schemas/cql to Cassandra
+  config print   print the effective configuration with secrets masked
+  health         probe an HTTP health endpoint (exit 0 when it answers 2xx)
+  version        print the version
+
+Every command that reads configuration takes --config FILE (or RTGRAPH_CONFIG)
+and RTGRAPH_* environment overrides.
+`
+
+// errUsage marks a command-line mistake (exit code 2).
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, usage)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	var err error
+	switch args[0] {
+	case "version":
+		fmt.Fprintln(stdout, versionString())
+	case "config":
+		err = cmdConfig(args[1:], stdout, environ)
+	case "migrate":
+		err = cmdMigrate(ctx, args[1:], stdout, stderr, environ)
+	case "serve":
+		err = cmdServe(ctx, args[1:], stderr, environ)
+	case "health":
+		err = cmdHealth(ctx, args[1:], stdout)
+	default:
+		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+	}
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "rtgraph: %v\n\n%s", err, usage)
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "rtgraph: %v\n", err)
+		return exitError
+	}
+}
+
+// newFlags returns a flag set for a subcommand with the shared --config flag.
+func newFlags(name string, out io.Writer) (*flag.FlagSet, *string) {
+	fs := flagSet(name, out)
+	path := fs.String("config", "", "YAML configuration file (default: $RTGRAPH_CONFIG, else built-in defaults)")
+	return fs, path
+}
+
+func flagSet(name string, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("rtgraph "+name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return nil
+}
