@@ -94,3 +94,5 @@ func checkDecodeResult(tb testing.TB, envs []Envelope, err error) {
 		}
 	}
 }
+
+func timeFromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
