@@ -14,7 +14,7 @@ GOTESTFLAGS ?= -race -count=1 -timeout 45m
 # Packages whose tests need the real servers (test-integration runs only these).
 INTEGRATION_PKGS := ./internal/smoke/... ./graph/cassandra/...
 FUZZTIME    ?= 30s
-BENCHTIME   ?= 1x
+BENCHTIME   ?= 400x
 
 .DEFAULT_GOAL := help
 
