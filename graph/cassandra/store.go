@@ -61,6 +61,9 @@ type Store struct {
 	now     func() time.Time
 	timeout time.Duration
 	maxScan int // rows one Adjacency call may read; maxScanRows outside tests
+	// capture, when set (benchmarks only), sees every plan before it is
+	// sent, so a baseline can replay the very same rows.
+	capture func(context.Context, *plan)
 
 	// days remembers edge_days rows written by this Store: key → the
 	// expiry written (microseconds, 0 = never expires).
@@ -250,6 +253,12 @@ type plan struct {
 	order  []partKey // deterministic execution order, for tests and logs
 	// dayPlanned dedupes edge_days writes within the plan.
 	dayPlanned map[dayKey]int64
+	// deletes are the edge deletes, each sent by its own task (see
+	// deleteEdge) alongside the groups.
+	deletes []edgeDelete
+	// sent records the statements the delete tasks sent, for capture.
+	sentMu sync.Mutex
+	sent   []stmt
 }
 
 func (p *plan) add(k partKey, cql string, args ...any) *group {
@@ -294,7 +303,6 @@ func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 		checked[i] = m
 	}
 	p := &plan{groups: make(map[partKey]*group), dayPlanned: make(map[dayKey]int64)}
-	var deletes []edgeDelete
 	nowUS := s.now().UnixMicro()
 	counts := map[graph.Op]int{}
 	for i, m := range checked {
@@ -322,27 +330,14 @@ func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 			s.planEdgeUpsert(p, m, enc, nowUS)
 		case graph.OpDeleteEdge:
 			et, _ := s.schema.EdgeType(m.Edge.Type) // Check has found it
-			ts := m.EventTime.UnixMicro()
-			for _, side := range sides(m.Edge, et.Reverse) {
-				nb := neighborKey(side.nbr)
-				p.add(partKey{table: tByKey, typ: side.node.Type, id: side.node.ID, edgeType: m.Edge.Type, dir: side.dir, bucket: int32(bucketOf(nb))},
-					cqlDeleteByKey, ts, side.node.Type, []byte(side.node.ID), m.Edge.Type, side.dir, bucketOf(nb), nb)
-			}
-			deletes = append(deletes, edgeDelete{m: m, reverse: et.Reverse})
-		}
-	}
-	// An edge delete also removes the edge's newest-first index rows, which
-	// are keyed by the event time the edge has now: read it before the
-	// delete lands. Only a row at or before the delete is removed (the
-	// tombstone carries the delete's timestamp), so this is safe against
-	// any concurrent write; rows it misses are skipped at read time.
-	if len(deletes) > 0 {
-		if err := s.planIndexDeletes(ctx, p, deletes); err != nil {
-			return err
+			p.deletes = append(p.deletes, edgeDelete{m: m, reverse: et.Reverse})
 		}
 	}
 	if err := s.execPlan(ctx, p); err != nil {
 		return err
+	}
+	if s.capture != nil {
+		s.capture(ctx, p)
 	}
 	for op, n := range counts {
 		s.m.muts.WithLabelValues(op.String()).Add(float64(n))
@@ -440,52 +435,68 @@ func (s *Store) dayCached(k dayKey, want int64) bool {
 	return ok && expiryCovers(have, want)
 }
 
-// planIndexDeletes reads, for each deleted edge, the event time its
-// edges_by_key row has now, and plans the delete of the matching
-// edges_by_time rows at the delete's timestamp.
-func (s *Store) planIndexDeletes(ctx context.Context, p *plan, deletes []edgeDelete) error {
-	found := make([]int64, len(deletes))
+// deleteEdge deletes one edge: its edges_by_key rows, and its
+// edges_by_time rows, which are keyed by the event time the edge has now.
+// So it first reads that time, then sends the deletes, all at the delete's
+// timestamp. The read must precede the edges_by_key delete (after it there
+// is nothing to read), which is why this is a task of its own rather than
+// statements in the partition groups. Removing an edges_by_time row at the
+// delete's timestamp is safe against any concurrent write: it only removes
+// writes at or before the delete, which the delete hides anyway. Rows it
+// misses (an older upsert in flight) are skipped at read time.
+func (s *Store) deleteEdge(ctx context.Context, p *plan, d edgeDelete) error {
+	k := d.m.Edge
+	ts := d.m.EventTime.UnixMicro()
+	fwd := neighborKey(k.To)
+	var wt int64
+	err := s.do(ctx, opReadEdgeBefore, func(ctx context.Context) error {
+		err := s.query(s.readCL, cqlEdgeWriteTime, k.From.Type, []byte(k.From.ID), k.Type, dirOut, bucketOf(fwd), fwd).
+			ScanContext(ctx, &wt)
+		if errors.Is(err, gocql.ErrNotFound) {
+			wt = 0
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var stmts []stmt
+	for _, sd := range sides(k, d.reverse) {
+		nb := neighborKey(sd.nbr)
+		id := []byte(sd.node.ID)
+		stmts = append(stmts, stmt{cqlDeleteByKey, []any{ts, sd.node.Type, id, k.Type, sd.dir, bucketOf(nb), nb}})
+		// A newer edge is untouched by this delete, and so is its index row.
+		if wt != 0 && wt <= ts {
+			stmts = append(stmts, stmt{cqlDeleteByTime, []any{ts, sd.node.Type, id, k.Type, sd.dir, dayOf(wt), wt, nb}})
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.limit)
-	for i, d := range deletes {
+	for _, st := range stmts {
 		g.Go(func() error {
-			nb := neighborKey(d.m.Edge.To)
-			return s.do(gctx, opReadEdgeBefore, func(ctx context.Context) error {
-				var wt int64
-				err := s.query(s.readCL, cqlEdgeWriteTime, d.m.Edge.From.Type, []byte(d.m.Edge.From.ID), d.m.Edge.Type, dirOut, bucketOf(nb), nb).
-					ScanContext(ctx, &wt)
-				if errors.Is(err, gocql.ErrNotFound) {
-					return nil
-				}
-				found[i] = wt
-				return err
-			})
+			return s.do(gctx, opWrite, func(ctx context.Context) error { return s.send(ctx, []stmt{st}) })
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return s.callErr(ctx, "apply", err)
+		return err
 	}
-	for i, d := range deletes {
-		wt, ts := found[i], d.m.EventTime.UnixMicro()
-		// A newer edge is untouched by this delete, and so is its index row.
-		if wt == 0 || wt > ts {
-			continue
-		}
-		day := dayOf(wt)
-		for _, sd := range sides(d.m.Edge, d.reverse) {
-			nb := neighborKey(sd.nbr)
-			p.add(partKey{table: tByTime, typ: sd.node.Type, id: sd.node.ID, edgeType: d.m.Edge.Type, dir: sd.dir, bucket: day},
-				cqlDeleteByTime, ts, sd.node.Type, []byte(sd.node.ID), d.m.Edge.Type, sd.dir, day, wt, nb)
-		}
+	if s.capture != nil {
+		p.sentMu.Lock()
+		p.sent = append(p.sent, stmts...)
+		p.sentMu.Unlock()
 	}
 	return nil
 }
 
-// execPlan sends every group: one statement alone, several as unlogged
-// single-partition batches.
+// execPlan sends every group (one statement alone, several as unlogged
+// single-partition batches) and runs every edge delete task, all in
+// parallel within the call's limit.
 func (s *Store) execPlan(ctx context.Context, p *plan) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.limit)
+	for _, d := range p.deletes {
+		g.Go(func() error { return s.deleteEdge(gctx, p, d) })
+	}
 	for _, k := range p.order {
 		grp := p.groups[k]
 		for start := 0; start < len(grp.stmts); start += maxBatchStatements {

@@ -1,0 +1,426 @@
+package cassandra
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rtgraph/rtgraph/graph"
+	"github.com/rtgraph/rtgraph/schemas"
+)
+
+// Benchmarks against real Cassandra (RTGRAPH_TEST_CASSANDRA), reported with
+// b.ReportMetric; docs/bench-store-cassandra.md records figures and the
+// command. They write to the run's test keyspace (and a second one for the
+// raw baseline), dropped when the run ends.
+
+// benchCallers is how many Apply calls run at once, like as many Kafka
+// partitions being flushed concurrently.
+const benchCallers = 8
+
+// benchSchema has the property counts of a real vertical (1-5 per item).
+func benchSchema(tb testing.TB) *graph.Schema {
+	s, err := graph.NewSchema(
+		[]graph.NodeType{
+			{Name: "user", Props: map[string]graph.PropType{"name": graph.PropString, "age": graph.PropInt, "score": graph.PropFloat, "vip": graph.PropBool, "country": graph.PropString}},
+			{Name: "item", Props: map[string]graph.PropType{"title": graph.PropString, "price": graph.PropFloat, "category": graph.PropString, "brand": graph.PropString, "stock": graph.PropInt}},
+		},
+		[]graph.EdgeType{
+			{Name: "follows", From: []string{"user"}, To: []string{"user"}, Reverse: true,
+				Props: map[string]graph.PropType{"weight": graph.PropFloat, "since": graph.PropInt, "source": graph.PropString, "rank": graph.PropInt, "muted": graph.PropBool}},
+			{Name: "viewed", From: []string{"user"}, To: []string{"item"}, Reverse: true, TTL: 7 * 24 * time.Hour,
+				Props: map[string]graph.PropType{"ms": graph.PropInt, "complete": graph.PropBool, "device": graph.PropString, "position": graph.PropInt, "referrer": graph.PropString}},
+			{Name: "likes", From: []string{"user"}, To: []string{"item"},
+				Props: map[string]graph.PropType{"rating": graph.PropInt, "ts": graph.PropInt, "source": graph.PropString, "weight": graph.PropFloat, "note": graph.PropString}},
+		})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// workload generates batches of the realistic mix: 70% edge upserts (40%
+// viewed, 20% follows, 10% likes), 25% node upserts, 5% deletes (3% edge,
+// 2% node); 1-5 properties each. A batch is the events of 10 users, 10
+// each, so its mutations share partitions as a Kafka partition's do.
+type workload struct {
+	rng    *rand.Rand
+	schema *graph.Schema
+	ns     string
+	now    time.Time
+}
+
+func (w *workload) user(i int) graph.NodeKey {
+	return graph.NodeKey{Type: "user", ID: fmt.Sprintf("%s-u%06d", w.ns, i)}
+}
+func (w *workload) item(i int) graph.NodeKey {
+	return graph.NodeKey{Type: "item", ID: fmt.Sprintf("%s-i%06d", w.ns, i)}
+}
+
+func (w *workload) props(declared map[string]graph.PropType) graph.Props {
+	names := make([]string, 0, len(declared))
+	for n := range declared {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	w.rng.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+	p := graph.Props{}
+	for _, n := range names[:1+w.rng.IntN(len(names))] {
+		switch declared[n] {
+		case graph.PropString:
+			p[n] = fmt.Sprintf("v%d", w.rng.IntN(10000))
+		case graph.PropInt:
+			p[n] = int64(w.rng.IntN(1 << 20))
+		case graph.PropFloat:
+			p[n] = w.rng.Float64() * 100
+		case graph.PropBool:
+			p[n] = w.rng.IntN(2) == 0
+		}
+	}
+	return p
+}
+
+func (w *workload) batch() []graph.Mutation {
+	out := make([]graph.Mutation, 0, 100)
+	for range 10 {
+		u := w.user(w.rng.IntN(20000))
+		for range 10 {
+			at := w.now.Add(-time.Duration(w.rng.Int64N(int64(6 * 24 * time.Hour))))
+			var m graph.Mutation
+			switch r := w.rng.IntN(100); {
+			case r < 40:
+				m = graph.Mutation{Op: graph.OpUpsertEdge, Edge: graph.EdgeKey{Type: "viewed", From: u, To: w.item(w.rng.IntN(5000))}}
+			case r < 60:
+				m = graph.Mutation{Op: graph.OpUpsertEdge, Edge: graph.EdgeKey{Type: "follows", From: u, To: w.user(w.rng.IntN(20000))}}
+			case r < 70:
+				m = graph.Mutation{Op: graph.OpUpsertEdge, Edge: graph.EdgeKey{Type: "likes", From: u, To: w.item(w.rng.IntN(5000))}}
+			case r < 85:
+				m = graph.Mutation{Op: graph.OpUpsertNode, Node: u}
+			case r < 95:
+				m = graph.Mutation{Op: graph.OpUpsertNode, Node: w.item(w.rng.IntN(5000))}
+			case r < 98:
+				m = graph.Mutation{Op: graph.OpDeleteEdge, Edge: graph.EdgeKey{Type: "follows", From: u, To: w.user(w.rng.IntN(20000))}}
+			default:
+				m = graph.Mutation{Op: graph.OpDeleteNode, Node: w.item(w.rng.IntN(5000))}
+			}
+			m.EventTime = at
+			switch m.Op {
+			case graph.OpUpsertEdge:
+				et, _ := w.schema.EdgeType(m.Edge.Type)
+				m.Props = w.props(et.Props)
+			case graph.OpUpsertNode:
+				nt, _ := w.schema.NodeType(m.Node.Type)
+				m.Props = w.props(nt.Props)
+			}
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// usage is the process's CPU time and peak resident memory.
+type usage struct {
+	cpu    time.Duration
+	maxRSS int64 // bytes
+}
+
+func readUsage(tb testing.TB) usage {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return usage{
+		cpu:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		maxRSS: ru.Maxrss * 1024, // kilobytes on Linux
+	}
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// runConcurrently runs jobs on benchCallers goroutines and returns each
+// job's latency and the wall time.
+func runConcurrently(b *testing.B, n int, job func(i int) error) ([]time.Duration, time.Duration) {
+	lat := make([]time.Duration, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	start := time.Now()
+	for range benchCallers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				t0 := time.Now()
+				if err := job(i); err != nil {
+					mu.Lock()
+					firstErr = err
+					mu.Unlock()
+				}
+				lat[i] = time.Since(t0)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		b.Fatal(firstErr)
+	}
+	return lat, time.Since(start)
+}
+
+// rawExec sends the captured plan with nothing but the driver: the same
+// statements, grouped into the same single-partition batches, with the
+// same parallelism per call; no checks, no retries, no metrics.
+func rawExec(ctx context.Context, s *gocql.Session, cl gocql.Consistency, limit int, p *plan) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(limit)
+	for _, st := range p.sent {
+		g.Go(func() error { return s.Query(st.cql, st.args...).Consistency(cl).ExecContext(gctx) })
+	}
+	for _, k := range p.order {
+		stmts := p.groups[k].stmts
+		for start := 0; start < len(stmts); start += maxBatchStatements {
+			chunk := stmts[start:min(start+maxBatchStatements, len(stmts))]
+			g.Go(func() error {
+				if len(chunk) == 1 {
+					return s.Query(chunk[0].cql, chunk[0].args...).Consistency(cl).ExecContext(gctx)
+				}
+				bt := s.Batch(gocql.UnloggedBatch).Consistency(cl)
+				for _, st := range chunk {
+					bt.Entries = append(bt.Entries, gocql.BatchEntry{Stmt: st.cql, Args: st.args, Idempotent: true})
+				}
+				return bt.ExecContext(gctx)
+			})
+		}
+	}
+	return g.Wait()
+}
+
+func planRows(p *plan) int {
+	n := len(p.sent)
+	for _, g := range p.groups {
+		n += len(g.stmts)
+	}
+	return n
+}
+
+// BenchmarkApplyMix measures Apply on the realistic mix, b.N batches of 100
+// mutations with benchCallers calls at once, and beside it the raw ceiling:
+// the exact rows each Apply wrote, replayed into a second keyspace by a
+// bare driver loop with the same concurrency. The two alternate in rounds
+// so both see the same server state (memtables, flushes, compactions).
+func BenchmarkApplyMix(b *testing.B) {
+	cfg, session := sharedSession(b)
+	ctx := context.Background()
+	rawCfg := baseConfig(b, uniqueKeyspace("rtgraph_raw_"))
+	trackKeyspace(rawCfg.Keyspace)
+	if _, err := Migrate(ctx, rawCfg, schemas.CQLMigrations(), nil); err != nil {
+		b.Fatal(err)
+	}
+	rawSession, err := NewSession(ctx, rawCfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rawSession.Close()
+	schema := benchSchema(b)
+	st, err := New(session, cfg, schema, Options{Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+
+	w := &workload{rng: rand.New(rand.NewPCG(1, 2)), schema: schema, ns: uniqueKeyspace("b"), now: time.Now()}
+	// Warm up: prepared statements, connections, JIT on the server.
+	for range 20 {
+		if err := st.Apply(ctx, w.batch()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const round = 50
+	var (
+		storeLat, rawLat    []time.Duration
+		storeWall, rawWall  time.Duration
+		storeCPU, rawCPU    time.Duration
+		muts, rows, rawRows int
+		plansMu             sync.Mutex
+		plans               = make([]*plan, 0, round)
+		captured            = map[int]*plan{}
+	)
+	st.capture = func(ctx context.Context, p *plan) {
+		if f, ok := ctx.Value(captureKey{}).(func(*plan)); ok {
+			f(p)
+		}
+	}
+	b.ResetTimer()
+	for done := 0; done < b.N; done += round {
+		n := min(round, b.N-done)
+		batches := make([][]graph.Mutation, n)
+		for i := range batches {
+			batches[i] = w.batch()
+			muts += len(batches[i])
+		}
+		clear(captured)
+		u0 := readUsage(b)
+		lat, wall := runConcurrently(b, n, func(i int) error {
+			return applyCapturing(ctx, st, batches[i], func(p *plan) {
+				plansMu.Lock()
+				captured[i] = p
+				plansMu.Unlock()
+			})
+		})
+		u1 := readUsage(b)
+		storeLat, storeWall, storeCPU = append(storeLat, lat...), storeWall+wall, storeCPU+u1.cpu-u0.cpu
+		plans = plans[:0]
+		for i := range n {
+			plans = append(plans, captured[i])
+			rows += planRows(captured[i])
+		}
+		u0 = readUsage(b)
+		lat, wall = runConcurrently(b, n, func(i int) error {
+			return rawExec(ctx, rawSession, st.writeCL, cfg.MaxConcurrentRequests, plans[i])
+		})
+		u1 = readUsage(b)
+		rawLat, rawWall, rawCPU = append(rawLat, lat...), rawWall+wall, rawCPU+u1.cpu-u0.cpu
+		for _, p := range plans {
+			rawRows += planRows(p)
+		}
+	}
+	b.StopTimer()
+	u := readUsage(b)
+	b.ReportMetric(float64(muts)/storeWall.Seconds(), "mutations/s")
+	b.ReportMetric(float64(rows)/storeWall.Seconds(), "rows/s")
+	b.ReportMetric(ms(percentile(storeLat, 0.50)), "p50-batch-ms")
+	b.ReportMetric(ms(percentile(storeLat, 0.99)), "p99-batch-ms")
+	b.ReportMetric(float64(rawRows)/rawWall.Seconds(), "raw-rows/s")
+	b.ReportMetric(ms(percentile(rawLat, 0.50)), "raw-p50-batch-ms")
+	b.ReportMetric(ms(percentile(rawLat, 0.99)), "raw-p99-batch-ms")
+	b.ReportMetric(100*rawWall.Seconds()/storeWall.Seconds(), "%-of-raw")
+	b.ReportMetric(storeCPU.Seconds(), "store-cpu-s")
+	b.ReportMetric(rawCPU.Seconds(), "raw-cpu-s")
+	b.ReportMetric(float64(u.maxRSS)/(1<<20), "peak-rss-MiB")
+	b.ReportMetric(0, "ns/op")
+}
+
+// applyCapturing runs one Apply whose plan goes to onPlan. Concurrent
+// calls each get their own hook through the call's context.
+func applyCapturing(ctx context.Context, st *Store, muts []graph.Mutation, onPlan func(*plan)) error {
+	return st.Apply(context.WithValue(ctx, captureKey{}, onPlan), muts)
+}
+
+type captureKey struct{}
+
+// benchReadFixture writes one hub with edges out of it (in one call, all
+// live) and n nodes, and returns the hub and the node keys.
+func benchReadFixture(b *testing.B, st *Store, schema *graph.Schema, edges, nodes int) (graph.NodeKey, []graph.NodeKey) {
+	w := &workload{rng: rand.New(rand.NewPCG(3, 4)), schema: schema, ns: uniqueKeyspace("r"), now: time.Now()}
+	hub := w.user(0)
+	et, _ := schema.EdgeType("follows")
+	var muts []graph.Mutation
+	for i := range edges {
+		muts = append(muts, graph.Mutation{Op: graph.OpUpsertEdge, Edge: graph.EdgeKey{Type: "follows", From: hub, To: w.user(i + 1)},
+			EventTime: w.now.Add(-time.Duration(i) * time.Minute), Props: w.props(et.Props)})
+	}
+	nt, _ := schema.NodeType("user")
+	keys := make([]graph.NodeKey, nodes)
+	for i := range keys {
+		keys[i] = w.user(100000 + i)
+		muts = append(muts, graph.Mutation{Op: graph.OpUpsertNode, Node: keys[i], EventTime: w.now, Props: w.props(nt.Props)})
+	}
+	for start := 0; start < len(muts); start += 200 {
+		if err := st.Apply(context.Background(), muts[start:min(start+200, len(muts))]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return hub, keys
+}
+
+func benchStore(b *testing.B) (*Store, *graph.Schema) {
+	cfg, session := sharedSession(b)
+	schema := benchSchema(b)
+	st, err := New(session, cfg, schema, Options{Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	return st, schema
+}
+
+// reportLatencies runs op b.N times, one at a time, and reports p50/p99,
+// CPU seconds per thousand calls and the peak RSS.
+func reportLatencies(b *testing.B, op func() error) {
+	for range 20 { // warm up
+		if err := op(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	lat := make([]time.Duration, 0, b.N)
+	u0 := readUsage(b)
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		if err := op(); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	u1 := readUsage(b)
+	b.ReportMetric(ms(percentile(lat, 0.50)), "p50-ms")
+	b.ReportMetric(ms(percentile(lat, 0.99)), "p99-ms")
+	b.ReportMetric((u1.cpu-u0.cpu).Seconds()*1000/float64(b.N), "cpu-s/1k-calls")
+	b.ReportMetric(float64(u1.maxRSS)/(1<<20), "peak-rss-MiB")
+}
+
+// BenchmarkAdjacencyPage300 reads the first page of 300 edges of a node
+// with 1000, in each order.
+func BenchmarkAdjacencyPage300(b *testing.B) {
+	st, schema := benchStore(b)
+	hub, _ := benchReadFixture(b, st, schema, 1000, 0)
+	for _, order := range []graph.Order{graph.OrderKey, graph.OrderLatest} {
+		b.Run(order.String(), func(b *testing.B) {
+			q := graph.AdjacencyQuery{Node: hub, EdgeType: "follows", Direction: graph.Out, Order: order, Limit: 300}
+			reportLatencies(b, func() error {
+				page, err := st.Adjacency(context.Background(), q)
+				if err == nil && len(page.Edges) != 300 {
+					err = fmt.Errorf("page of %d edges, want 300", len(page.Edges))
+				}
+				return err
+			})
+		})
+	}
+}
+
+// BenchmarkGetNodes100 reads 100 existing nodes in one call.
+func BenchmarkGetNodes100(b *testing.B) {
+	st, schema := benchStore(b)
+	_, keys := benchReadFixture(b, st, schema, 0, 100)
+	reportLatencies(b, func() error {
+		got, err := st.GetNodes(context.Background(), keys)
+		if err == nil && len(got) != 100 {
+			err = fmt.Errorf("got %d nodes, want 100", len(got))
+		}
+		return err
+	})
+}
