@@ -243,6 +243,7 @@ func (p *fileParser) errf(n *yaml.Node, field, format string, args ...any) error
 // mapping checks that n is a mapping with string keys, no duplicates and only
 // allowed keys, and returns its entries by key.
 func (p *fileParser) mapping(n *yaml.Node, field string, allowed ...string) (map[string]entry, error) {
+	n = resolve(n)
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return map[string]entry{}, nil
 	}
@@ -251,7 +252,7 @@ func (p *fileParser) mapping(n *yaml.Node, field string, allowed ...string) (map
 	}
 	out := make(map[string]entry, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
+		k, v := n.Content[i], resolve(n.Content[i+1])
 		if k.Kind != yaml.ScalarNode {
 			return nil, p.errf(k, field, "keys must be strings")
 		}
@@ -287,7 +288,30 @@ func joinField(field, key string) string {
 	return field + "." + key
 }
 
+// resolve follows YAML aliases (*name) to the anchored node, so that
+// shared property blocks can be written once.
+func resolve(n *yaml.Node) *yaml.Node {
+	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 16; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+// sequence checks that n is a list and returns its items.
+func (p *fileParser) sequence(n *yaml.Node, field string, nonEmpty bool, what string) ([]*yaml.Node, error) {
+	n = resolve(n)
+	if n.Kind != yaml.SequenceNode || (nonEmpty && len(n.Content) == 0) {
+		return nil, p.errf(n, field, "must be a %slist of %s", map[bool]string{true: "non-empty "}[nonEmpty], what)
+	}
+	items := make([]*yaml.Node, len(n.Content))
+	for i, it := range n.Content {
+		items[i] = resolve(it)
+	}
+	return items, nil
+}
+
 func (p *fileParser) scalar(n *yaml.Node, field string) (string, error) {
+	n = resolve(n)
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
 		return "", p.errf(n, field, "must be a value")
 	}
@@ -306,6 +330,7 @@ func (p *fileParser) name(n *yaml.Node, field string) (string, error) {
 }
 
 func (p *fileParser) boolean(n *yaml.Node, field string) (bool, error) {
+	n = resolve(n)
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
 		return false, p.errf(n, field, "must be true or false")
 	}
@@ -347,13 +372,14 @@ func (l *loader) file(file string, data []byte) error {
 	if !ok {
 		return p.errf(root, "rules", "required")
 	}
-	if e.val.Kind != yaml.SequenceNode || len(e.val.Content) == 0 {
-		return p.errf(e.val, "rules", "must be a non-empty list of rules")
+	items, err := p.sequence(e.val, "rules", true, "rules")
+	if err != nil {
+		return err
 	}
-	if len(e.val.Content) > MaxRulesPerFile {
-		return p.errf(e.val, "rules", "%d rules; at most %d per file", len(e.val.Content), MaxRulesPerFile)
+	if len(items) > MaxRulesPerFile {
+		return p.errf(e.val, "rules", "%d rules; at most %d per file", len(items), MaxRulesPerFile)
 	}
-	for i, rn := range e.val.Content {
+	for i, rn := range items {
 		p.rule = ""
 		r, err := p.parseRule(rn, i)
 		if err != nil {
@@ -446,13 +472,14 @@ func (p *fileParser) parseRule(n *yaml.Node, i int) (*rule, error) {
 	}
 	joinNames := map[string]bool{}
 	if je, ok := m["joins"]; ok {
-		if je.val.Kind != yaml.SequenceNode {
-			return nil, p.errf(je.val, "joins", "must be a list")
+		items, err := p.sequence(je.val, "joins", false, "joins")
+		if err != nil {
+			return nil, err
 		}
-		if len(je.val.Content) > MaxJoinsPerRule {
-			return nil, p.errf(je.val, "joins", "%d joins; at most %d", len(je.val.Content), MaxJoinsPerRule)
+		if len(items) > MaxJoinsPerRule {
+			return nil, p.errf(je.val, "joins", "%d joins; at most %d", len(items), MaxJoinsPerRule)
 		}
-		for j, jn := range je.val.Content {
+		for j, jn := range items {
 			jo, err := p.parseJoin(jn, fmt.Sprintf("joins[%d]", j), joinNames)
 			if err != nil {
 				return nil, err
@@ -488,11 +515,12 @@ func (p *fileParser) parseSelect(r *rule, n *yaml.Node) error {
 		return err
 	}
 	if oe, ok := m["ops"]; ok {
-		if oe.val.Kind != yaml.SequenceNode || len(oe.val.Content) == 0 {
-			return p.errf(oe.val, "select.ops", "must be a non-empty list of ops")
+		items, err := p.sequence(oe.val, "select.ops", true, "ops")
+		if err != nil {
+			return err
 		}
 		r.ops = 0
-		for k, on := range oe.val.Content {
+		for k, on := range items {
 			f := fmt.Sprintf("select.ops[%d]", k)
 			s, err := p.scalar(on, f)
 			if err != nil {
@@ -570,30 +598,38 @@ func (p *fileParser) parseEmit(r *rule, n *yaml.Node, joins map[string]bool) err
 	}
 	count := 0
 	if ne, ok := m["nodes"]; ok {
-		if ne.val.Kind != yaml.SequenceNode {
-			return p.errf(ne.val, "emit.nodes", "must be a list")
+		items, err := p.sequence(ne.val, "emit.nodes", false, "nodes")
+		if err != nil {
+			return err
 		}
-		for i, nn := range ne.val.Content {
+		if len(items) > MaxEmitsPerRule {
+			return p.errf(ne.val, "emit.nodes", "%d nodes; at most %d emits per rule", len(items), MaxEmitsPerRule)
+		}
+		for i, nn := range items {
 			e, err := p.parseNode(nn, fmt.Sprintf("emit.nodes[%d]", i), joins)
 			if err != nil {
 				return err
 			}
 			r.nodes = append(r.nodes, e)
 		}
-		count += len(ne.val.Content)
+		count += len(items)
 	}
 	if ee, ok := m["edges"]; ok {
-		if ee.val.Kind != yaml.SequenceNode {
-			return p.errf(ee.val, "emit.edges", "must be a list")
+		items, err := p.sequence(ee.val, "emit.edges", false, "edges")
+		if err != nil {
+			return err
 		}
-		for i, en := range ee.val.Content {
+		if len(items) > MaxEmitsPerRule {
+			return p.errf(ee.val, "emit.edges", "%d edges; at most %d emits per rule", len(items), MaxEmitsPerRule)
+		}
+		for i, en := range items {
 			e, err := p.parseEdge(en, fmt.Sprintf("emit.edges[%d]", i), joins)
 			if err != nil {
 				return err
 			}
 			r.edges = append(r.edges, e)
 		}
-		count += len(ee.val.Content)
+		count += len(items)
 	}
 	if count == 0 {
 		return p.errf(n, "emit", "must emit at least one node or edge")
