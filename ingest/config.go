@@ -1,0 +1,264 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/rtgraph/rtgraph/normalize"
+)
+
+// Config is the pipeline's own configuration, the `ingest:` section; the
+// connection settings are KafkaConfig. Names follow the Java client's
+// settings where one exists (given in brackets); durations are Go durations
+// rather than milliseconds.
+type Config struct {
+	// GroupID is the consumer group every ingest process of one deployment
+	// joins [group.id]. Default "rtgraph".
+	GroupID string `yaml:"group_id"`
+	// Topics maps each input topic to the decoder configuration of its
+	// records (normalize.Config). At least one is required.
+	Topics map[string]normalize.Config `yaml:"topics"`
+	// DeadLetterTopic receives the records that cannot become graph
+	// mutations, with the reason in headers. It must exist and must not be an
+	// input topic. Default "rtgraph.dlq".
+	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// Batch bounds what a partition worker accumulates before writing.
+	Batch BatchConfig `yaml:"batch"`
+	// MaxApplyMutations bounds one Writer.Apply call; a batch that maps to
+	// more is written in several calls, all acknowledged before any of its
+	// offsets is marked. Keep it at or below the store's own limit
+	// (embedded.max_batch). Default 5000.
+	MaxApplyMutations int `yaml:"max_apply_mutations"`
+	// Retry is the backoff between attempts when the store, the mapper or
+	// the dead-letter topic fails transiently. Attempts never stop: the
+	// partition stalls (and stops fetching) until the write succeeds or the
+	// partition is given up.
+	Retry RetryConfig `yaml:"retry"`
+	// SessionTimeout: a member that sends no heartbeat for this long is
+	// removed from the group [session.timeout.ms]. Default 45s.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// HeartbeatInterval [heartbeat.interval.ms]. Default 3s; at most a third
+	// of SessionTimeout.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// RebalanceTimeout is how long a rebalance waits for members to give up
+	// revoked partitions, flush included [max.poll.interval.ms, which the
+	// Java client sends as the rebalance timeout]. Default 60s.
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+	// AutoCommitInterval is how often marked offsets are committed
+	// [auto.commit.interval.ms]; offsets are also committed when a partition
+	// is revoked and on shutdown. Default 1s.
+	AutoCommitInterval time.Duration `yaml:"auto_commit_interval"`
+	// FetchMaxWait bounds how long the broker holds a fetch waiting for data
+	// [fetch.max.wait.ms]. Default 250ms.
+	FetchMaxWait time.Duration `yaml:"fetch_max_wait"`
+	// MaxPartitionFetchBytes is the most record bytes one fetch asks per
+	// partition [max.partition.fetch.bytes]. Default 1 MiB.
+	MaxPartitionFetchBytes int32 `yaml:"max_partition_fetch_bytes"`
+	// PartitionBuffer is how many fetched records may wait per partition for
+	// its worker. When a worker stalls its buffer fills and fetching for that
+	// partition stops: this is the pipeline's backpressure. Default 512.
+	PartitionBuffer int `yaml:"partition_buffer"`
+	// DrainTimeout bounds the final flush when the pipeline stops. A flush
+	// that cannot finish in time (the store is down) is abandoned without
+	// committing: its records are delivered again. Default 20s.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// WatermarkInterval is the least time between two watermark records of
+	// one partition (the last one is always recorded on a clean stop or
+	// revocation). Default 1s.
+	WatermarkInterval time.Duration `yaml:"watermark_interval"`
+}
+
+// BatchConfig is the batch policy of a partition worker: a batch is written
+// when it reaches Count records or Bytes bytes, or Period after its first
+// record, whichever comes first.
+type BatchConfig struct {
+	// Count is the most records in one batch [max.poll.records]. Default 1000.
+	Count int `yaml:"count"`
+	// Bytes is the most record bytes (keys and values) in one batch.
+	// Default 4 MiB.
+	Bytes int `yaml:"bytes"`
+	// Period is how long a batch waits for more records after its first
+	// one. It bounds the freshness a quiet partition adds. Default 100ms.
+	Period time.Duration `yaml:"period"`
+}
+
+// RetryConfig is an exponential backoff with jitter.
+type RetryConfig struct {
+	// Backoff is the first wait [retry.backoff.ms]. Default 100ms.
+	Backoff time.Duration `yaml:"backoff"`
+	// BackoffMax caps the wait [retry.backoff.max.ms]. Default 10s.
+	BackoffMax time.Duration `yaml:"backoff_max"`
+}
+
+// DefaultConfig returns the defaults. Topics is empty: a deployment names
+// its inputs.
+func DefaultConfig() Config {
+	return Config{
+		GroupID:                "rtgraph",
+		DeadLetterTopic:        "rtgraph.dlq",
+		Batch:                  BatchConfig{Count: 1000, Bytes: 4 << 20, Period: 100 * time.Millisecond},
+		MaxApplyMutations:      5000,
+		Retry:                  RetryConfig{Backoff: 100 * time.Millisecond, BackoffMax: 10 * time.Second},
+		SessionTimeout:         45 * time.Second,
+		HeartbeatInterval:      3 * time.Second,
+		RebalanceTimeout:       60 * time.Second,
+		AutoCommitInterval:     time.Second,
+		FetchMaxWait:           250 * time.Millisecond,
+		MaxPartitionFetchBytes: 1 << 20,
+		PartitionBuffer:        512,
+		DrainTimeout:           20 * time.Second,
+		WatermarkInterval:      time.Second,
+	}
+}
+
+// ErrInvalidConfig is wrapped by every Validate error.
+var ErrInvalidConfig = errors.New("ingest: invalid config")
+
+// Validate reports every unacceptable field, each named ingest.<field>.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: ingest.%s: %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...)))
+	}
+	if c.GroupID == "" {
+		bad("group_id", "must not be empty")
+	}
+	if len(c.Topics) == 0 {
+		bad("topics", "must name at least one input topic")
+	}
+	for _, t := range sortedTopics(c.Topics) {
+		if err := checkTopicName(t); err != nil {
+			bad("topics", "%v", err)
+			continue
+		}
+		dc := c.Topics[t]
+		if err := dc.Validate(); err != nil {
+			bad("topics."+t, "%v", err)
+		}
+	}
+	if err := checkTopicName(c.DeadLetterTopic); err != nil {
+		bad("dead_letter_topic", "%v", err)
+	} else if _, ok := c.Topics[c.DeadLetterTopic]; ok {
+		bad("dead_letter_topic", "%q is also an input topic", c.DeadLetterTopic)
+	}
+	if c.Batch.Count < 1 || c.Batch.Count > 100_000 {
+		bad("batch.count", "must be between 1 and 100000")
+	}
+	if c.Batch.Bytes < 1<<10 || c.Batch.Bytes > 256<<20 {
+		bad("batch.bytes", "must be between 1 KiB and 256 MiB")
+	}
+	if c.Batch.Period <= 0 {
+		bad("batch.period", "must be positive")
+	}
+	if c.MaxApplyMutations < 1 {
+		bad("max_apply_mutations", "must be positive")
+	}
+	if c.Retry.Backoff <= 0 {
+		bad("retry.backoff", "must be positive")
+	}
+	if c.Retry.BackoffMax < c.Retry.Backoff {
+		bad("retry.backoff_max", "must be at least retry.backoff")
+	}
+	if c.SessionTimeout <= 0 {
+		bad("session_timeout", "must be positive")
+	}
+	if c.HeartbeatInterval <= 0 || c.HeartbeatInterval*3 > c.SessionTimeout {
+		bad("heartbeat_interval", "must be positive and at most a third of session_timeout")
+	}
+	if c.RebalanceTimeout <= 0 {
+		bad("rebalance_timeout", "must be positive")
+	}
+	if c.AutoCommitInterval <= 0 {
+		bad("auto_commit_interval", "must be positive")
+	}
+	if c.FetchMaxWait <= 0 {
+		bad("fetch_max_wait", "must be positive")
+	}
+	if c.MaxPartitionFetchBytes < 1<<10 {
+		bad("max_partition_fetch_bytes", "must be at least 1 KiB")
+	}
+	if c.PartitionBuffer < 1 || c.PartitionBuffer > 100_000 {
+		bad("partition_buffer", "must be between 1 and 100000")
+	}
+	if c.DrainTimeout <= 0 {
+		bad("drain_timeout", "must be positive")
+	}
+	if c.WatermarkInterval <= 0 {
+		bad("watermark_interval", "must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+// checkTopicName applies Kafka's rule: 1-249 characters of [a-zA-Z0-9._-],
+// and not "." or "..".
+func checkTopicName(t string) error {
+	if t == "" || len(t) > 249 || t == "." || t == ".." {
+		return fmt.Errorf("%q is not a valid topic name", t)
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-", r)) {
+			return fmt.Errorf("%q is not a valid topic name (only [a-zA-Z0-9._-])", t)
+		}
+	}
+	return nil
+}
+
+func sortedTopics(m map[string]normalize.Config) []string {
+	ts := make([]string, 0, len(m))
+	for t := range m {
+		ts = append(ts, t)
+	}
+	slices.Sort(ts)
+	return ts
+}
+
+// consumerConfig is the sarama configuration of the pipeline's consumer
+// group: the connection settings, then every consumer default rtgraph does
+// not accept as sarama ships it.
+func (c Config) consumerConfig(k KafkaConfig) (*sarama.Config, error) {
+	sc, err := k.Sarama()
+	if err != nil {
+		return nil, err
+	}
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	// Offsets are marked only after the store acknowledged what they cover;
+	// committing marked offsets periodically is then safe.
+	sc.Consumer.Offsets.AutoCommit.Enable = true
+	sc.Consumer.Offsets.AutoCommit.Interval = c.AutoCommitInterval
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyCooperativeSticky()}
+	sc.Consumer.Group.Rebalance.Timeout = c.RebalanceTimeout
+	sc.Consumer.Group.Session.Timeout = c.SessionTimeout
+	sc.Consumer.Group.Heartbeat.Interval = c.HeartbeatInterval
+	sc.Consumer.MaxWaitTime = c.FetchMaxWait
+	sc.Consumer.Fetch.Default = c.MaxPartitionFetchBytes
+	sc.ChannelBufferSize = c.PartitionBuffer
+	// A new broker creates __consumer_offsets on the first group request.
+	sc.Metadata.Retry.Max = 10
+	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
+	return sc, nil
+}
+
+// producerConfig is the sarama configuration of the dead-letter and replay
+// producers: idempotent, acknowledged by every in-sync replica.
+func producerConfig(k KafkaConfig) (*sarama.Config, error) {
+	sc, err := k.Sarama()
+	if err != nil {
+		return nil, err
+	}
+	sc.Producer.Idempotent = true
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+	sc.Producer.Retry.Max = 10
+	sc.Producer.Retry.Backoff = 250 * time.Millisecond
+	sc.Net.MaxOpenRequests = 1 // required by the idempotent producer
+	sc.Metadata.Retry.Max = 10
+	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
+	return sc, nil
+}
