@@ -168,7 +168,7 @@ func TestCheckImpressions(t *testing.T) {
 			at(-ret, "at horizon"),                  // dropped: not after now-retention
 			at(-ret+time.Microsecond, "just after"), // kept
 			at(0, "now"),
-			at(time.Hour, "lateness ahead"),                  // kept: at now+lateness
+			at(time.Hour, "lateness ahead"),                   // kept: at now+lateness
 			at(time.Hour+time.Microsecond, "beyond lateness"), // dropped
 			at(-ret-24*time.Hour, "a day too old"),
 		}
