@@ -208,6 +208,19 @@ func compileConverter(m map[string]any, path string) (*converter, error) {
 	return &converter{kind: convAny}, nil
 }
 
+// fieldIndex finds the struct field named k, trying index hint first.
+func (c *converter) fieldIndex(k []byte, hint int) int {
+	if hint < len(c.fields) && c.fields[hint].name == string(k) {
+		return hint
+	}
+	for i := range c.fields {
+		if c.fields[i].name == string(k) {
+			return i
+		}
+	}
+	return -1
+}
+
 // convertRow converts, in place, the columns of row that the struct
 // converter c describes. Columns the schema does not name are kept as they
 // are.

@@ -120,23 +120,115 @@ func (d *debeziumDecoder) decodeObject(msg *Message, p *jsonParser) ([]Envelope,
 			}
 		}
 	}
-	// Not the wrapper: read the whole object.
+	// Not the wrapper: an envelope without schema, or a flattened row.
 	p.pos, p.depth = start, 0
-	m, err := p.objectValue()
+	row, src, err := parseUnwrapped(p)
 	if err != nil {
 		return nil, err
 	}
 	if err := p.end(); err != nil {
 		return nil, err
 	}
-	if isEnvelopeMap(m) {
-		ev, err := eventFromMap(m)
+	return d.fromUnwrapped(msg, row, src)
+}
+
+// fromUnwrapped interprets what parseUnwrapped read: an envelope when it has
+// an op and an object source, else a flattened row.
+func (d *debeziumDecoder) fromUnwrapped(msg *Message, row map[string]any, src []byte) ([]Envelope, error) {
+	if _, hasOp := row["op"]; hasOp && src != nil {
+		ev, err := eventFromMap(row)
 		if err != nil {
+			return nil, err
+		}
+		ev.hasSource = true
+		sp := jsonParser{data: src, field: "source"}
+		if err := parseSource(&sp, &ev.src); err != nil {
 			return nil, err
 		}
 		return d.fromEvent(msg, ev)
 	}
-	return d.fromRow(msg, m, nil)
+	if src != nil {
+		sp := jsonParser{data: src, field: "source"}
+		m, err := sp.objectValue()
+		if err != nil {
+			return nil, err
+		}
+		row["source"] = m
+	}
+	return d.fromRow(msg, row)
+}
+
+// parseUnwrapped reads an object that is either an envelope or a flattened
+// row. An object-valued source member is only stepped over and returned as
+// bytes: an envelope's source is then read typed (parseSource) instead of
+// into a map, and a row's "source" column is read into a map.
+func parseUnwrapped(p *jsonParser) (row map[string]any, src []byte, err error) {
+	empty, err := p.objectStart()
+	if err != nil {
+		return nil, nil, err
+	}
+	row = make(map[string]any, 8)
+	if empty {
+		return row, nil, nil
+	}
+	for {
+		k, err := p.objectKey()
+		if err != nil {
+			return nil, nil, err
+		}
+		key := envelopeKey(k)
+		if key == "source" && p.peek() == '{' {
+			start := p.pos
+			if err := p.skip(); err != nil {
+				return nil, nil, err
+			}
+			src = p.data[start:p.pos]
+			delete(row, "source")
+		} else {
+			if key == "" {
+				key = string(k)
+			}
+			v, err := p.value()
+			if err != nil {
+				return nil, nil, err
+			}
+			row[key] = v
+			if key == "source" {
+				src = nil
+			}
+		}
+		more, err := p.objectNext()
+		if err != nil {
+			return nil, nil, err
+		}
+		if !more {
+			return row, src, nil
+		}
+	}
+}
+
+// envelopeKey returns the envelope member names as constants, so that they
+// are not allocated per message; "" for other keys.
+func envelopeKey(k []byte) string {
+	switch string(k) {
+	case "before":
+		return "before"
+	case "after":
+		return "after"
+	case "source":
+		return "source"
+	case "op":
+		return "op"
+	case "ts_ms":
+		return "ts_ms"
+	case "ts_us":
+		return "ts_us"
+	case "ts_ns":
+		return "ts_ns"
+	case "transaction":
+		return "transaction"
+	}
+	return ""
 }
 
 // decodeWrapped reads the rest of an object whose first member is "schema".
@@ -173,6 +265,7 @@ func (d *debeziumDecoder) decodeWrapped(msg *Message, p *jsonParser) (envs []Env
 	var (
 		ev        *rawEvent
 		row       map[string]any
+		src       []byte
 		tombstone bool
 	)
 	p.field = "payload"
@@ -188,11 +281,15 @@ func (d *debeziumDecoder) decodeWrapped(msg *Message, p *jsonParser) (envs []Env
 		}
 		return nil, true, schemaViolation("payload", "the payload is not an object")
 	case cs != nil && cs.envelope:
-		if ev, err = parseEnvelope(p); err != nil {
+		if ev, err = parseEnvelope(p, cs); err != nil {
+			return nil, true, err
+		}
+	case cs != nil:
+		if row, err = p.row(cs.row, ""); err != nil {
 			return nil, true, err
 		}
 	default:
-		if row, err = p.objectValue(); err != nil {
+		if row, src, err = parseUnwrapped(p); err != nil {
 			return nil, true, err
 		}
 	}
@@ -210,29 +307,19 @@ func (d *debeziumDecoder) decodeWrapped(msg *Message, p *jsonParser) (envs []Env
 	case tombstone:
 		envs, err = d.tombstone(msg)
 	case ev != nil:
-		if err = convertRow(ev.before, cs.before, "before"); err == nil {
-			err = convertRow(ev.after, cs.after, "after")
-		}
-		if err == nil {
-			envs, err = d.fromEvent(msg, ev)
-		}
-	case cs == nil && isEnvelopeMap(row):
-		if ev, err = eventFromMap(row); err == nil {
-			envs, err = d.fromEvent(msg, ev)
-		}
+		envs, err = d.fromEvent(msg, ev)
+	case cs == nil:
+		envs, err = d.fromUnwrapped(msg, row, src)
 	default:
-		var conv *converter
-		if cs != nil {
-			conv = cs.row
-		}
-		envs, err = d.fromRow(msg, row, conv)
+		envs, err = d.fromRow(msg, row)
 	}
 	return envs, true, err
 }
 
 // parseEnvelope reads a payload known (from its schema) to be an envelope,
-// building only the row images and stepping over what decoding does not use.
-func parseEnvelope(p *jsonParser) (*rawEvent, error) {
+// building only the row images, converted as it goes by the schema's
+// converters, and stepping over what decoding does not use.
+func parseEnvelope(p *jsonParser, cs *connectSchema) (*rawEvent, error) {
 	ev := &rawEvent{}
 	empty, err := p.objectStart()
 	if err != nil || empty {
@@ -252,17 +339,22 @@ func parseEnvelope(p *jsonParser) (*rawEvent, error) {
 			}
 			err = readEnvelopeField(p, ev, "source")
 		case "before":
-			err = readEnvelopeField(p, ev, "before")
+			ev.before, err = p.optRow(cs.before, "before")
 		case "after":
-			err = readEnvelopeField(p, ev, "after")
+			ev.after, err = p.optRow(cs.after, "after")
 		case "op":
-			err = readEnvelopeField(p, ev, "op")
+			if p.peek() == 'n' {
+				err = p.literal("null")
+				break
+			}
+			ev.op, err = p.optString("op")
+			ev.hasOp = err == nil
 		case "ts_ms":
-			err = readEnvelopeField(p, ev, "ts_ms")
+			ev.tsMs, _, err = p.optInt("ts_ms")
 		case "ts_us":
-			err = readEnvelopeField(p, ev, "ts_us")
+			ev.tsUs, _, err = p.optInt("ts_us")
 		case "ts_ns":
-			err = readEnvelopeField(p, ev, "ts_ns")
+			ev.tsNs, _, err = p.optInt("ts_ns")
 		default:
 			err = p.skip()
 		}
@@ -287,8 +379,9 @@ func readEnvelopeField(p *jsonParser, ev *rawEvent, name string) error {
 	return setEnvelopeField(ev, name, v)
 }
 
-// sourceFields are the source members decoding reads; parseSource steps
-// over the others (query, gtid, thread, txId, sequence, …).
+// parseSource reads the source block, keeping only the members decoding
+// uses (sourceFieldName) and stepping over the others (query, gtid, thread,
+// txId, sequence, …). Values are read typed, without building interfaces.
 func parseSource(p *jsonParser, si *sourceInfo) error {
 	empty, err := p.objectStart()
 	if err != nil || empty {
@@ -299,13 +392,19 @@ func parseSource(p *jsonParser, si *sourceInfo) error {
 		if err != nil {
 			return err
 		}
-		name := sourceFieldName(k)
-		if name == "" {
+		switch name := sourceFieldName(k); name {
+		case "":
 			err = p.skip()
-		} else {
-			var v any
-			if v, err = p.value(); err == nil {
-				err = setSourceField(si, name, v)
+		case "name", "db", "schema", "table", "file":
+			var s string
+			if s, err = p.optString("source." + name); err == nil {
+				setSourceString(si, name, s)
+			}
+		default:
+			var n int64
+			var null bool
+			if n, null, err = p.optInt("source." + name); err == nil {
+				setSourceInt(si, name, n, null)
 			}
 		}
 		if err != nil {
@@ -412,24 +511,33 @@ func setSourceField(si *sourceInfo, name string, v any) error {
 		if !ok && v != nil {
 			return schemaViolation("source."+name, "not a string")
 		}
-		switch name {
-		case "name":
-			si.name = s
-		case "db":
-			si.db = s
-		case "schema":
-			si.schema = s
-		case "table":
-			si.table = s
-		default:
-			si.file = s
-		}
+		setSourceString(si, name, s)
 		return nil
 	}
 	n, err := optInt(v, "source."+name)
 	if err != nil {
 		return err
 	}
+	setSourceInt(si, name, n, v == nil)
+	return nil
+}
+
+func setSourceString(si *sourceInfo, name, s string) {
+	switch name {
+	case "name":
+		si.name = s
+	case "db":
+		si.db = s
+	case "schema":
+		si.schema = s
+	case "table":
+		si.table = s
+	default:
+		si.file = s
+	}
+}
+
+func setSourceInt(si *sourceInfo, name string, n int64, null bool) {
 	switch name {
 	case "ts_ms":
 		si.tsMs = n
@@ -438,13 +546,12 @@ func setSourceField(si *sourceInfo, name string, v any) error {
 	case "ts_ns":
 		si.tsNs = n
 	case "lsn":
-		si.lsn, si.hasLSN = n, v != nil
+		si.lsn, si.hasLSN = n, !null
 	case "pos":
 		si.pos = n
 	case "row":
 		si.row = n
 	}
-	return nil
 }
 
 // optInt reads an optional integer field: null is 0.
@@ -456,14 +563,6 @@ func optInt(v any, field string) (int64, error) {
 		return x, nil
 	}
 	return 0, schemaViolation(field, "not an integer")
-}
-
-// isEnvelopeMap reports whether a schemaless object is a Debezium envelope:
-// it has an op member and an object source.
-func isEnvelopeMap(m map[string]any) bool {
-	_, op := m["op"]
-	_, src := m["source"].(map[string]any)
-	return op && src
 }
 
 func eventFromMap(m map[string]any) (*rawEvent, error) {
@@ -631,10 +730,11 @@ func (m *flatMeta) set(name string, v any, field string) error {
 	return nil
 }
 
-// fromRow interprets a flattened row. The metadata fields are taken out of
-// the row (unknown ones are dropped with them: they describe the event, not
-// the entity); what remains is the entity's state.
-func (d *debeziumDecoder) fromRow(msg *Message, row map[string]any, conv *converter) ([]Envelope, error) {
+// fromRow interprets a flattened row, already converted by its schema if it
+// had one. The metadata fields are taken out of the row (unknown ones are
+// dropped with them: they describe the event, not the entity); what remains
+// is the entity's state.
+func (d *debeziumDecoder) fromRow(msg *Message, row map[string]any) ([]Envelope, error) {
 	var meta flatMeta
 	for k, v := range row {
 		if !strings.HasPrefix(k, d.prefix) {
@@ -644,9 +744,6 @@ func (d *debeziumDecoder) fromRow(msg *Message, row map[string]any, conv *conver
 			return nil, err
 		}
 		delete(row, k)
-	}
-	if err := convertRow(row, conv, ""); err != nil {
-		return nil, err
 	}
 	op := OpUpsert
 	if meta.hasOp {
@@ -811,39 +908,42 @@ func sourceVersion(msg *Message, hasLSN bool, lsn int64, file string, pos, row i
 	return Version{Scheme: VersionOffset, Offset: msg.Offset}, nil
 }
 
-// eventID builds the idempotency id described on Envelope.
+// eventID builds the idempotency id described on Envelope, in one
+// allocation.
 func eventID(name, entity string, msg *Message, v Version, op Op, key string) string {
-	b := make([]byte, 0, len(name)+len(entity)+len(key)+64)
-	b = append(b, name...)
-	b = append(b, ':')
-	b = append(b, entity...)
-	b = append(b, ':')
+	var num [20]byte
+	var b strings.Builder
+	b.Grow(len(name) + len(entity) + len(key) + len(v.File) + len(msg.Topic) + len(op) + 64)
+	b.WriteString(name)
+	b.WriteByte(':')
+	b.WriteString(entity)
+	b.WriteByte(':')
 	switch v.Scheme {
 	case VersionLSN:
-		b = append(b, "lsn:"...)
-		b = strconv.AppendUint(b, v.LSN, 10)
+		b.WriteString("lsn:")
+		b.Write(strconv.AppendUint(num[:0], v.LSN, 10))
 	case VersionBinlog:
-		b = append(b, "binlog:"...)
-		b = append(b, v.File...)
-		b = append(b, ':')
-		b = strconv.AppendUint(b, v.Pos, 10)
-		b = append(b, ':')
-		b = strconv.AppendUint(b, v.Row, 10)
+		b.WriteString("binlog:")
+		b.WriteString(v.File)
+		b.WriteByte(':')
+		b.Write(strconv.AppendUint(num[:0], v.Pos, 10))
+		b.WriteByte(':')
+		b.Write(strconv.AppendUint(num[:0], v.Row, 10))
 	default:
-		b = append(b, "kafka:"...)
-		b = append(b, msg.Topic...)
-		b = append(b, ':')
-		b = strconv.AppendInt(b, int64(msg.Partition), 10)
-		b = append(b, ':')
-		b = strconv.AppendInt(b, msg.Offset, 10)
+		b.WriteString("kafka:")
+		b.WriteString(msg.Topic)
+		b.WriteByte(':')
+		b.Write(strconv.AppendInt(num[:0], int64(msg.Partition), 10))
+		b.WriteByte(':')
+		b.Write(strconv.AppendInt(num[:0], msg.Offset, 10))
 	}
-	b = append(b, ':')
-	b = append(b, op...)
+	b.WriteByte(':')
+	b.WriteString(string(op))
 	if key != "" {
-		b = append(b, ':')
-		b = append(b, key...)
+		b.WriteByte(':')
+		b.WriteString(key)
 	}
-	return string(b)
+	return b.String()
 }
 
 func firstNonEmpty(a, b string) string {

@@ -15,6 +15,12 @@ func env(op, extra string) string {
 	return `{"before":null,"after":{"id":1,"name":"a"},"source":{"name":"srv","db":"inv","table":"t","ts_ms":1700000000000,"file":"mysql-bin.000001","pos":10,"row":0` + extra + `},"op":"` + op + `","ts_ms":1700000000500}`
 }
 
+// wrapped puts a payload under a minimal envelope schema whose after has a
+// boolean column ok.
+func wrapped(payload string) string {
+	return `{"schema":{"type":"struct","fields":[{"type":"string","field":"op"},{"type":"struct","fields":[],"field":"source"},{"type":"struct","fields":[{"type":"int32","field":"id"},{"type":"boolean","field":"ok"}],"field":"after"}]},"payload":` + payload + `}`
+}
+
 const intKeySchema = `{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"}]}`
 
 func TestDebeziumDecodeErrors(t *testing.T) {
@@ -46,6 +52,18 @@ func TestDebeziumDecodeErrors(t *testing.T) {
 		{"payload broken", withID, `{"schema":null,"payload":{"a":}}`, "", ClassMalformedJSON, "payload", "unexpected character '}'"},
 		{"garbage after payload", withID, `{"schema":null,"payload":{}} x`, "", ClassMalformedJSON, "value", "trailing data"},
 		{"before not object", withID, `{"before":5,"after":{"id":1},"source":{},"op":"c"}`, "", ClassSchemaViolation, "before", "the row image is not an object"},
+		{"wrapped: source field not string", withID, wrapped(`{"after":{"id":1},"op":"c","source":{"ts_ms":1,"db":5}}`), "", ClassSchemaViolation, "source.db", "not a string"},
+		{"wrapped: source lsn float", withID, wrapped(`{"after":{"id":1},"op":"c","source":{"ts_ms":1,"lsn":1.5}}`), "", ClassSchemaViolation, "source.lsn", "not an integer"},
+		{"wrapped: source lsn beyond int64", withID, wrapped(`{"after":{"id":1},"op":"c","source":{"ts_ms":1,"lsn":99999999999999999999}}`), "", ClassSchemaViolation, "source.lsn", "not an integer"},
+		{"wrapped: source ts object", withID, wrapped(`{"after":{"id":1},"op":"c","source":{"ts_ms":{}}}`), "", ClassSchemaViolation, "source.ts_ms", "not an integer"},
+		{"wrapped: source ts broken", withID, wrapped(`{"after":{"id":1},"op":"c","source":{"ts_ms":-}}`), "", ClassMalformedJSON, "payload", "invalid number"},
+		{"wrapped: op not string", withID, wrapped(`{"after":{"id":1},"op":1,"source":{"ts_ms":1}}`), "", ClassSchemaViolation, "op", "not a string"},
+		{"wrapped: op null", withID, wrapped(`{"after":{"id":1},"op":null,"source":{"ts_ms":1}}`), "", ClassMissingField, "op", "the envelope has no op"},
+		{"wrapped: op empty", withID, wrapped(`{"after":{"id":1},"op":"","source":{"ts_ms":1}}`), "", ClassUnsupportedOp, "op", `unknown op ""`},
+		{"wrapped: ts_ms string", withID, wrapped(`{"after":{"id":1},"op":"c","source":{},"ts_ms":"1"}`), "", ClassSchemaViolation, "ts_ms", "not an integer"},
+		{"wrapped: after not object", withID, wrapped(`{"after":[1],"op":"c","source":{"ts_ms":1}}`), "", ClassSchemaViolation, "after", "the row image is not an object"},
+		{"wrapped: after column violates schema", withID, wrapped(`{"after":{"id":1,"ok":"yes"},"op":"c","source":{"ts_ms":1}}`), "", ClassSchemaViolation, "after.ok", "want a boolean"},
+		{"wrapped: after broken", withID, wrapped(`{"after":{"id":1,"ok":},"op":"c","source":{"ts_ms":1}}`), "", ClassMalformedJSON, "payload", "unexpected character"},
 		{"ts_ms not integer", withID, `{"after":{"id":1},"source":{},"op":"c","ts_ms":"x"}`, "", ClassSchemaViolation, "ts_ms", "not an integer"},
 		{"op not string", withID, `{"after":{"id":1},"source":{},"op":1}`, "", ClassSchemaViolation, "op", "op is not a string"},
 		{"no op", withID, `{"schema":{"type":"struct","fields":[{"type":"string","field":"op"},{"type":"struct","fields":[],"field":"source"}]},"payload":{"after":{"id":1},"source":{"ts_ms":1}}}`, "", ClassMissingField, "op", "the envelope has no op"},
@@ -135,6 +153,7 @@ func TestDebeziumDecodeShapes(t *testing.T) {
 		{"source time falls back to envelope", `{"after":{"id":1},"source":{"ts_ms":0},"op":"c","ts_us":1700000000000002}`, OpCreate, "tp", "2023-11-14T22:13:20.000002Z", Version{Scheme: VersionOffset, Offset: 7}},
 		{"JSON null value is a tombstone", `null`, OpTombstone, "tp", "0001-01-01T00:00:00Z", Version{Scheme: VersionOffset, Offset: 7}},
 		{"payload null with schema is a tombstone", `{"schema":` + intKeySchema + `,"payload":null}`, OpTombstone, "tp", "0001-01-01T00:00:00Z", Version{Scheme: VersionOffset, Offset: 7}},
+		{"row with an object column named source", `{"id":1,"source":"old","source":{"x":1},"__op":"c","__source_ts_ms":1}`, OpCreate, "tp", "1970-01-01T00:00:00.001Z", Version{Scheme: VersionOffset, Offset: 7}},
 		{"boolean snapshot of old fixtures", `{"after":{"id":1},"source":{"ts_ms":1,"snapshot":false},"op":"c"}`, OpCreate, "tp", "1970-01-01T00:00:00.001Z", Version{Scheme: VersionOffset, Offset: 7}},
 	}
 	for _, tt := range tests {
@@ -154,6 +173,11 @@ func TestDebeziumDecodeShapes(t *testing.T) {
 			for k := range e.Attributes {
 				if strings.HasPrefix(k, "__") {
 					t.Fatalf("metadata field %s left in attributes", k)
+				}
+			}
+			if tt.name == "row with an object column named source" {
+				if src, ok := e.Attributes["source"].(map[string]any); !ok || src["x"] != int64(1) {
+					t.Fatalf("row columns lost: %v", e.Attributes)
 				}
 			}
 		})

@@ -540,3 +540,112 @@ func (p *jsonParser) skipExtent() error {
 	p.pos = len(d)
 	return p.failEOF()
 }
+
+// optString reads a string or null (""), without building an interface.
+func (p *jsonParser) optString(field string) (string, error) {
+	switch p.peek() {
+	case '"':
+		b, err := p.rawString()
+		return string(b), err
+	case 'n':
+		return "", p.literal("null")
+	}
+	if err := p.skip(); err != nil {
+		return "", err
+	}
+	return "", schemaViolation(field, "not a string")
+}
+
+// optInt reads an integer or null (0, null true), without building an
+// interface.
+func (p *jsonParser) optInt(field string) (n int64, null bool, err error) {
+	switch c := p.peek(); {
+	case c == 'n':
+		return 0, true, p.literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		lit, isFloat, err := p.scanNumber()
+		if err != nil {
+			return 0, false, err
+		}
+		if !isFloat {
+			if n, ok := numberValue(lit, false).(int64); ok {
+				return n, false, nil
+			}
+		}
+	default:
+		if err := p.skip(); err != nil {
+			return 0, false, err
+		}
+	}
+	return 0, false, schemaViolation(field, "not an integer")
+}
+
+// optRow reads a row image (an object, or null) typed by c; c nil means no
+// schema.
+func (p *jsonParser) optRow(c *converter, path string) (map[string]any, error) {
+	switch p.peek() {
+	case '{':
+		if c == nil {
+			return p.objectValue()
+		}
+		return p.row(c, path)
+	case 'n':
+		return nil, p.literal("null")
+	}
+	if err := p.skip(); err != nil {
+		return nil, err
+	}
+	return nil, schemaViolation(path, "the row image is not an object")
+}
+
+// row reads an object whose fields the struct converter c describes,
+// converting each value as it is read. Keys the schema names reuse the
+// schema's strings, so a column name is not allocated per message; the
+// JSON converter writes fields in schema order, so the next field is tried
+// first.
+func (p *jsonParser) row(c *converter, path string) (map[string]any, error) {
+	if c == nil || c.kind != convStruct {
+		return p.objectValue()
+	}
+	empty, err := p.objectStart()
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]any, len(c.fields))
+	if empty {
+		return m, nil
+	}
+	next := 0
+	for {
+		k, err := p.objectKey()
+		if err != nil {
+			return nil, err
+		}
+		var (
+			name string
+			fc   *converter
+		)
+		if i := c.fieldIndex(k, next); i >= 0 {
+			name, fc, next = c.fields[i].name, c.fields[i].conv, i+1
+		} else {
+			name = string(k)
+		}
+		v, err := p.value()
+		if err != nil {
+			return nil, err
+		}
+		if fc != nil && v != nil {
+			if v, err = fc.convert(v, path, name); err != nil {
+				return nil, err
+			}
+		}
+		m[name] = v
+		more, err := p.objectNext()
+		if err != nil {
+			return nil, err
+		}
+		if !more {
+			return m, nil
+		}
+	}
+}
