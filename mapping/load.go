@@ -34,10 +34,7 @@ const (
 	defaultFileLimit = 1 << 20 // bytes per mapping file
 )
 
-var (
-	nameRE     = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-	yamlLineRE = regexp.MustCompile(`line (\d+)`)
-)
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 // missPolicy is what a join does when its key is not in the cache.
 type missPolicy uint8
@@ -349,11 +346,10 @@ func (l *loader) file(file string, data []byte) error {
 		if errors.Is(err, io.EOF) {
 			return &LoadError{File: file, Msg: "empty file"}
 		}
-		line := 0
-		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-			line, _ = strconv.Atoi(m[1])
-		}
-		return &LoadError{File: file, Line: line, Msg: "yaml: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+		// The YAML library's message keeps its own line number, which for
+		// some errors is the line where the enclosing construct started; it
+		// is not copied into Line so as not to claim more precision.
+		return &LoadError{File: file, Msg: "yaml: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {

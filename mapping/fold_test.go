@@ -1,0 +1,163 @@
+package mapping_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/rtgraph/rtgraph/graph"
+	"github.com/rtgraph/rtgraph/graph/memstore"
+	"github.com/rtgraph/rtgraph/mapping"
+)
+
+// genMutation draws a valid mutation over a small key space, with few
+// distinct event times and property sets, so that the same node or edge is
+// written many times, with ties, in one batch.
+func genMutation(t *rapid.T) graph.Mutation {
+	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	at := base.Add(time.Duration(rapid.IntRange(0, 4).Draw(t, "sec")) * time.Second)
+	accounts := []string{"a1", "a2"}
+	acct := graph.NodeKey{Type: "account", ID: rapid.SampledFrom(accounts).Draw(t, "account")}
+	switch rapid.IntRange(0, 3).Draw(t, "kind") {
+	case 0:
+		return graph.Mutation{Op: graph.OpUpsertNode, Node: acct, EventTime: at,
+			Props: graph.Props{"age": int64(rapid.IntRange(0, 2).Draw(t, "age"))}}
+	case 1:
+		return graph.Mutation{Op: graph.OpDeleteNode, Node: acct, EventTime: at}
+	case 2:
+		m := graph.Mutation{Op: graph.OpUpsertEdge, EventTime: at,
+			Edge: graph.EdgeKey{Type: "owns", From: acct, To: graph.NodeKey{Type: "device", ID: rapid.SampledFrom([]string{"d1", "d2"}).Draw(t, "device")}}}
+		if rapid.Bool().Draw(t, "ttl edge") {
+			m.Edge = graph.EdgeKey{Type: "watched", From: acct, To: graph.NodeKey{Type: "title", ID: "t1"}}
+			m.Props = graph.Props{"n": int64(rapid.IntRange(0, 2).Draw(t, "n"))}
+		}
+		return m
+	default:
+		m := graph.Mutation{Op: graph.OpDeleteEdge, EventTime: at,
+			Edge: graph.EdgeKey{Type: "owns", From: acct, To: graph.NodeKey{Type: "device", ID: rapid.SampledFrom([]string{"d1", "d2"}).Draw(t, "device")}}}
+		if rapid.Bool().Draw(t, "ttl edge") {
+			m.Edge = graph.EdgeKey{Type: "watched", From: acct, To: graph.NodeKey{Type: "title", ID: "t1"}}
+		}
+		return m
+	}
+}
+
+// TestFoldKeepsState: applying Fold(batch) leaves a store in exactly the
+// state applying the batch does, whatever was stored before, judged by the
+// reference store (graph/memstore); and each node or edge gets at most one
+// upsert and one delete.
+func TestFoldKeepsState(t *testing.T) {
+	schema := testSchema(t)
+	rapid.Check(t, func(t *rapid.T) {
+		check := func(ms []graph.Mutation) []graph.Mutation {
+			for i := range ms {
+				if err := schema.Check(&ms[i]); err != nil {
+					t.Fatalf("generated mutation %+v: %v", ms[i], err)
+				}
+			}
+			return ms
+		}
+		before := check(rapid.SliceOfN(rapid.Custom(genMutation), 0, 8).Draw(t, "before"))
+		batch := check(rapid.SliceOfN(rapid.Custom(genMutation), 0, 30).Draw(t, "batch"))
+		// Judge expiry both before and after the TTL edges' lifetime.
+		now := time.Date(2026, 11, 25, 10, 0, 2, 0, time.UTC).Add(time.Duration(rapid.IntRange(0, 1).Draw(t, "late")) * time.Hour)
+		clock := func() time.Time { return now }
+		plain := memstore.New(schema, memstore.Options{Now: clock})
+		folded := memstore.New(schema, memstore.Options{Now: clock})
+		ctx := context.Background()
+		for _, s := range []*memstore.Store{plain, folded} {
+			if err := s.Apply(ctx, before); err != nil {
+				t.Fatal(err)
+			}
+		}
+		in := slices.Clone(batch)
+		out := mapping.Fold(batch)
+		if !sameMutations(in, batch) {
+			t.Fatal("Fold modified its input")
+		}
+		if err := plain.Apply(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		if err := folded.Apply(ctx, out); err != nil {
+			t.Fatal(err)
+		}
+		if a, b := dump(plain.Nodes()), dump(folded.Nodes()); a != b {
+			t.Fatalf("nodes differ\nunfolded: %s\nfolded:   %s\nbatch: %+v\nfolded batch: %+v", a, b, batch, out)
+		}
+		if a, b := dump(plain.Edges()), dump(folded.Edges()); a != b {
+			t.Fatalf("edges differ\nunfolded: %s\nfolded:   %s\nbatch: %+v\nfolded batch: %+v", a, b, batch, out)
+		}
+		// Fold never grows a batch, and writes each key at most once per kind.
+		if len(out) > len(batch) {
+			t.Fatalf("folded %d mutations into %d", len(batch), len(out))
+		}
+		seen := map[string]bool{}
+		for _, m := range out {
+			k := m.Op.String() + m.Node.String() + m.Edge.Type + m.Edge.From.String() + m.Edge.To.String()
+			if seen[k] {
+				t.Fatalf("%s written twice in %+v", k, out)
+			}
+			seen[k] = true
+		}
+	})
+}
+
+func sameMutations(a, b []graph.Mutation) bool {
+	return dump(a) == dump(b)
+}
+
+func dump(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+func TestFold(t *testing.T) {
+	at := func(s int) time.Time { return time.Date(2026, 11, 25, 10, 0, s, 0, time.UTC) }
+	n := graph.NodeKey{Type: "account", ID: "a"}
+	e := graph.EdgeKey{Type: "owns", From: n, To: graph.NodeKey{Type: "device", ID: "d"}}
+	up := func(s int, age int64) graph.Mutation {
+		return graph.Mutation{Op: graph.OpUpsertNode, Node: n, EventTime: at(s), Props: graph.Props{"age": age}}
+	}
+	tests := []struct {
+		name string
+		in   []graph.Mutation
+		want []graph.Mutation
+	}{
+		{"empty", nil, nil},
+		{"one", []graph.Mutation{up(1, 1)}, []graph.Mutation{up(1, 1)}},
+		{"later wins whatever the order", []graph.Mutation{up(3, 1), up(1, 2), up(2, 3)}, []graph.Mutation{up(3, 1)}},
+		{"tie goes to the greater encoding", []graph.Mutation{up(1, 9), up(1, 10), up(1, 2)}, []graph.Mutation{up(1, 9)}},
+		{"node delete kept beside a newer upsert",
+			[]graph.Mutation{up(2, 1), {Op: graph.OpDeleteNode, Node: n, EventTime: at(1)}},
+			[]graph.Mutation{{Op: graph.OpDeleteNode, Node: n, EventTime: at(1)}, up(2, 1)}},
+		{"latest of several deletes",
+			[]graph.Mutation{{Op: graph.OpDeleteNode, Node: n, EventTime: at(1)}, {Op: graph.OpDeleteNode, Node: n, EventTime: at(4)}, {Op: graph.OpDeleteNode, Node: n, EventTime: at(2)}},
+			[]graph.Mutation{{Op: graph.OpDeleteNode, Node: n, EventTime: at(4)}}},
+		{"edge delete older than the upsert is dropped",
+			[]graph.Mutation{{Op: graph.OpDeleteEdge, Edge: e, EventTime: at(1)}, {Op: graph.OpUpsertEdge, Edge: e, EventTime: at(2)}},
+			[]graph.Mutation{{Op: graph.OpUpsertEdge, Edge: e, EventTime: at(2)}}},
+		{"edge delete at the upsert's time is kept",
+			[]graph.Mutation{{Op: graph.OpUpsertEdge, Edge: e, EventTime: at(2)}, {Op: graph.OpDeleteEdge, Edge: e, EventTime: at(2)}},
+			[]graph.Mutation{{Op: graph.OpDeleteEdge, Edge: e, EventTime: at(2)}, {Op: graph.OpUpsertEdge, Edge: e, EventTime: at(2)}}},
+		{"keys keep first-seen order",
+			[]graph.Mutation{{Op: graph.OpUpsertEdge, Edge: e, EventTime: at(1)}, up(1, 1), {Op: graph.OpUpsertEdge, Edge: e, EventTime: at(3)}},
+			[]graph.Mutation{{Op: graph.OpUpsertEdge, Edge: e, EventTime: at(3)}, up(1, 1)}},
+		{"unknown ops pass through at the end",
+			[]graph.Mutation{{Op: graph.Op(9)}, up(1, 1), up(2, 1)},
+			[]graph.Mutation{up(2, 1), {Op: graph.Op(9)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := mapping.Fold(tt.in); dump(got) != dump(tt.want) {
+				t.Errorf("got  %s\nwant %s", dump(got), dump(tt.want))
+			}
+		})
+	}
+}
