@@ -117,3 +117,14 @@ func (e *LoadError) Error() string {
 
 // Unwrap makes every LoadError match ErrInvalidMapping.
 func (e *LoadError) Unwrap() error { return ErrInvalidMapping }
+
+// DeadLetterClass, DeadLetterField and DeadLetterMapping label the
+// dead-letter record of an envelope that failed to map (they make *Error an
+// ingest.ClassifiedError).
+func (e *Error) DeadLetterClass() string { return string(e.Class) }
+
+// DeadLetterField returns Field.
+func (e *Error) DeadLetterField() string { return e.Field }
+
+// DeadLetterMapping returns Mapping.
+func (e *Error) DeadLetterMapping() string { return e.Mapping }

@@ -433,6 +433,9 @@ func TestErrorString(t *testing.T) {
 	if errors.Is(err, &mapping.Error{Class: mapping.ClassJoinFailed, Field: "x"}) {
 		t.Error("Is matches a target with more than the class set")
 	}
+	if err.DeadLetterClass() != "join_failed" || err.DeadLetterField() != "joins[0].key" || err.DeadLetterMapping() != "ads.yaml#impression" {
+		t.Error("dead-letter labels differ from the error's fields")
+	}
 	if mapping.ClassOf(errors.New("x")) != "" {
 		t.Error("ClassOf of a foreign error is not empty")
 	}
