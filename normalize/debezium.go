@@ -26,6 +26,8 @@ type debeziumDecoder struct {
 	cfg    Config
 	kind   Kind
 	prefix string
+	// Flattened metadata field names for errors, built once.
+	prefixOp, prefixSourceTs, prefixTs string
 	now    func() time.Time
 	values *schemaCache // value schemas
 	keys   *schemaCache // key schemas
@@ -51,6 +53,7 @@ func newDebeziumDecoder(cfg Config, o options) (*debeziumDecoder, error) {
 	if d.prefix == "" {
 		d.prefix = "__"
 	}
+	d.prefixOp, d.prefixSourceTs, d.prefixTs = d.prefix+"op", d.prefix+"source_ts_ms", d.prefix+"ts_ms"
 	return d, nil
 }
 
@@ -397,13 +400,13 @@ func parseSource(p *jsonParser, si *sourceInfo) error {
 			err = p.skip()
 		case "name", "db", "schema", "table", "file":
 			var s string
-			if s, err = p.optString("source." + name); err == nil {
+			if s, err = p.optString(sourcePath(name)); err == nil {
 				setSourceString(si, name, s)
 			}
 		default:
 			var n int64
 			var null bool
-			if n, null, err = p.optInt("source." + name); err == nil {
+			if n, null, err = p.optInt(sourcePath(name)); err == nil {
 				setSourceInt(si, name, n, null)
 			}
 		}
@@ -446,6 +449,36 @@ func sourceFieldName(k []byte) string {
 		return "row"
 	}
 	return ""
+}
+
+// sourcePath returns "source."+name for the names sourceFieldName returns,
+// as constants: building it per field would allocate on every message.
+func sourcePath(name string) string {
+	switch name {
+	case "name":
+		return "source.name"
+	case "db":
+		return "source.db"
+	case "schema":
+		return "source.schema"
+	case "table":
+		return "source.table"
+	case "file":
+		return "source.file"
+	case "ts_ms":
+		return "source.ts_ms"
+	case "ts_us":
+		return "source.ts_us"
+	case "ts_ns":
+		return "source.ts_ns"
+	case "lsn":
+		return "source.lsn"
+	case "pos":
+		return "source.pos"
+	case "row":
+		return "source.row"
+	}
+	return "source." + name
 }
 
 func setEnvelopeField(ev *rawEvent, name string, v any) error {
@@ -509,12 +542,12 @@ func setSourceField(si *sourceInfo, name string, v any) error {
 	case "name", "db", "schema", "table", "file":
 		s, ok := v.(string)
 		if !ok && v != nil {
-			return schemaViolation("source."+name, "not a string")
+			return schemaViolation(sourcePath(name), "not a string")
 		}
 		setSourceString(si, name, s)
 		return nil
 	}
-	n, err := optInt(v, "source."+name)
+	n, err := optInt(v, sourcePath(name))
 	if err != nil {
 		return err
 	}
@@ -749,7 +782,7 @@ func (d *debeziumDecoder) fromRow(msg *Message, row map[string]any) ([]Envelope,
 	if meta.hasOp {
 		var err error
 		if op, err = debeziumOp(meta.op); err != nil {
-			err.(*DecodeError).Field = d.prefix + "op"
+			err.(*DecodeError).Field = d.prefixOp
 			return nil, err
 		}
 	}
@@ -757,8 +790,8 @@ func (d *debeziumDecoder) fromRow(msg *Message, row map[string]any) ([]Envelope,
 		op = OpDelete
 	}
 	t, err := eventTime(
-		timeCandidate{meta.srcNs, meta.srcUs, meta.srcMs, d.prefix + "source_ts_ms"},
-		timeCandidate{meta.envNs, meta.envUs, meta.envMs, d.prefix + "ts_ms"},
+		timeCandidate{meta.srcNs, meta.srcUs, meta.srcMs, d.prefixSourceTs},
+		timeCandidate{meta.envNs, meta.envUs, meta.envMs, d.prefixTs},
 	)
 	if err != nil {
 		return nil, err
@@ -767,7 +800,7 @@ func (d *debeziumDecoder) fromRow(msg *Message, row map[string]any) ([]Envelope,
 		// Nothing in the row says when it changed: the record's Kafka
 		// timestamp, set when the connector produced it, is the closest.
 		if t = msg.Timestamp.UTC(); !validTime(t) {
-			return nil, decodeErr(ClassBadTime, d.prefix+"source_ts_ms", "no event time: the row has no "+d.prefix+"source_ts_ms or "+d.prefix+"ts_ms and the record no timestamp")
+			return nil, decodeErr(ClassBadTime, d.prefixSourceTs, "no event time: the row has no "+d.prefixSourceTs+" or "+d.prefixTs+" and the record no timestamp")
 		}
 	}
 	ver, err := sourceVersion(msg, meta.hasLSN, meta.lsn, meta.file, meta.pos, meta.row, d.prefix)

@@ -288,24 +288,31 @@ func (p *jsonParser) number() (any, error) {
 	return numberValue(lit, isFloat), nil
 }
 
+// intLiteral converts a valid JSON integer literal; ok is false when it
+// does not fit int64.
+func intLiteral(lit []byte) (int64, bool) {
+	digits, neg := lit, false
+	if digits[0] == '-' {
+		digits, neg = digits[1:], true
+	}
+	if len(digits) <= 18 { // cannot overflow int64
+		var n int64
+		for _, c := range digits {
+			n = n*10 + int64(c-'0')
+		}
+		if neg {
+			n = -n
+		}
+		return n, true
+	}
+	n, err := strconv.ParseInt(string(lit), 10, 64)
+	return n, err == nil
+}
+
 // numberValue converts a valid JSON number literal.
 func numberValue(lit []byte, isFloat bool) any {
 	if !isFloat {
-		digits, neg := lit, false
-		if digits[0] == '-' {
-			digits, neg = digits[1:], true
-		}
-		if len(digits) <= 18 { // cannot overflow int64
-			var n int64
-			for _, c := range digits {
-				n = n*10 + int64(c-'0')
-			}
-			if neg {
-				n = -n
-			}
-			return n
-		}
-		if n, err := strconv.ParseInt(string(lit), 10, 64); err == nil {
+		if n, ok := intLiteral(lit); ok {
 			return n
 		}
 		return string(lit)
@@ -568,7 +575,7 @@ func (p *jsonParser) optInt(field string) (n int64, null bool, err error) {
 			return 0, false, err
 		}
 		if !isFloat {
-			if n, ok := numberValue(lit, false).(int64); ok {
+			if n, ok := intLiteral(lit); ok {
 				return n, false, nil
 			}
 		}

@@ -215,7 +215,7 @@ func orderedObject(p *jsonParser) ([]keyPart, error) {
 // that the joined form is unambiguous.
 func joinKey(names []string, vals []any) (string, error) {
 	if len(vals) == 1 {
-		s, err := keyText(vals[0], keyField(names[0]))
+		s, err := keyText(vals[0], names[0])
 		if err == nil && s == "" {
 			err = decodeErr(ClassMissingField, keyField(names[0]), "empty key value")
 		}
@@ -223,7 +223,7 @@ func joinKey(names []string, vals []any) (string, error) {
 	}
 	var b strings.Builder
 	for i, v := range vals {
-		s, err := keyText(v, keyField(names[i]))
+		s, err := keyText(v, names[i])
 		if err != nil {
 			return "", err
 		}
@@ -240,8 +240,8 @@ func joinKey(names []string, vals []any) (string, error) {
 	return b.String(), nil
 }
 
-// keyText renders one scalar key value.
-func keyText(v any, field string) (string, error) {
+// keyText renders one scalar key value; name is the key field's, for errors.
+func keyText(v any, name string) (string, error) {
 	switch x := v.(type) {
 	case string:
 		return x, nil
@@ -254,9 +254,9 @@ func keyText(v any, field string) (string, error) {
 	case time.Time:
 		return x.Format(time.RFC3339Nano), nil
 	case nil:
-		return "", decodeErr(ClassMissingField, field, "null key value")
+		return "", decodeErr(ClassMissingField, keyField(name), "null key value")
 	}
-	return "", schemaViolation(field, "a key value must be a string, number, boolean or time")
+	return "", schemaViolation(keyField(name), "a key value must be a string, number, boolean or time")
 }
 
 func keyField(name string) string {
