@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rtgraph/rtgraph/graph"
+	"github.com/rtgraph/rtgraph/graph/memstore"
 	"github.com/rtgraph/rtgraph/normalize"
 )
 
@@ -321,4 +323,87 @@ func waitFor(tb testing.TB, what string, d time.Duration, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// testRecord is one input record of the mixed workloads.
+type testRecord struct {
+	key   string
+	value []byte
+	ts    time.Time // the record's Kafka timestamp
+	bad   bool      // expected in the dead-letter topic
+}
+
+// mixedRecords returns n records over users u0..u(users-1) and items
+// i0..i(items-1): mostly views, some unviews and user deletes, event times
+// jittered out of order, and about 15% bad records of every kind (malformed
+// JSON, missing fields, unmappable ops, schema violations).
+func mixedRecords(rnd *rand.Rand, n, users, items int, start time.Time) []testRecord {
+	out := make([]testRecord, n)
+	for i := range out {
+		at := start.Add(time.Duration(i)*time.Millisecond + time.Duration(rnd.IntN(2000)-1000)*time.Millisecond)
+		user := fmt.Sprintf("u%d", rnd.IntN(users))
+		e := event{
+			ID: fmt.Sprintf("r%d", i), At: at, Op: opView, User: user, Item: fmt.Sprintf("i%d", rnd.IntN(items)),
+			Ms: rnd.IntN(1000), Name: fmt.Sprintf("name-%d", rnd.IntN(3)),
+		}
+		rec := testRecord{key: user, ts: start.Add(time.Duration(i) * time.Millisecond)}
+		switch x := rnd.IntN(100); {
+		case x < 5:
+			rec.value, rec.bad = []byte(fmt.Sprintf(`{"id":"r%d","ts":`, i)), true
+		case x < 7:
+			rec.value, rec.bad = []byte(fmt.Sprintf(`{"id":"r%d","user":%q}`, i, user)), true // no ts
+		case x < 11:
+			e.Op, rec.bad = opUnknown, true
+		case x < 15:
+			e.Op, rec.bad = opBadProp, true
+		case x < 25:
+			e.Op = opUnview
+		case x < 29:
+			e.Op = opDeleteUser
+		}
+		if rec.value == nil {
+			rec.value = e.value()
+		}
+		out[i] = rec
+	}
+	return out
+}
+
+// referenceState applies every record directly (decode, map, write), in
+// order, to a fresh memstore: the state one pass of the pipeline must give.
+func referenceState(tb fataler, recs []testRecord, users, items int) string {
+	store := memstore.New(testSchema(tb), memstore.Options{})
+	dec, err := normalize.New(testTopic())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := &testMapper{}
+	ctx := context.Background()
+	for i, r := range recs {
+		envs, err := dec.Decode(normalize.Message{Topic: "ref", Offset: int64(i), Key: []byte(r.key), Value: r.value, Timestamp: r.ts})
+		if err != nil {
+			continue
+		}
+		var muts []graph.Mutation
+		for j := range envs {
+			ms, err := m.Map(ctx, &envs[j])
+			if err != nil {
+				muts = nil
+				break
+			}
+			muts = append(muts, ms...)
+		}
+		if len(muts) > 0 {
+			_ = store.Apply(ctx, muts) // a schema refusal is a dead letter: nothing written
+		}
+	}
+	return dumpState(tb, store, names("u", users), names("i", items))
+}
+
+func names(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%d", prefix, i)
+	}
+	return out
 }
