@@ -1,0 +1,465 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rtgraph/rtgraph/graph"
+)
+
+// Frequency-cap counts (graph.CountStore) on the Store's Pebble database.
+//
+// Key layout, beside the graph's tables of keys.go (table byte 'c'):
+//
+//	c <user> <edge type> <target> <t> <event id>    one impression; empty value
+//
+// <user> and <target> are node keys and <edge type> a string, escaped as in
+// keys.go; <t> is the event time in microseconds, big-endian (event times
+// are at or after 1970, so byte order is time order); the event id ends the
+// key unescaped, since nothing follows it. The key is the impression's
+// identity (see package graph), so recording an impression again rewrites
+// the same key with the same empty value: exact under redelivery without
+// reading first, and without the writer lock the graph tables need.
+//
+// One user's impressions of one edge type are one contiguous key range
+// ("the partition"), ordered by target, then time: a count read is one
+// iterator over that range with one seek per target, to the first
+// impression after the longest window's start, then a forward scan to
+// as_of. Its cost is the targets asked for plus the impressions counted.
+//
+// Expiry. Keys are removed by a sweep (CountOptions.SweepInterval) once
+// their event time is sweepMargin past retention. Reads never depend on it:
+// graph.CountRules only accepts queries whose windows lie inside retention,
+// and the margin keeps a sweep from removing what a read that started
+// shortly before it may still count.
+const tCount = 'c'
+
+// sweepMargin is how long past retention the sweep waits before removing
+// an impression; see above.
+const sweepMargin = time.Minute
+
+// CountOptions are the collaborators and settings of Counts.
+type CountOptions struct {
+	// Logger receives sweep failures; nil discards.
+	Logger *slog.Logger
+	// Registerer receives the count metrics; nil keeps them unregistered.
+	Registerer prometheus.Registerer
+	// Now is the clock for retention, lateness and a query's default as_of;
+	// nil means time.Now.
+	Now func() time.Time
+	// SweepInterval is how often impressions past retention are removed
+	// from disk. Default 10m; at least 1s. A sweep reads the whole count
+	// table (skipping through each target's live impressions), so it is
+	// kept infrequent: stale keys are invisible to reads regardless.
+	SweepInterval time.Duration
+}
+
+// Counts is the embedded graph.CountStore, sharing a Store's database.
+//
+// It is safe for concurrent use. Writes are blind, idempotent sets in one
+// Pebble batch per call, synced when the Store's Config.Sync is set; reads
+// take a consistent snapshot through one iterator. Close it before closing
+// the Store: its sweep uses the Store's database.
+type Counts struct {
+	s     *Store
+	rules *graph.CountRules
+	log   *slog.Logger
+	now   func() time.Time
+	m     *countMetrics
+
+	// mu is held shared by every call and exclusively by Close, so no call
+	// runs once Close has returned.
+	mu     sync.RWMutex
+	closed bool
+
+	interval  time.Duration
+	stopOnce  sync.Once
+	stopSweep chan struct{}
+	sweepDone chan struct{}
+}
+
+var _ graph.CountStore = (*Counts)(nil)
+
+// NewCounts starts counting on s: rules says which edge types are counted
+// and for how long impressions are kept. It starts the sweep.
+func NewCounts(s *Store, rules *graph.CountRules, opts CountOptions) (*Counts, error) {
+	if s == nil || rules == nil {
+		return nil, errors.New("embedded: new counts: nil store or rules")
+	}
+	interval := opts.SweepInterval
+	if interval == 0 {
+		interval = 10 * time.Minute
+	}
+	if interval < time.Second {
+		return nil, fmt.Errorf("%w: embedded counts sweep interval %s: must be at least 1s", ErrInvalidConfig, interval)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	m, err := newCountMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: new counts: %w", err)
+	}
+	c := &Counts{s: s, rules: rules, log: logger, now: now, m: m, interval: interval,
+		stopSweep: make(chan struct{}), sweepDone: make(chan struct{})}
+	go c.sweepLoop()
+	return c, nil
+}
+
+// Close stops the sweep and waits for calls in progress. It does not close
+// the Store. A second Close returns graph.ErrClosed.
+func (c *Counts) Close() error {
+	c.stopOnce.Do(func() { close(c.stopSweep) })
+	<-c.sweepDone
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return graph.ErrClosed
+	}
+	c.closed = true
+	return nil
+}
+
+// enter admits a call; on success the caller must call c.leave.
+func (c *Counts) enter(ctx context.Context, op string) error {
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		return graph.ErrClosed
+	}
+	if err := c.s.enter(ctx, op); err != nil {
+		c.mu.RUnlock()
+		return err
+	}
+	return nil
+}
+
+func (c *Counts) leave() {
+	c.s.life.RUnlock()
+	c.mu.RUnlock()
+}
+
+// countPrefix is the key range of one user's impressions of one edge type.
+func countPrefix(b []byte, user graph.NodeKey, edgeType string) []byte {
+	return appendStr(appendNode(append(b, tCount), user), edgeType)
+}
+
+func countKey(b []byte, im graph.Impression) []byte {
+	b = appendNode(countPrefix(b, im.User, im.EdgeType), im.Target)
+	b = binary.BigEndian.AppendUint64(b, uint64(im.EventTime.UnixMicro()))
+	return append(b, im.EventID...)
+}
+
+// RecordImpressions implements graph.CountWriter: every impression is
+// checked (none is written if one is invalid), those inside retention are
+// set in one batch.
+func (c *Counts) RecordImpressions(ctx context.Context, imps []graph.Impression) (graph.RecordResult, error) {
+	keep, res, err := c.rules.CheckImpressions(imps, c.now())
+	if err != nil {
+		c.m.invalidCalls.Inc()
+		return graph.RecordResult{}, fmt.Errorf("embedded: record impressions: %w", err)
+	}
+	if err := c.enter(ctx, "record impressions"); err != nil {
+		return graph.RecordResult{}, err
+	}
+	defer c.leave()
+	if len(keep) > 0 {
+		b := c.s.db.NewBatch()
+		defer func() { _ = b.Close() }()
+		var key []byte
+		for _, im := range keep {
+			key = countKey(key[:0], im)
+			if err := b.Set(key, nil, nil); err != nil {
+				return graph.RecordResult{}, fmt.Errorf("embedded: record impressions: %w", err)
+			}
+		}
+		opt := pebble.NoSync
+		if c.s.cfg.Sync {
+			opt = pebble.Sync
+		}
+		if err := b.Commit(opt); err != nil {
+			return graph.RecordResult{}, fmt.Errorf("embedded: record impressions: commit: %w", err)
+		}
+	}
+	c.m.accepted.Add(float64(res.Accepted))
+	c.m.tooOld.Add(float64(res.TooOld))
+	c.m.tooNew.Add(float64(res.TooNew))
+	return res, nil
+}
+
+// Counts implements graph.CountReader with one iterator over the user's
+// impressions of the edge type.
+func (c *Counts) Counts(ctx context.Context, q graph.CountQuery) (graph.CountResult, error) {
+	p, err := c.rules.Plan(q, c.now())
+	if err != nil {
+		return graph.CountResult{}, fmt.Errorf("embedded: counts: %w", err)
+	}
+	if err := c.enter(ctx, "counts"); err != nil {
+		return graph.CountResult{}, err
+	}
+	defer c.leave()
+	start := time.Now()
+	res, rows, err := c.read(p)
+	c.m.rowsRead.Add(float64(rows))
+	if err != nil {
+		return graph.CountResult{}, err
+	}
+	c.m.readSeconds.Observe(time.Since(start).Seconds())
+	return res, nil
+}
+
+// read runs the plan: targets are visited in key order, so the iterator
+// only moves forward.
+func (c *Counts) read(p *graph.CountPlan) (graph.CountResult, int, error) {
+	q := p.Query
+	res := p.NewResult()
+	prefix := countPrefix(make([]byte, 0, 128), q.User, q.EdgeType)
+	type target struct {
+		i   int
+		key []byte // prefix, target
+	}
+	ts := make([]target, len(q.Targets))
+	for i, t := range q.Targets {
+		ts[i] = target{i, appendNode(slices.Clip(prefix), t)}
+	}
+	slices.SortFunc(ts, func(a, b target) int { return bytes.Compare(a.key, b.key) })
+	it, err := c.s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return graph.CountResult{}, 0, fmt.Errorf("embedded: counts: %w", err)
+	}
+	defer it.Close()
+	from := uint64(max(0, p.Since+1)) // first event time counted
+	rows := 0
+	var seek []byte
+	for _, t := range ts {
+		counts := res.Targets[t.i].Counts
+		seek = binary.BigEndian.AppendUint64(append(seek[:0], t.key...), from)
+		n := len(t.key)
+		for ok := it.SeekGE(seek); ok; ok = it.Next() {
+			k := it.Key()
+			if len(k) < n+8 || !bytes.Equal(k[:n], t.key) {
+				break
+			}
+			at := int64(binary.BigEndian.Uint64(k[n : n+8]))
+			if at > p.AsOf {
+				break
+			}
+			if rows++; rows > graph.MaxCountRows {
+				return graph.CountResult{}, rows, fmt.Errorf("embedded: counts of %s %s: %w: more than %d impressions to read",
+					q.User, q.EdgeType, graph.ErrCountTooLarge, graph.MaxCountRows)
+			}
+			p.Add(counts, at)
+		}
+		if err := it.Error(); err != nil {
+			return graph.CountResult{}, rows, fmt.Errorf("embedded: counts: %w", err)
+		}
+	}
+	return res, rows, nil
+}
+
+func (c *Counts) sweepLoop() {
+	defer close(c.sweepDone)
+	tick := time.NewTicker(c.interval)
+	defer tick.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-c.stopSweep
+		cancel()
+	}()
+	for {
+		select {
+		case <-c.stopSweep:
+			return
+		case <-tick.C:
+			if _, err := c.SweepCounts(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, graph.ErrClosed) {
+				c.log.Warn("embedded count sweep failed", "err", err)
+			}
+		}
+	}
+}
+
+// sweepSkipAfter is how many live keys of one target the sweep steps over
+// one by one before seeking past the rest of the target's keys: a seek
+// costs several steps, and most targets have few impressions.
+const sweepSkipAfter = 8
+
+// SweepCounts removes the impressions whose event time is more than
+// retention plus a minute in the past, and returns how many it removed. The
+// background sweep calls it; it is exported for tools and tests. Deletes are
+// committed every Config.CommitEvery keys, without fsync: a sweep lost to a
+// crash is simply done again.
+func (c *Counts) SweepCounts(ctx context.Context) (int, error) {
+	if err := c.enter(ctx, "sweep counts"); err != nil {
+		return 0, err
+	}
+	defer c.leave()
+	horizon := micros(c.now().Add(-c.rules.Retention() - sweepMargin)) // remove t <= horizon
+	it, err := c.s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tCount}, UpperBound: []byte{tCount + 1}})
+	if err != nil {
+		return 0, fmt.Errorf("embedded: sweep counts: %w", err)
+	}
+	defer it.Close()
+	b := c.s.db.NewBatch()
+	defer func() { _ = b.Close() }()
+	removed, pending := 0, 0
+	commit := func() error {
+		if pending == 0 {
+			return nil
+		}
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return err
+		}
+		c.m.swept.Add(float64(pending))
+		removed += pending
+		pending = 0
+		_ = b.Close()
+		b = c.s.db.NewBatch()
+		return nil
+	}
+	var live []byte // the target whose live keys are being stepped over
+	stepped := 0
+	for ok := it.First(); ok; {
+		if err := ctx.Err(); err != nil {
+			return removed, &graph.RetryableError{Op: "sweep counts", Err: err}
+		}
+		k := it.Key()
+		if live != nil && bytes.HasPrefix(k, live) {
+			if stepped++; stepped > sweepSkipAfter {
+				ok = it.SeekGE(prefixEnd(live))
+				live = nil
+				continue
+			}
+			ok = it.Next()
+			continue
+		}
+		live = nil
+		n, err := countGroupLen(k)
+		if err != nil {
+			return removed, fmt.Errorf("embedded: sweep counts: key %q: %w", k, err)
+		}
+		if int64(binary.BigEndian.Uint64(k[n:n+8])) <= horizon {
+			if err := b.Delete(k, nil); err != nil {
+				return removed, fmt.Errorf("embedded: sweep counts: %w", err)
+			}
+			if pending++; pending >= c.s.cfg.CommitEvery {
+				if err := commit(); err != nil {
+					return removed, fmt.Errorf("embedded: sweep counts: commit: %w", err)
+				}
+			}
+		} else {
+			// Keys of a target are in time order: the rest are live too.
+			live = append(live[:0:0], k[:n]...)
+			stepped = 0
+		}
+		ok = it.Next()
+	}
+	if err := it.Error(); err != nil {
+		return removed, fmt.Errorf("embedded: sweep counts: %w", err)
+	}
+	if err := commit(); err != nil {
+		return removed, fmt.Errorf("embedded: sweep counts: commit: %w", err)
+	}
+	return removed, nil
+}
+
+// countGroupLen returns the length of the 'c' <user> <edge type> <target>
+// part of a count key, after checking that 8 time bytes follow it.
+func countGroupLen(k []byte) (int, error) {
+	if len(k) == 0 || k[0] != tCount {
+		return 0, errBadKey
+	}
+	i := 1
+	for range 5 { // user type, user id, edge type, target type, target id
+		j, err := skipStr(k, i)
+		if err != nil {
+			return 0, err
+		}
+		i = j
+	}
+	if len(k) < i+8 {
+		return 0, errBadKey
+	}
+	return i, nil
+}
+
+// skipStr returns the index just past the escaped string starting at k[i].
+func skipStr(k []byte, i int) (int, error) {
+	for ; i < len(k); i++ {
+		if k[i] != 0 {
+			continue
+		}
+		if i+1 >= len(k) {
+			return 0, errBadKey
+		}
+		switch k[i+1] {
+		case 0xff:
+			i++
+		case 1:
+			return i + 2, nil
+		default:
+			return 0, errBadKey
+		}
+	}
+	return 0, errBadKey
+}
+
+type countMetrics struct {
+	accepted, tooOld, tooNew prometheus.Counter
+	invalidCalls             prometheus.Counter
+	rowsRead                 prometheus.Counter
+	swept                    prometheus.Counter
+	readSeconds              prometheus.Histogram
+}
+
+func newCountMetrics(reg prometheus.Registerer) (*countMetrics, error) {
+	imps := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rtgraph_embedded_impressions_total",
+		Help: "Impressions given to the embedded count store, by outcome: accepted (stored, duplicates included), too_old (at or before now - retention), too_new (beyond now + lateness).",
+	}, []string{"outcome"})
+	m := &countMetrics{
+		accepted: imps.WithLabelValues("accepted"),
+		tooOld:   imps.WithLabelValues("too_old"),
+		tooNew:   imps.WithLabelValues("too_new"),
+		invalidCalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtgraph_embedded_impression_calls_invalid_total",
+			Help: "RecordImpressions calls refused because an impression was invalid (nothing of them written).",
+		}),
+		rowsRead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtgraph_embedded_count_rows_read_total",
+			Help: "Impression keys read by count lookups.",
+		}),
+		swept: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtgraph_embedded_impressions_swept_total",
+			Help: "Impressions removed from disk by the count sweep, past retention.",
+		}),
+		readSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rtgraph_embedded_count_read_seconds",
+			Help:    "Duration of count lookups that succeeded.",
+			Buckets: prometheus.ExponentialBuckets(0.00001, 2, 16),
+		}),
+	}
+	if reg != nil {
+		for _, col := range []prometheus.Collector{imps, m.invalidCalls, m.rowsRead, m.swept, m.readSeconds} {
+			if err := reg.Register(col); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
