@@ -28,9 +28,9 @@ type debeziumDecoder struct {
 	prefix string
 	// Flattened metadata field names for errors, built once.
 	prefixOp, prefixSourceTs, prefixTs string
-	now    func() time.Time
-	values *schemaCache // value schemas
-	keys   *schemaCache // key schemas
+	now                                func() time.Time
+	values                             *schemaCache // value schemas
+	keys                               *schemaCache // key schemas
 }
 
 func newDebeziumDecoder(cfg Config, o options) (*debeziumDecoder, error) {
