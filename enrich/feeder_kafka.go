@@ -129,9 +129,9 @@ func (f *partitionFeeder) probe() (bool, error) {
 		if b.LastStableOffset >= 0 && b.LastStableOffset < f.hw {
 			return false, nil // an open transaction below the watermark: wait for its outcome
 		}
-		pending, last, err := deliverableBelow(b, off, f.hw)
-		if err != nil || pending {
-			return false, err
+		pending, last := deliverableBelow(b, off, f.hw)
+		if pending {
+			return false, nil
 		}
 		if last+1 >= f.hw {
 			return true, nil
@@ -147,7 +147,7 @@ func (f *partitionFeeder) probe() (bool, error) {
 // deliverableBelow scans a fetch response block from offset from: pending
 // is true when it holds a record a read_committed consumer would deliver
 // with an offset below hw; last is the last offset the block covers.
-func deliverableBelow(b *sarama.FetchResponseBlock, from, hw int64) (pending bool, last int64, err error) {
+func deliverableBelow(b *sarama.FetchResponseBlock, from, hw int64) (pending bool, last int64) {
 	last = from - 1
 	aborted := map[int64]bool{} // producer id → inside an aborted transaction
 	txns := b.AbortedTransactions
@@ -156,7 +156,7 @@ func deliverableBelow(b *sarama.FetchResponseBlock, from, hw int64) (pending boo
 			// Legacy message sets have no control records: any message counts.
 			for _, m := range rs.MsgSet.Messages {
 				if m.Offset >= from && m.Offset < hw {
-					return true, last, nil
+					return true, last
 				}
 				last = max(last, m.Offset)
 			}
@@ -168,7 +168,7 @@ func deliverableBelow(b *sarama.FetchResponseBlock, from, hw int64) (pending boo
 		}
 		if batch.PartialTrailingRecord {
 			// The rest did not fit: what it holds is unknown, so wait.
-			return true, last, nil
+			return true, last
 		}
 		end := batch.FirstOffset + int64(batch.LastOffsetDelta)
 		for len(txns) > 0 && txns[0].FirstOffset <= end {
@@ -184,11 +184,11 @@ func deliverableBelow(b *sarama.FetchResponseBlock, from, hw int64) (pending boo
 			for _, r := range batch.Records {
 				o := batch.FirstOffset + r.OffsetDelta
 				if o >= from && o < hw {
-					return true, last, nil
+					return true, last
 				}
 			}
 		}
 		last = max(last, end)
 	}
-	return false, last, nil
+	return false, last
 }
