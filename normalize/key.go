@@ -55,7 +55,7 @@ func (d *debeziumDecoder) key(msg *Message, image map[string]any) (string, map[s
 			}
 			fields[f], vals[i] = v, v
 		}
-		s, err := joinKey(d.cfg.KeyFields, vals)
+		s, err := joinKey("key.", d.cfg.KeyFields, vals)
 		return s, fields, err
 	}
 	mk, err := d.parseKey(msg.Key)
@@ -66,7 +66,7 @@ func (d *debeziumDecoder) key(msg *Message, image map[string]any) (string, map[s
 	case !mk.present:
 		return "", nil, decodeErr(ClassMissingField, "key", "the record has no key and key_fields is not configured")
 	case !mk.isObj:
-		s, err := joinKey([]string{""}, []any{mk.scalar})
+		s, err := joinKey("key.", []string{""}, []any{mk.scalar})
 		return s, nil, err
 	case len(mk.parts) == 0:
 		return "", nil, decodeErr(ClassMissingField, "key", "the record key is an empty object")
@@ -78,7 +78,7 @@ func (d *debeziumDecoder) key(msg *Message, image map[string]any) (string, map[s
 		names[i], vals[i] = p.name, p.value
 		fields[p.name] = p.value
 	}
-	s, err := joinKey(names, vals)
+	s, err := joinKey("key.", names, vals)
 	return s, fields, err
 }
 
@@ -212,18 +212,19 @@ func orderedObject(p *jsonParser) ([]keyPart, error) {
 
 // joinKey renders key values as the envelope's Key: one value as its text;
 // several joined with "/", each with "\" and "/" escaped by a backslash so
-// that the joined form is unambiguous.
-func joinKey(names []string, vals []any) (string, error) {
+// that the joined form is unambiguous. Errors name the field prefix+name
+// (prefix "key." for message keys; "" for paths into the value).
+func joinKey(prefix string, names []string, vals []any) (string, error) {
 	if len(vals) == 1 {
-		s, err := keyText(vals[0], names[0])
+		s, err := keyText(vals[0], prefix, names[0])
 		if err == nil && s == "" {
-			err = decodeErr(ClassMissingField, keyField(names[0]), "empty key value")
+			err = decodeErr(ClassMissingField, keyField(prefix, names[0]), "empty key value")
 		}
 		return s, err
 	}
 	var b strings.Builder
 	for i, v := range vals {
-		s, err := keyText(v, names[i])
+		s, err := keyText(v, prefix, names[i])
 		if err != nil {
 			return "", err
 		}
@@ -240,8 +241,9 @@ func joinKey(names []string, vals []any) (string, error) {
 	return b.String(), nil
 }
 
-// keyText renders one scalar key value; name is the key field's, for errors.
-func keyText(v any, name string) (string, error) {
+// keyText renders one scalar key value; prefix and name locate it for
+// errors.
+func keyText(v any, prefix, name string) (string, error) {
 	switch x := v.(type) {
 	case string:
 		return x, nil
@@ -254,14 +256,14 @@ func keyText(v any, name string) (string, error) {
 	case time.Time:
 		return x.Format(time.RFC3339Nano), nil
 	case nil:
-		return "", decodeErr(ClassMissingField, keyField(name), "null key value")
+		return "", decodeErr(ClassMissingField, keyField(prefix, name), "null key value")
 	}
-	return "", schemaViolation(keyField(name), "a key value must be a string, number, boolean or time")
+	return "", schemaViolation(keyField(prefix, name), "a key value must be a string, number, boolean or time")
 }
 
-func keyField(name string) string {
+func keyField(prefix, name string) string {
 	if name == "" {
 		return "key"
 	}
-	return "key." + name
+	return prefix + name
 }

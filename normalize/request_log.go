@@ -120,7 +120,7 @@ func (d *requestLogDecoder) Decode(msg Message) ([]Envelope, error) {
 		}
 		vals[i], fields[names[i]] = v, v
 	}
-	key, err := joinKey(names, vals)
+	key, err := joinKey("", names, vals)
 	if err != nil {
 		return nil, err
 	}

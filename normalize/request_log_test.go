@@ -53,8 +53,8 @@ func TestRequestLogErrors(t *testing.T) {
 		{"entity type absent, no fallback", func(c *Config) { c.RequestLog.EntityTypeField = "kind"; c.EntityType = "" }, `{"id":"a","ts":1,"user":{"id":"u"}}`, ClassMissingField, "kind", "no entity type"},
 		{"key missing", nil, `{"id":"a","ts":1,"user":{}}`, ClassMissingField, "user.id", "key field absent or null"},
 		{"key path through a non-object", nil, `{"id":"a","ts":1,"user":"u"}`, ClassMissingField, "user.id", "key field absent or null"},
-		{"key not scalar", nil, `{"id":"a","ts":1,"user":{"id":[1]}}`, ClassSchemaViolation, "key.user.id", "a key value must be"},
-		{"key empty", nil, `{"id":"a","ts":1,"user":{"id":""}}`, ClassMissingField, "key.user.id", "empty key value"},
+		{"key not scalar", nil, `{"id":"a","ts":1,"user":{"id":[1]}}`, ClassSchemaViolation, "user.id", "a key value must be"},
+		{"key empty", nil, `{"id":"a","ts":1,"user":{"id":""}}`, ClassMissingField, "user.id", "empty key value"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
