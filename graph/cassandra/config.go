@@ -41,8 +41,8 @@ type Config struct {
 	SchemaAgreementTimeout time.Duration `yaml:"schema_agreement_timeout"`
 	// NumConns is the number of connections per host. Default 2.
 	NumConns int `yaml:"num_conns"`
-	// MaxConcurrentRequests bounds the requests one Store call (and the
-	// whole Store, for background read repair) has in flight. Default 64.
+	// MaxConcurrentRequests bounds the requests a Store has in flight, all
+	// calls together (and the goroutines of one call). Default 64.
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
 
 	Retry RetryConfig `yaml:"retry"`

@@ -37,6 +37,11 @@ const (
 // years of daily partitions).
 const maxDays = 10_000
 
+// maxPageLimit bounds the edges of one page whatever Limit asks, so one
+// call's memory and reads stay bounded; a larger Limit gets pages of this
+// size, each with a cursor to the next.
+const maxPageLimit = 10_000
+
 // GetNodes reads each distinct key's partition, in parallel (at most
 // max_concurrent_requests at once). Keys that cannot exist (empty or
 // oversized id, undeclared type) are absent without a read.
@@ -152,6 +157,7 @@ func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.Ad
 	if err != nil {
 		return graph.AdjacencyPage{}, fmt.Errorf("cassandra: adjacency: %w", err)
 	}
+	q.Limit = min(q.Limit, s.maxPage)
 	r := &adjRead{
 		s: s, q: q, et: et, dir: int8(q.Direction), id: []byte(q.Node.ID),
 		lo: 0, hi: math.MaxInt64, now: s.now().UnixMicro(), need: q.Limit + 1,

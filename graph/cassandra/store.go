@@ -61,6 +61,7 @@ type Store struct {
 	now     func() time.Time
 	timeout time.Duration
 	maxScan int // rows one Adjacency call may read; maxScanRows outside tests
+	maxPage int // edges one page may hold; maxPageLimit outside tests
 	// capture, when set (benchmarks only), sees every plan before it is
 	// sent, so a baseline can replay the very same rows.
 	capture func(context.Context, *plan)
@@ -132,6 +133,7 @@ func New(session *gocql.Session, cfg Config, schema *graph.Schema, opts Options)
 		now:       now,
 		timeout:   cfg.Timeout,
 		maxScan:   maxScanRows,
+		maxPage:   maxPageLimit,
 		days:      days,
 		repairSem: make(chan struct{}, maxRepairsInFlight),
 	}, nil
@@ -282,7 +284,8 @@ type edgeDelete struct {
 // Apply checks every mutation against the schema (none is written if one
 // fails: the error wraps the *graph.SchemaError), then writes them all,
 // grouped into one unlogged batch per partition, the batches in parallel
-// (at most max_concurrent_requests at once). Forward and reverse rows of an
+// (at most max_concurrent_requests at once) alongside one task per edge
+// delete (deleteEdge). Forward and reverse rows of an
 // edge are different partitions and are not written atomically: a failed
 // Apply may leave one side written, and the caller's retry of the whole
 // batch completes it. Edge upserts already expired (event time + TTL in the

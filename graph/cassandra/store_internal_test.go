@@ -411,3 +411,28 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 		t.Fatalf("errors{class=invalid} %v, want 1", got)
 	}
 }
+
+func TestHugeLimitIsClamped(t *testing.T) {
+	h := newHarness(t)
+	h.s.maxPage = 20
+	hub := h.user("hub")
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	var muts []graph.Mutation
+	for i := range h.s.maxPage + 5 {
+		muts = append(muts, edgeUpsert("likes", hub, graph.NodeKey{Type: "item", ID: fmt.Sprintf("%s%05d", h.ns, i)}, at))
+	}
+	h.apply(muts...)
+	q := graph.AdjacencyQuery{Node: hub, EdgeType: "likes", Direction: graph.Out, Order: graph.OrderKey, Limit: 1 << 30}
+	page, err := h.s.Adjacency(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Edges) != h.s.maxPage || page.Next == nil {
+		t.Fatalf("page of %d edges (next %v), want %d and a cursor", len(page.Edges), page.Next != nil, h.s.maxPage)
+	}
+	q.Cursor = page.Next
+	page, err = h.s.Adjacency(context.Background(), q)
+	if err != nil || len(page.Edges) != 5 || page.Next != nil {
+		t.Fatalf("second page: %d edges, next %v, %v; want the last 5", len(page.Edges), page.Next != nil, err)
+	}
+}
