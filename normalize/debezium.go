@@ -31,6 +31,7 @@ type debeziumDecoder struct {
 	now                                func() time.Time
 	values                             *schemaCache // value schemas
 	keys                               *schemaCache // key schemas
+	names                              keyInterner  // object keys of schemaless rows
 }
 
 func newDebeziumDecoder(cfg Config, o options) (*debeziumDecoder, error) {
@@ -78,7 +79,7 @@ func (d *debeziumDecoder) Decode(msg Message) ([]Envelope, error) {
 	if len(msg.Value) == 0 {
 		return d.tombstone(&msg)
 	}
-	p := jsonParser{data: msg.Value, field: "value"}
+	p := jsonParser{data: msg.Value, field: "value", keys: &d.names}
 	switch p.peek() {
 	case '{':
 		return d.decodeObject(&msg, &p)
@@ -189,7 +190,7 @@ func parseUnwrapped(p *jsonParser) (row map[string]any, src []byte, err error) {
 			delete(row, "source")
 		} else {
 			if key == "" {
-				key = string(k)
+				key = p.keys.key(k)
 			}
 			v, err := p.value()
 			if err != nil {

@@ -25,8 +25,9 @@ type jsonParser struct {
 	data    []byte
 	pos     int
 	depth   int
-	field   string // the field being read, for errors ("payload", "key")
-	scratch []byte // unescaped string bytes; valid until the next string is read
+	field   string       // the field being read, for errors ("payload", "key")
+	scratch []byte       // unescaped string bytes; valid until the next string is read
+	keys    *keyInterner // object keys come from here when set
 }
 
 func (p *jsonParser) fail(reason string) *DecodeError {
@@ -172,7 +173,7 @@ func (p *jsonParser) objectValue() (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		key := string(k)
+		key := p.keys.key(k)
 		v, err := p.value()
 		if err != nil {
 			return nil, err
@@ -635,7 +636,7 @@ func (p *jsonParser) row(c *converter, path string) (map[string]any, error) {
 		if i := c.fieldIndex(k, next); i >= 0 {
 			name, fc, next = c.fields[i].name, c.fields[i].conv, i+1
 		} else {
-			name = string(k)
+			name = p.keys.key(k)
 		}
 		v, err := p.value()
 		if err != nil {

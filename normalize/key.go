@@ -89,7 +89,7 @@ func (d *debeziumDecoder) parseKey(b []byte) (messageKey, error) {
 	if len(b) == 0 {
 		return messageKey{}, nil
 	}
-	p := jsonParser{data: b, field: "key"}
+	p := jsonParser{data: b, field: "key", keys: &d.names}
 	if p.peek() != '{' {
 		v, err := p.value()
 		if err != nil {
@@ -103,7 +103,7 @@ func (d *debeziumDecoder) parseKey(b []byte) (messageKey, error) {
 	if mk, ok, err := d.parseWrappedKey(&p); ok || err != nil {
 		return mk, err
 	}
-	p = jsonParser{data: b, field: "key"}
+	p = jsonParser{data: b, field: "key", keys: &d.names}
 	parts, err := orderedObject(&p)
 	if err != nil {
 		return messageKey{}, err
@@ -194,7 +194,7 @@ func orderedObject(p *jsonParser) ([]keyPart, error) {
 		if err != nil {
 			return nil, err
 		}
-		name := string(k)
+		name := p.keys.key(k)
 		v, err := p.value()
 		if err != nil {
 			return nil, err

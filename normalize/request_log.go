@@ -18,6 +18,7 @@ type requestLogDecoder struct {
 	entityType []string // nil: Config.EntityType
 	keys       [][]string
 	attrs      [][]string // nil: the whole object
+	names      keyInterner
 }
 
 func splitPath(p string) []string { return strings.Split(p, ".") }
@@ -71,7 +72,7 @@ func (d *requestLogDecoder) Decode(msg Message) ([]Envelope, error) {
 	if len(msg.Value) == 0 {
 		return nil, decodeErr(ClassMissingField, "", "the record has no value")
 	}
-	p := jsonParser{data: msg.Value, field: "value"}
+	p := jsonParser{data: msg.Value, field: "value", keys: &d.names}
 	if p.peek() != '{' {
 		if _, err := p.value(); err != nil {
 			return nil, err
