@@ -87,9 +87,14 @@ func compileSchema(raw []byte) (*connectSchema, error) {
 	if err != nil {
 		return nil, err
 	}
+	return classifySchema(raw, root), nil
+}
+
+// classifySchema tells an envelope schema from a row schema.
+func classifySchema(raw []byte, root *converter) *connectSchema {
 	cs := &connectSchema{raw: raw, row: root}
 	if root.kind != convStruct {
-		return cs, nil
+		return cs
 	}
 	var hasOp, hasSource bool
 	for _, f := range root.fields {
@@ -109,7 +114,7 @@ func compileSchema(raw []byte) (*connectSchema, error) {
 	} else {
 		cs.before, cs.after = nil, nil
 	}
-	return cs, nil
+	return cs
 }
 
 // compileConverter builds the converter of one schema node. Its recursion

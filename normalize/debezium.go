@@ -11,7 +11,8 @@ import (
 //
 //   - {"schema":…,"payload":…}: the JSON converter with schemas.enable=true.
 //     The schema types the row values (decimals, temporal types) and is
-//     cached by its bytes (schemaCache).
+//     cached by its bytes (schemaCache). A wrapper written payload first is
+//     understood too, without the cache.
 //   - the envelope alone (schemas.enable=false): numbers and strings as they
 //     are, since nothing says a string is a base64 decimal.
 //   - a flattened row (ExtractNewRecordState), with or without schema, with
@@ -139,6 +140,11 @@ func (d *debeziumDecoder) decodeObject(msg *Message, p *jsonParser) ([]Envelope,
 // fromUnwrapped interprets what parseUnwrapped read: an envelope when it has
 // an op and an object source, else a flattened row.
 func (d *debeziumDecoder) fromUnwrapped(msg *Message, row map[string]any, src []byte) ([]Envelope, error) {
+	if len(row) == 2 && src == nil {
+		if envs, ok, err := d.fromReorderedWrapper(msg, row); ok {
+			return envs, err
+		}
+	}
 	if _, hasOp := row["op"]; hasOp && src != nil {
 		ev, err := eventFromMap(row)
 		if err != nil {
@@ -160,6 +166,69 @@ func (d *debeziumDecoder) fromUnwrapped(msg *Message, row map[string]any, src []
 		row["source"] = m
 	}
 	return d.fromRow(msg, row)
+}
+
+// fromReorderedWrapper handles {"payload":…,"schema":…}: the JSON converter
+// writes the schema first, and only that order takes the fast path, but a
+// producer that writes the payload first still means the wrapper. ok is
+// false when row is not such a wrapper.
+func (d *debeziumDecoder) fromReorderedWrapper(msg *Message, row map[string]any) (envs []Envelope, ok bool, err error) {
+	schema, hasSchema := row["schema"]
+	payload, hasPayload := row["payload"]
+	sm, isObj := schema.(map[string]any)
+	if !hasSchema || !hasPayload || (schema != nil && !isObj) {
+		return nil, false, nil
+	}
+	if payload == nil {
+		envs, err = d.tombstone(msg)
+		return envs, true, err
+	}
+	pm, isObj := payload.(map[string]any)
+	if !isObj {
+		return nil, true, schemaViolation("payload", "the payload is not an object")
+	}
+	if sm == nil {
+		envs, err = d.fromMapUnwrapped(msg, pm)
+		return envs, true, err
+	}
+	root, err := compileConverter(sm, "schema")
+	if err != nil {
+		return nil, true, err
+	}
+	cs := classifySchema(nil, root)
+	if !cs.envelope {
+		if err := convertRow(pm, cs.row, ""); err != nil {
+			return nil, true, err
+		}
+		envs, err = d.fromRow(msg, pm)
+		return envs, true, err
+	}
+	ev, err := eventFromMap(pm)
+	if err == nil {
+		err = convertRow(ev.before, cs.before, "before")
+	}
+	if err == nil {
+		err = convertRow(ev.after, cs.after, "after")
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	envs, err = d.fromEvent(msg, ev)
+	return envs, true, err
+}
+
+// fromMapUnwrapped interprets an already built map as fromUnwrapped does.
+func (d *debeziumDecoder) fromMapUnwrapped(msg *Message, m map[string]any) ([]Envelope, error) {
+	if _, hasOp := m["op"]; hasOp {
+		if _, isObj := m["source"].(map[string]any); isObj {
+			ev, err := eventFromMap(m)
+			if err != nil {
+				return nil, err
+			}
+			return d.fromEvent(msg, ev)
+		}
+	}
+	return d.fromRow(msg, m)
 }
 
 // parseUnwrapped reads an object that is either an envelope or a flattened

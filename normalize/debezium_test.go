@@ -104,6 +104,12 @@ func TestDebeziumDecodeErrors(t *testing.T) {
 		{"flattened negative time", withID, `{"id":1,"__ts_ms":-1}`, "", ClassBadTime, "__ts_ms", "negative timestamp"},
 		{"flattened negative lsn", withID, `{"id":1,"__lsn":-1,"__source_ts_ms":1}`, "", ClassSchemaViolation, "__lsn", "negative LSN"},
 		{"flattened value violates schema", withID, `{"schema":` + intKeySchema + `,"payload":{"id":"x","__source_ts_ms":1}}`, "", ClassSchemaViolation, "id", "want an integer"},
+		{"payload first, not an object", withID, `{"payload":5,"schema":null}`, "", ClassSchemaViolation, "payload", "the payload is not an object"},
+		{"payload first, bad schema", withID, `{"payload":{},"schema":{"type":"struct"}}`, "", ClassSchemaViolation, "schema", "struct schema without fields"},
+		{"payload first, value violates schema", withID, `{"payload":{"id":"x","__ts_ms":1},"schema":{"type":"struct","fields":[{"type":"int32","field":"id"}]}}`, "", ClassSchemaViolation, "id", "want an integer"},
+		{"payload first, after violates schema", withID, `{"payload":{"after":{"id":"x"},"op":"c","source":{"ts_ms":1}},"schema":{"type":"struct","fields":[{"type":"string","field":"op"},{"type":"struct","fields":[],"field":"source"},{"type":"struct","fields":[{"type":"int32","field":"id"}],"field":"after"}]}}`, "", ClassSchemaViolation, "after.id", "want an integer"},
+		{"payload first, before violates schema", withID, `{"payload":{"before":{"id":"x"},"op":"d","source":{"ts_ms":1}},"schema":{"type":"struct","fields":[{"type":"string","field":"op"},{"type":"struct","fields":[],"field":"source"},{"type":"struct","fields":[{"type":"int32","field":"id"}],"field":"before"}]}}`, "", ClassSchemaViolation, "before.id", "want an integer"},
+		{"payload first, envelope source broken", withID, `{"payload":{"after":{"id":1},"op":"c","source":{"ts_ms":"x"}},"schema":null}`, "", ClassSchemaViolation, "source.ts_ms", "not an integer"},
 		{"tombstone as delete without timestamp", tsDeletes, ``, `{"id":1}`, ClassBadTime, "", "needs the record's Kafka timestamp"},
 		{"tombstone without key", withID, ``, ``, ClassMissingField, "key.id", `key field "id" is in neither`},
 		{"tombstone without key or key fields", noKeys, ``, ``, ClassMissingField, "key", "the record has no key"},
@@ -154,6 +160,10 @@ func TestDebeziumDecodeShapes(t *testing.T) {
 		{"JSON null value is a tombstone", `null`, OpTombstone, "tp", "0001-01-01T00:00:00Z", Version{Scheme: VersionOffset, Offset: 7}},
 		{"payload null with schema is a tombstone", `{"schema":` + intKeySchema + `,"payload":null}`, OpTombstone, "tp", "0001-01-01T00:00:00Z", Version{Scheme: VersionOffset, Offset: 7}},
 		{"row with an object column named source", `{"id":1,"source":"old","source":{"x":1},"__op":"c","__source_ts_ms":1}`, OpCreate, "tp", "1970-01-01T00:00:00.001Z", Version{Scheme: VersionOffset, Offset: 7}},
+		{"payload before schema", `{"payload":{"before":null,"after":{"id":1,"d":3},"source":{"ts_ms":5,"lsn":8},"op":"c"},"schema":{"type":"struct","fields":[{"type":"string","field":"op"},{"type":"struct","fields":[],"field":"source"},{"type":"struct","fields":[{"type":"int32","name":"io.debezium.time.Date","field":"d"}],"field":"after"}]}}`, OpCreate, "tp", "1970-01-01T00:00:00.005Z", Version{Scheme: VersionLSN, LSN: 8}},
+		{"payload before row schema", `{"payload":{"id":1,"d":3,"__op":"r","__source_ts_ms":5},"schema":{"type":"struct","fields":[{"type":"int32","name":"io.debezium.time.Date","field":"d"}]}}`, OpRead, "tp", "1970-01-01T00:00:00.005Z", Version{Scheme: VersionOffset, Offset: 7}},
+		{"payload before null schema", `{"payload":` + env("d", "") + `,"schema":null}`, OpDelete, "inv.t", "2023-11-14T22:13:20Z", Version{Scheme: VersionBinlog, File: "mysql-bin.000001", Pos: 10}},
+		{"null payload before schema", `{"payload":null,"schema":null}`, OpTombstone, "tp", "0001-01-01T00:00:00Z", Version{Scheme: VersionOffset, Offset: 7}},
 		{"boolean snapshot of old fixtures", `{"after":{"id":1},"source":{"ts_ms":1,"snapshot":false},"op":"c"}`, OpCreate, "tp", "1970-01-01T00:00:00.001Z", Version{Scheme: VersionOffset, Offset: 7}},
 	}
 	for _, tt := range tests {
@@ -174,6 +184,9 @@ func TestDebeziumDecodeShapes(t *testing.T) {
 				if strings.HasPrefix(k, "__") {
 					t.Fatalf("metadata field %s left in attributes", k)
 				}
+			}
+			if strings.HasPrefix(tt.name, "payload before") && tt.op != OpDelete && e.Attributes["d"] != "1970-01-04" {
+				t.Fatalf("schema not applied: %v", e.Attributes)
 			}
 			if tt.name == "row with an object column named source" {
 				if src, ok := e.Attributes["source"].(map[string]any); !ok || src["x"] != int64(1) {

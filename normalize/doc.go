@@ -60,8 +60,12 @@
 //
 // Decoding dominates ingest CPU, so the decoders read JSON with their own
 // reader (json_parse.go) rather than encoding/json: it steps over what is
-// not needed and builds values without reflection. The Connect schema,
-// repeated in every wrapped message and most of its bytes, is parsed once
-// per distinct schema and then stepped over by a byte comparison
-// (schemaCache). docs/bench-normalize.md records the measured figures.
+// not needed, reads the source block typed, and builds values without
+// reflection. The Connect schema, repeated in every wrapped message and most
+// of its bytes, is parsed once per distinct schema and then stepped over by
+// a byte comparison (schemaCache, bounded by Config.SchemaCacheSize); its
+// field names double as the row's map keys. Schemaless rows and request logs
+// take their keys from a bounded interner (keyInterner). A decoder holds no
+// other state, so it is safe for concurrent use. docs/bench-normalize.md
+// records the measured figures.
 package normalize
