@@ -1,0 +1,340 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/rtgraph/rtgraph/graph"
+	"github.com/rtgraph/rtgraph/schemas"
+)
+
+// Frequency-cap lookup benchmarks (make bench-fcap). BenchmarkCountsLookup
+// loads fcapUsers users × fcapCampaigns campaigns of "impressed"
+// impressions (1-3 per pair, event times over the last 7 days) with the
+// shipped ads schema, then measures lookups of 1 user × 20 of its campaigns
+// × the 5 default windows, as of now, at several concurrencies, idle and
+// while a writer records fcapIngestRate impressions/s; and, for the same
+// users and campaigns, the raw ceiling: a bare loop over the same key
+// ranges (iterator, one seek per target, count keys up to as_of) without
+// validation, window bucketing or result building. Each reports p50 and
+// p99 latency (ms) and lookups/s.
+//
+//	go test -run '^$' -bench CountsLookup -benchtime 20000x ./graph/embedded/
+const (
+	fcapUsers         = 100_000
+	fcapCampaigns     = 50  // per user, from a pool of fcapCampaignPool
+	fcapCampaignPool  = 500 // distinct campaigns
+	fcapTargets       = 20  // per lookup
+	fcapIngestRate    = 10_000
+	fcapIngestBatch   = 500
+	fcapLoadBatch     = graph.MaxImpressionsPerCall
+	fcapLoadWriters   = 2
+	fcapImpressionsLo = 1
+	fcapImpressionsHi = 3
+)
+
+// fcapData is the population every lookup draws from.
+type fcapData struct {
+	now       time.Time
+	campaigns [][]graph.NodeKey // per user, fcapCampaigns distinct campaigns
+	loaded    int
+}
+
+func fcapUser(i int) graph.NodeKey {
+	return graph.NodeKey{Type: "user", ID: fmt.Sprintf("user-%07d", i)}
+}
+
+func fcapCampaign(i int) graph.NodeKey {
+	return graph.NodeKey{Type: "campaign", ID: fmt.Sprintf("campaign-%04d", i)}
+}
+
+// newFcapData draws each user's campaigns.
+func newFcapData(seed uint64) *fcapData {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	d := &fcapData{now: time.Now(), campaigns: make([][]graph.NodeKey, fcapUsers)}
+	for u := range d.campaigns {
+		picks := rng.Perm(fcapCampaignPool)[:fcapCampaigns]
+		d.campaigns[u] = make([]graph.NodeKey, fcapCampaigns)
+		for j, c := range picks {
+			d.campaigns[u][j] = fcapCampaign(c)
+		}
+	}
+	return d
+}
+
+// impressions streams the load in batches of at most n to emit, from
+// writers goroutines (each user's impressions go to one writer).
+func (d *fcapData) load(b *testing.B, writers, n int, emit func([]graph.Impression) error) {
+	b.Helper()
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 2))
+			batch := make([]graph.Impression, 0, n)
+			seq := 0
+			for u := w; u < fcapUsers; u += writers {
+				user := fcapUser(u)
+				for _, c := range d.campaigns[u] {
+					k := fcapImpressionsLo + rng.IntN(fcapImpressionsHi-fcapImpressionsLo+1)
+					for range k {
+						seq++
+						at := d.now.Add(-time.Duration(rng.Int64N(int64(graph.MaxWindow))))
+						batch = append(batch, graph.Impression{User: user, EdgeType: "impressed", Target: c,
+							EventID: fmt.Sprintf("w%d-%09d", w, seq), EventTime: at})
+						if len(batch) == n {
+							if err := emit(batch); err != nil {
+								errs <- err
+								return
+							}
+							total.Add(int64(len(batch)))
+							batch = batch[:0]
+						}
+					}
+				}
+			}
+			if len(batch) > 0 {
+				if err := emit(batch); err != nil {
+					errs <- err
+					return
+				}
+				total.Add(int64(len(batch)))
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatalf("load: %v", err)
+	}
+	d.loaded = int(total.Load())
+}
+
+// query draws one lookup: a user and fcapTargets of its campaigns.
+func (d *fcapData) query(rng *rand.Rand) graph.CountQuery {
+	u := rng.IntN(fcapUsers)
+	camps := d.campaigns[u]
+	targets := make([]graph.NodeKey, fcapTargets)
+	for i, j := range rng.Perm(len(camps))[:fcapTargets] {
+		targets[i] = camps[j]
+	}
+	return graph.CountQuery{User: fcapUser(u), EdgeType: "impressed", Targets: targets, Windows: graph.DefaultWindows()}
+}
+
+// runLookups runs b.N lookups spread over conc goroutines and reports p50,
+// p99 and lookups/s. lookup must be safe for concurrent use.
+func runLookups(b *testing.B, d *fcapData, conc int, lookup func(graph.CountQuery) error) {
+	b.Helper()
+	// Queries are drawn before the clock starts.
+	qs := make([]graph.CountQuery, b.N)
+	rng := rand.New(rand.NewPCG(uint64(conc), 3))
+	for i := range qs {
+		qs[i] = d.query(rng)
+	}
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	var failed atomic.Value
+	b.ResetTimer()
+	cpu0 := fcapCPU(b)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(qs) {
+					return
+				}
+				t0 := time.Now()
+				if err := lookup(qs[i]); err != nil {
+					failed.Store(err)
+					return
+				}
+				lat[i] = time.Since(t0)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu := fcapCPU(b) - cpu0
+	b.StopTimer()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatalf("lookup: %v", err)
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Nanoseconds()) / 1e6
+	}
+	b.ReportMetric(pct(0.50), "p50_ms")
+	b.ReportMetric(pct(0.99), "p99_ms")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "lookups/s")
+	// Process CPU per lookup: everything this process did meanwhile
+	// (compactions, the ingesting writer), so an upper bound of a lookup's
+	// own cost that, unlike latency, does not grow with other processes'
+	// load on the machine.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu_us/lookup")
+}
+
+// ingestWhile records fcapIngestRate impressions/s of fresh impressions for
+// random users until stop is closed, and returns how many it recorded and
+// the seconds it ran.
+func ingestWhile(b *testing.B, d *fcapData, rec func([]graph.Impression) error, stop <-chan struct{}) func() (int, float64) {
+	var n atomic.Int64
+	var firstErr atomic.Value
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		rng := rand.New(rand.NewPCG(99, 4))
+		tick := time.NewTicker(time.Second * fcapIngestBatch / fcapIngestRate)
+		defer tick.Stop()
+		seq := 0
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			batch := make([]graph.Impression, fcapIngestBatch)
+			for i := range batch {
+				seq++
+				u := rng.IntN(fcapUsers)
+				batch[i] = graph.Impression{User: fcapUser(u), EdgeType: "impressed",
+					Target: d.campaigns[u][rng.IntN(fcapCampaigns)], EventID: fmt.Sprintf("live-%09d", seq), EventTime: time.Now()}
+			}
+			if err := rec(batch); err != nil {
+				firstErr.Store(err)
+				return
+			}
+			n.Add(int64(len(batch)))
+		}
+	}()
+	return func() (int, float64) {
+		<-done
+		if err, _ := firstErr.Load().(error); err != nil {
+			b.Fatalf("ingest: %v", err)
+		}
+		return int(n.Load()), time.Since(start).Seconds()
+	}
+}
+
+// rawCeiling is the least a lookup can do on this layout: one iterator
+// over the user's impressions of the edge type, one seek per target, keys
+// counted up to as_of.
+func rawCeiling(db *pebble.DB, q graph.CountQuery, now time.Time) (int, error) {
+	asOf := now.UnixMicro()
+	since := asOf - graph.MaxWindow.Microseconds()
+	prefix := countPrefix(nil, q.User, q.EdgeType)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	keys := make([][]byte, len(q.Targets))
+	for i, t := range q.Targets {
+		keys[i] = appendNode(slices.Clip(prefix), t)
+	}
+	slices.SortFunc(keys, bytes.Compare)
+	n := 0
+	var seek []byte
+	for _, tk := range keys {
+		seek = binary.BigEndian.AppendUint64(append(seek[:0], tk...), uint64(since+1))
+		for ok := it.SeekGE(seek); ok; ok = it.Next() {
+			k := it.Key()
+			if !bytes.HasPrefix(k, tk) || int64(binary.BigEndian.Uint64(k[len(tk):])) > asOf {
+				break
+			}
+			n++
+		}
+	}
+	return n, it.Error()
+}
+
+func BenchmarkCountsLookup(b *testing.B) {
+	schema, err := graph.LoadSchema(schemas.GraphSchema(), ".")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Dir = b.TempDir()
+	// The block cache holds the whole count table (~0.4 GB compressed for
+	// 10M impressions), as it should for a store that serves caps: with the
+	// 64 MiB default most seeks would read and decompress a block.
+	cfg.CacheBytes = 1 << 30
+	s, err := Open(cfg, schema, Deps{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	rules, err := graph.NewCountRules(graph.DefaultCountConfig(), schema)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := NewCounts(s, rules, CountOptions{SweepInterval: 24 * time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	d := newFcapData(1)
+	t0 := time.Now()
+	d.load(b, fcapLoadWriters, fcapLoadBatch, func(imps []graph.Impression) error {
+		_, err := c.RecordImpressions(ctx, imps)
+		return err
+	})
+	loadSecs := time.Since(t0).Seconds()
+	// Compact so that every run reads the same LSM shape, as a store that
+	// has been up for a while would.
+	if err := s.db.Compact(ctx, []byte{tCount}, []byte{tCount + 1}, true); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("loaded %d impressions for %d users in %.1fs (%.0f/s)", d.loaded, fcapUsers, loadSecs, float64(d.loaded)/loadSecs)
+
+	lookup := func(q graph.CountQuery) error {
+		_, err := c.Counts(ctx, q)
+		return err
+	}
+	raw := func(q graph.CountQuery) error {
+		_, err := rawCeiling(s.db, q, time.Now())
+		return err
+	}
+	record := func(imps []graph.Impression) error {
+		_, err := c.RecordImpressions(ctx, imps)
+		return err
+	}
+	for _, conc := range []int{1, 8, 32} {
+		b.Run(fmt.Sprintf("raw/idle/c=%d", conc), func(b *testing.B) { runLookups(b, d, conc, raw) })
+		b.Run(fmt.Sprintf("counts/idle/c=%d", conc), func(b *testing.B) { runLookups(b, d, conc, lookup) })
+	}
+	for _, conc := range []int{1, 8, 32} {
+		b.Run(fmt.Sprintf("counts/ingesting/c=%d", conc), func(b *testing.B) {
+			stop := make(chan struct{})
+			wait := ingestWhile(b, d, record, stop)
+			runLookups(b, d, conc, lookup)
+			close(stop)
+			n, secs := wait()
+			b.ReportMetric(float64(n)/secs, "ingested/s")
+		})
+	}
+}
+
+// fcapCPU is the process's CPU time so far (user + system).
+func fcapCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
