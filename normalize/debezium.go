@@ -1,6 +1,7 @@
 package normalize
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 	"time"
@@ -127,20 +128,20 @@ func (d *debeziumDecoder) decodeObject(msg *Message, p *jsonParser) ([]Envelope,
 	}
 	// Not the wrapper: an envelope without schema, or a flattened row.
 	p.pos, p.depth = start, 0
-	row, src, err := parseUnwrapped(p)
+	row, src, meta, err := parseUnwrapped(p, d.prefix)
 	if err != nil {
 		return nil, err
 	}
 	if err := p.end(); err != nil {
 		return nil, err
 	}
-	return d.fromUnwrapped(msg, row, src)
+	return d.fromUnwrapped(msg, row, src, meta)
 }
 
 // fromUnwrapped interprets what parseUnwrapped read: an envelope when it has
 // an op and an object source, else a flattened row.
-func (d *debeziumDecoder) fromUnwrapped(msg *Message, row map[string]any, src []byte) ([]Envelope, error) {
-	if len(row) == 2 && src == nil {
+func (d *debeziumDecoder) fromUnwrapped(msg *Message, row map[string]any, src []byte, meta []keyPart) ([]Envelope, error) {
+	if len(row) == 2 && src == nil && meta == nil {
 		if envs, ok, err := d.fromReorderedWrapper(msg, row); ok {
 			return envs, err
 		}
@@ -165,7 +166,7 @@ func (d *debeziumDecoder) fromUnwrapped(msg *Message, row map[string]any, src []
 		}
 		row["source"] = m
 	}
-	return d.fromRow(msg, row)
+	return d.fromRow(msg, row, meta)
 }
 
 // fromReorderedWrapper handles {"payload":…,"schema":…}: the JSON converter
@@ -200,7 +201,7 @@ func (d *debeziumDecoder) fromReorderedWrapper(msg *Message, row map[string]any)
 		if err := convertRow(pm, cs.row, ""); err != nil {
 			return nil, true, err
 		}
-		envs, err = d.fromRow(msg, pm)
+		envs, err = d.fromRow(msg, pm, d.splitMeta(pm))
 		return envs, true, err
 	}
 	ev, err := eventFromMap(pm)
@@ -228,42 +229,67 @@ func (d *debeziumDecoder) fromMapUnwrapped(msg *Message, m map[string]any) ([]En
 			return d.fromEvent(msg, ev)
 		}
 	}
-	return d.fromRow(msg, m)
+	return d.fromRow(msg, m, d.splitMeta(m))
+}
+
+// splitMeta takes the flattened metadata members out of a row built as a
+// map.
+func (d *debeziumDecoder) splitMeta(row map[string]any) []keyPart {
+	var meta []keyPart
+	for k, v := range row {
+		if strings.HasPrefix(k, d.prefix) {
+			meta = append(meta, keyPart{name: k, value: v})
+			delete(row, k)
+		}
+	}
+	return meta
 }
 
 // parseUnwrapped reads an object that is either an envelope or a flattened
 // row. An object-valued source member is only stepped over and returned as
 // bytes: an envelope's source is then read typed (parseSource) instead of
-// into a map, and a row's "source" column is read into a map.
-func parseUnwrapped(p *jsonParser) (row map[string]any, src []byte, err error) {
+// into a map, and a row's "source" column is read into a map. Members whose
+// key has metaPrefix are returned in meta rather than in the row.
+func parseUnwrapped(p *jsonParser, metaPrefix string) (row map[string]any, src []byte, meta []keyPart, err error) {
 	empty, err := p.objectStart()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	row = make(map[string]any, 8)
 	if empty {
-		return row, nil, nil
+		return row, nil, nil, nil
 	}
 	for {
 		k, err := p.objectKey()
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		key := envelopeKey(k)
-		if key == "source" && p.peek() == '{' {
+		switch {
+		case key == "source" && p.peek() == '{':
 			start := p.pos
 			if err := p.skip(); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			src = p.data[start:p.pos]
 			delete(row, "source")
-		} else {
+		case key == "" && bytes.HasPrefix(k, []byte(metaPrefix)):
+			name := p.keys.key(k)
+			v, err := p.value()
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			if meta == nil {
+				meta = make([]keyPart, 0, 8)
+			}
+			meta = append(meta, keyPart{name: name, value: v})
+		default:
 			if key == "" {
 				key = p.keys.key(k)
 			}
 			v, err := p.value()
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			row[key] = v
 			if key == "source" {
@@ -272,10 +298,10 @@ func parseUnwrapped(p *jsonParser) (row map[string]any, src []byte, err error) {
 		}
 		more, err := p.objectNext()
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if !more {
-			return row, src, nil
+			return row, src, meta, nil
 		}
 	}
 }
@@ -339,6 +365,7 @@ func (d *debeziumDecoder) decodeWrapped(msg *Message, p *jsonParser) (envs []Env
 		ev        *rawEvent
 		row       map[string]any
 		src       []byte
+		meta      []keyPart
 		tombstone bool
 	)
 	p.field = "payload"
@@ -358,11 +385,11 @@ func (d *debeziumDecoder) decodeWrapped(msg *Message, p *jsonParser) (envs []Env
 			return nil, true, err
 		}
 	case cs != nil:
-		if row, err = p.row(cs.row, ""); err != nil {
+		if row, meta, err = p.row(cs.row, "", d.prefix); err != nil {
 			return nil, true, err
 		}
 	default:
-		if row, src, err = parseUnwrapped(p); err != nil {
+		if row, src, meta, err = parseUnwrapped(p, d.prefix); err != nil {
 			return nil, true, err
 		}
 	}
@@ -382,9 +409,9 @@ func (d *debeziumDecoder) decodeWrapped(msg *Message, p *jsonParser) (envs []Env
 	case ev != nil:
 		envs, err = d.fromEvent(msg, ev)
 	case cs == nil:
-		envs, err = d.fromUnwrapped(msg, row, src)
+		envs, err = d.fromUnwrapped(msg, row, src, meta)
 	default:
-		envs, err = d.fromRow(msg, row)
+		envs, err = d.fromRow(msg, row, meta)
 	}
 	return envs, true, err
 }
@@ -834,19 +861,15 @@ func (m *flatMeta) set(name string, v any, field string) error {
 }
 
 // fromRow interprets a flattened row, already converted by its schema if it
-// had one. The metadata fields are taken out of the row (unknown ones are
-// dropped with them: they describe the event, not the entity); what remains
-// is the entity's state.
-func (d *debeziumDecoder) fromRow(msg *Message, row map[string]any) ([]Envelope, error) {
+// had one, and its metadata members (those with the field prefix), which
+// the caller has taken out of the row. Unknown metadata is dropped: it
+// describes the event, not the entity; the row is the entity's state.
+func (d *debeziumDecoder) fromRow(msg *Message, row map[string]any, metaParts []keyPart) ([]Envelope, error) {
 	var meta flatMeta
-	for k, v := range row {
-		if !strings.HasPrefix(k, d.prefix) {
-			continue
-		}
-		if err := meta.set(k[len(d.prefix):], v, k); err != nil {
+	for _, kp := range metaParts {
+		if err := meta.set(kp.name[len(d.prefix):], kp.value, kp.name); err != nil {
 			return nil, err
 		}
-		delete(row, k)
 	}
 	op := OpUpsert
 	if meta.hasOp {

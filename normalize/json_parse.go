@@ -2,6 +2,7 @@ package normalize
 
 import (
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -596,7 +597,8 @@ func (p *jsonParser) optRow(c *converter, path string) (map[string]any, error) {
 		if c == nil {
 			return p.objectValue()
 		}
-		return p.row(c, path)
+		m, _, err := p.row(c, path, "")
+		return m, err
 	case 'n':
 		return nil, p.literal("null")
 	}
@@ -610,24 +612,25 @@ func (p *jsonParser) optRow(c *converter, path string) (map[string]any, error) {
 // converting each value as it is read. Keys the schema names reuse the
 // schema's strings, so a column name is not allocated per message; the
 // JSON converter writes fields in schema order, so the next field is tried
-// first.
-func (p *jsonParser) row(c *converter, path string) (map[string]any, error) {
+// first. When metaPrefix is set, members whose key has it are returned in
+// meta instead of the map (flattened rows' metadata).
+func (p *jsonParser) row(c *converter, path, metaPrefix string) (m map[string]any, meta []keyPart, err error) {
 	if c == nil || c.kind != convStruct {
-		return p.objectValue()
+		c = &converter{kind: convStruct}
 	}
 	empty, err := p.objectStart()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	m := make(map[string]any, len(c.fields))
+	m = make(map[string]any, len(c.fields))
 	if empty {
-		return m, nil
+		return m, nil, nil
 	}
 	next := 0
 	for {
 		k, err := p.objectKey()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		var (
 			name string
@@ -640,20 +643,27 @@ func (p *jsonParser) row(c *converter, path string) (map[string]any, error) {
 		}
 		v, err := p.value()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if fc != nil && v != nil {
 			if v, err = fc.convert(v, path, name); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
-		m[name] = v
+		if metaPrefix != "" && strings.HasPrefix(name, metaPrefix) {
+			if meta == nil {
+				meta = make([]keyPart, 0, 8)
+			}
+			meta = append(meta, keyPart{name: name, value: v})
+		} else {
+			m[name] = v
+		}
 		more, err := p.objectNext()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !more {
-			return m, nil
+			return m, meta, nil
 		}
 	}
 }
