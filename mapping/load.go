@@ -125,6 +125,7 @@ const (
 type topicInfo struct {
 	rules     []*rule
 	unmatched unmatched
+	uses      uses   // the scalar variables the topic's rules read
 	file      string // where the topic's unmatched policy is declared; "" when not declared
 	line      int
 	stats     *topicStats
@@ -137,6 +138,7 @@ type loader struct {
 	names  map[string]string // rule name → "<file>:<line>"
 	topics map[string]*topicInfo
 	rules  []*rule
+	uses   uses // of the rule being compiled
 }
 
 // Load reads every *.yaml and *.yml file directly under the root of fsys, in
@@ -377,6 +379,7 @@ func (l *loader) file(file string, data []byte) error {
 	}
 	for i, rn := range items {
 		p.rule = ""
+		l.uses = 0
 		r, err := p.parseRule(rn, i)
 		if err != nil {
 			return err
@@ -384,6 +387,7 @@ func (l *loader) file(file string, data []byte) error {
 		l.rules = append(l.rules, r)
 		t := l.topic(r.topic)
 		t.rules = append(t.rules, r)
+		t.uses |= l.uses
 	}
 	return nil
 }
@@ -804,7 +808,8 @@ func (p *fileParser) compile(n *yaml.Node, field string, asBool bool) (program, 
 	if len(src) > MaxExprLen {
 		return program{}, p.errf(n, field, "expression is %d bytes; at most %d", len(src), MaxExprLen)
 	}
-	opts := []expr.Option{expr.Env(env{}), expr.DisableBuiltin("now"), expr.Timezone("UTC"), expr.MaxNodes(maxExprNodes)}
+	opts := []expr.Option{expr.Env(env{}), expr.DisableBuiltin("now"), expr.Timezone("UTC"), expr.MaxNodes(maxExprNodes),
+		expr.Patch(fetchPatcher{})}
 	if asBool {
 		opts = append(opts, expr.AsBool())
 	}
@@ -812,6 +817,8 @@ func (p *fileParser) compile(n *yaml.Node, field string, asBool bool) (program, 
 	if err != nil {
 		return program{}, p.errf(n, field, "expression %q: %s", src, oneLine(err.Error()))
 	}
+	node := prog.Node()
+	ast.Walk(&node, usesVisitor{&p.uses})
 	return program{prog: prog, field: field, line: n.Line}, nil
 }
 
@@ -849,18 +856,31 @@ func (p *fileParser) checkJoinRefs(pr *program, joins map[string]bool) error {
 	return nil
 }
 
+// usesVisitor records which scalar variables an expression reads.
+type usesVisitor struct{ u *uses }
+
+func (v usesVisitor) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok {
+		*v.u |= useOf[id.Value]
+	}
+}
+
 type joinVisitor struct{ check func(string) }
 
+// Visit finds join.<name> in its compiled form, fetch(join, "<name>").
 func (v *joinVisitor) Visit(n *ast.Node) {
-	m, ok := (*n).(*ast.MemberNode)
-	if !ok {
+	c, ok := (*n).(*ast.CallNode)
+	if !ok || len(c.Arguments) != 2 {
 		return
 	}
-	id, ok := m.Node.(*ast.IdentifierNode)
+	if f, ok := c.Callee.(*ast.IdentifierNode); !ok || f.Value != fetchFunc {
+		return
+	}
+	id, ok := c.Arguments[0].(*ast.IdentifierNode)
 	if !ok || id.Value != "join" {
 		return
 	}
-	if s, ok := m.Property.(*ast.StringNode); ok {
+	if s, ok := c.Arguments[1].(*ast.StringNode); ok {
 		v.check(s.Value)
 	}
 }

@@ -45,13 +45,14 @@ type Mapper struct {
 // state is the per-call scratch space, pooled so that a Map call allocates
 // only what it returns.
 type state struct {
-	vm  vm.VM
-	env env
+	vm     vm.VM
+	env    env
+	missed []string
 }
 
 func newMapper(l *loader, o options) *Mapper {
 	m := &Mapper{schema: l.schema, joins: l.joins, topics: l.topics, rules: l.rules}
-	m.pool.New = func() any { return &state{env: env{Join: make(map[string]map[string]any, MaxJoinsPerRule)}} }
+	m.pool.New = func() any { return &state{env: env{Join: make(map[string]any, MaxJoinsPerRule), Fetch: fetch}} }
 	for name, t := range l.topics {
 		t.stats = o.metrics.topic(name)
 	}
@@ -101,9 +102,11 @@ func (m *Mapper) Map(ctx context.Context, env *normalize.Envelope) ([]graph.Muta
 	st := m.pool.Get().(*state)
 	defer func() {
 		st.env.reset()
+		clear(st.missed)
+		st.missed = st.missed[:0]
 		m.pool.Put(st)
 	}()
-	st.env.set(env)
+	st.env.set(env, t.uses)
 	var out []graph.Mutation
 	matched := false
 	for _, r := range t.rules {
@@ -123,7 +126,7 @@ func (m *Mapper) Map(ctx context.Context, env *normalize.Envelope) ([]graph.Muta
 		matched = true
 		r.stats.matched()
 		var err error
-		if out, err = m.apply(st, r, env.EventTime, out); err != nil {
+		if out, err = m.apply(st, t, r, env.EventTime, out); err != nil {
 			r.stats.failed(ClassOf(err))
 			return nil, err
 		}
@@ -145,10 +148,27 @@ func (r *rule) fail(c Class, field string, err error) *Error {
 	return &Error{Class: c, Mapping: r.ref, Field: field, Err: err}
 }
 
+// evalError is an expression's run-time error reduced to its first line:
+// expr draws the source with a caret on the following lines, which has no
+// place in a dead-letter header. Unwrap gives expr's error.
+type evalError struct{ err error }
+
+func (e evalError) Error() string { return oneLine(e.err.Error()) }
+func (e evalError) Unwrap() error { return e.err }
+
+// run evaluates p.
+func (st *state) run(p *program) (any, error) {
+	v, err := st.vm.Run(p.prog, &st.env)
+	if err != nil {
+		return nil, evalError{err}
+	}
+	return v, nil
+}
+
 // cond runs a condition. Conditions are compiled AsBool, so a non-bool
 // result can only come from expr itself; it is an expression error anyway.
 func (st *state) cond(r *rule, p *program) (bool, error) {
-	v, err := st.vm.Run(p.prog, &st.env)
+	v, err := st.run(p)
 	if err != nil {
 		return false, err
 	}
@@ -159,12 +179,12 @@ func (st *state) cond(r *rule, p *program) (bool, error) {
 	return b, nil
 }
 
-func (m *Mapper) apply(st *state, r *rule, at time.Time, out []graph.Mutation) ([]graph.Mutation, error) {
+func (m *Mapper) apply(st *state, t *topicInfo, r *rule, at time.Time, out []graph.Mutation) ([]graph.Mutation, error) {
 	clear(st.env.Join)
-	st.env.Missed = st.env.Missed[:0]
+	st.missed = st.missed[:0]
 	for i := range r.joins {
 		j := &r.joins[i]
-		v, err := st.vm.Run(j.key.prog, &st.env)
+		v, err := st.run(&j.key)
 		if err != nil {
 			return out, r.fail(ClassExpressionError, j.key.field, err)
 		}
@@ -182,10 +202,18 @@ func (m *Mapper) apply(st *state, r *rule, at time.Time, out []graph.Mutation) (
 				}
 				return out, r.fail(ClassJoinFailed, j.key.field, fmt.Errorf("join %s: no document under key %v in cache %s", j.name, v, j.cache))
 			}
-			st.env.Missed = append(st.env.Missed, j.name)
+			st.missed = append(st.missed, j.name)
 			continue
 		}
 		st.env.Join[j.name] = doc
+	}
+	if t.uses&useMissed != 0 {
+		// Boxed per rule: it is the rule's own misses. A nil slice reads as
+		// an empty list.
+		st.env.Missed = st.missed
+	}
+	if out == nil {
+		out = make([]graph.Mutation, 0, r.emits())
 	}
 	for i := range r.nodes {
 		e := &r.nodes[i]
@@ -247,6 +275,9 @@ func (m *Mapper) apply(st *state, r *rule, at time.Time, out []graph.Mutation) (
 	return out, nil
 }
 
+// emits is the most mutations the rule can produce.
+func (r *rule) emits() int { return len(r.nodes) + len(r.edges) }
+
 // checkField names the emit's field a schema error is about.
 func checkField(field string, err error) string {
 	var se *graph.SchemaError
@@ -257,7 +288,7 @@ func checkField(field string, err error) string {
 }
 
 func (st *state) id(r *rule, p *program) (string, error) {
-	v, err := st.vm.Run(p.prog, &st.env)
+	v, err := st.run(p)
 	if err != nil {
 		return "", r.fail(ClassExpressionError, p.field, err)
 	}
@@ -301,7 +332,7 @@ func (st *state) props(r *rule, ps []prop) (graph.Props, error) {
 	out := make(graph.Props, len(ps))
 	for i := range ps {
 		p := &ps[i]
-		v, err := st.vm.Run(p.expr.prog, &st.env)
+		v, err := st.run(&p.expr)
 		if err != nil {
 			return nil, r.fail(ClassExpressionError, p.expr.field, err)
 		}

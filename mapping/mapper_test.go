@@ -75,7 +75,20 @@ rules:
     emit:
       nodes: [{type: account, id: attrs.missing}]
   - name: deep_when
-    select: {topic: t.deep, ops: [create], when: 'attrs.a.b == 1'}
+    select: {topic: t.deep, ops: [create], when: 'attrs.a.b + 1 == 2'}
+    emit:
+      nodes: [{type: account, id: key}]
+  - name: fetch_paths
+    select: {topic: t.fetch, ops: [create]}
+    emit:
+      nodes:
+        - type: account
+          id: key
+          props:
+            country: attrs.list[attrs.i]
+            age: attrs.obj?.deep?.n
+  - name: flag_when
+    select: {topic: t.flag, ops: [create], when: 'attrs.flag'}
     emit:
       nodes: [{type: account, id: key}]
 `
@@ -242,7 +255,9 @@ func TestMapErrors(t *testing.T) {
 		{"truncate", envelope("t.accounts", normalize.OpTruncate, "", nil),
 			mapping.ClassUnknownEntity, "", "select", "truncate"},
 		{"condition fails at run time", envelope("t.deep", normalize.OpCreate, "a", map[string]any{}),
-			mapping.ClassExpressionError, "unit.yaml#deep_when", "select.when", "cannot fetch b"},
+			mapping.ClassExpressionError, "unit.yaml#deep_when", "select.when", "invalid operation"},
+		{"condition is not a bool", envelope("t.flag", normalize.OpCreate, "a", map[string]any{"flag": "yes"}),
+			mapping.ClassExpressionError, "unit.yaml#flag_when", "select.when", "bool"},
 		{"id is null", request(map[string]any{"kind": "watch", "title": "t1"}),
 			mapping.ClassNonConforming, "unit.yaml#watch", "emit.edges[0].from.id", "id is null"},
 		{"id is a bool", request(map[string]any{"kind": "watch", "account": false, "title": "t1"}),
@@ -272,6 +287,52 @@ func TestMapErrors(t *testing.T) {
 				t.Errorf("mutations returned with an error: %+v", muts)
 			}
 			assertMapError(t, err, tt.class, tt.rule, tt.field, tt.msg)
+		})
+	}
+}
+
+// TestMapFieldAccess covers how expressions read attributes: objects,
+// lists (negative indexes count from the end), and null all the way down.
+func TestMapFieldAccess(t *testing.T) {
+	m := unitMapper(t)
+	tests := []struct {
+		name    string
+		attrs   map[string]any
+		country any
+		age     any
+		errMsg  string
+		errAt   string
+	}{
+		{"list index", map[string]any{"list": []any{"a", "b"}, "i": int64(1)}, "b", nil, "", ""},
+		{"negative index", map[string]any{"list": []any{"a", "b"}, "i": int64(-2)}, "a", nil, "", ""},
+		{"float index", map[string]any{"list": []any{"a", "b"}, "i": 0.0}, "a", nil, "", ""},
+		{"nested object", map[string]any{"obj": map[string]any{"deep": map[string]any{"n": int64(4)}}}, nil, int64(4), "", ""},
+		{"null all the way", map[string]any{"obj": nil}, nil, nil, "", ""},
+		{"a list of another type", map[string]any{"list": []string{"x", "y"}, "i": int64(1)}, "y", nil, "", ""},
+		{"index out of range", map[string]any{"list": []any{"a"}, "i": int64(3)}, nil, nil, "index 3 out of range", "country"},
+		{"index not a number", map[string]any{"list": []any{"a"}, "i": "0"}, nil, nil, "cannot index a list", "country"},
+		{"object key not a string", map[string]any{"obj": map[string]any{}, "list": map[string]any{"1": "x"}, "i": int64(1)}, nil, nil, "keys are strings", "country"},
+		{"field of a number", map[string]any{"obj": int64(5)}, nil, nil, "cannot fetch deep from int64", "age"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			muts, err := m.Map(context.Background(), envelope("t.fetch", normalize.OpCreate, "a1", tt.attrs))
+			if tt.errMsg != "" {
+				assertMapError(t, err, mapping.ClassExpressionError, "unit.yaml#fetch_paths", "emit.nodes[0].props."+tt.errAt, tt.errMsg)
+				if strings.Contains(err.Error(), "\n") {
+					t.Errorf("error spans lines: %q", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := muts[0].Props["country"]; got != tt.country {
+				t.Errorf("country = %v, want %v", got, tt.country)
+			}
+			if got := muts[0].Props["age"]; got != tt.age {
+				t.Errorf("age = %v, want %v", got, tt.age)
+			}
 		})
 	}
 }
@@ -334,17 +395,15 @@ rtgraph_mapping_join_lookups_total{cache="titles",join="title",result="hit",rule
 rtgraph_mapping_join_lookups_total{cache="titles",join="title",result="hit",rule="watch"} 1
 rtgraph_mapping_join_lookups_total{cache="titles",join="title",result="miss",rule="strict_watch"} 1
 rtgraph_mapping_join_lookups_total{cache="titles",join="title",result="miss",rule="watch"} 1
-# HELP rtgraph_mapping_unselected_total Envelopes of a mapped topic that no rule selected, by what happened to them (ignored or dead_letter).
-# TYPE rtgraph_mapping_unselected_total counter
-rtgraph_mapping_unselected_total{action="dead_letter",topic="t.accounts"} 0
-rtgraph_mapping_unselected_total{action="dead_letter",topic="t.deep"} 1
-rtgraph_mapping_unselected_total{action="dead_letter",topic="t.requests"} 0
-rtgraph_mapping_unselected_total{action="ignored",topic="t.accounts"} 0
-rtgraph_mapping_unselected_total{action="ignored",topic="t.deep"} 0
-rtgraph_mapping_unselected_total{action="ignored",topic="t.requests"} 1
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "rtgraph_mapping_join_lookups_total", "rtgraph_mapping_unselected_total"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "rtgraph_mapping_join_lookups_total"); err != nil {
 		t.Error(err)
+	}
+	if got := counterValue(t, reg, "rtgraph_mapping_unselected_total", map[string]string{"topic": "t.deep", "action": "dead_letter"}); got != 1 {
+		t.Errorf("dead-lettered unselected on t.deep = %v, want 1", got)
+	}
+	if got := counterValue(t, reg, "rtgraph_mapping_unselected_total", map[string]string{"topic": "t.requests", "action": "ignored"}); got != 1 {
+		t.Errorf("ignored unselected on t.requests = %v, want 1", got)
 	}
 	if got := counterValue(t, reg, "rtgraph_mapping_rule_errors_total", map[string]string{"rule": "strict_watch", "class": "join_failed"}); got != 1 {
 		t.Errorf("join_failed errors of strict_watch = %v, want 1", got)
