@@ -68,13 +68,16 @@
 //	join         map             join name → document (a map), or nil on a miss
 //	missed       []string        the names of the joins that missed (on_miss: pass)
 //
-// A missing field reads as nil, and so does a field of a join that missed
-// (join.title.name is nil when join.title is); optional chaining (a?.b) and
-// nil coalescing (a ?? "default") are available. now() is disabled and time
-// functions use UTC, so that replaying an event gives the same mutations.
-// Expressions are compiled against these variables, so a misspelt variable, a
-// syntax error, a condition that is not a bool, or join.<name> for a join
-// the rule does not declare fails at start-up.
+// A missing field reads as nil, and so does any field or element of nil:
+// attrs.user.id is nil for an event without a user, join.title.name is nil
+// when the title join missed. Reading a field of a number or a string, or an
+// index out of a list's range, is an expression_error. Optional chaining
+// (a?.b) and nil coalescing (a ?? "default") are available. now() is
+// disabled and time functions use UTC, so that replaying an event gives the
+// same mutations. Expressions are compiled and type-checked against these
+// variables, so a misspelt variable, a syntax error, a type error such as
+// key + 1, a condition that is not a bool, or join.<name> for a join the rule
+// does not declare fails at start-up.
 //
 // Results: an id (and a join key) must be a string or an integer (rendered
 // in decimal); anything else is non_conforming (null) or expression_error

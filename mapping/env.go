@@ -1,39 +1,45 @@
 package mapping
 
 import (
+	"time"
+
 	"github.com/rtgraph/rtgraph/normalize"
 )
 
-// env is what every expression sees. Field names are the variables of the
-// expression language (see the package documentation); a struct rather than
-// a map lets expr resolve them at compile time, so a misspelt variable is a
-// start-up error and a run does no map lookups for them.
-//
-// Scalars are held as any, boxed once per Map call and only when some rule
-// reads them (uses): expr reads struct fields through reflection, which
-// would otherwise copy a string or a time.Time into a new interface value
-// on every read. Maps are held as maps, which reflection hands out without
-// copying.
-type env struct {
-	ID         any            `expr:"id"`
-	Kind       any            `expr:"kind"`
-	Op         any            `expr:"op"`
-	EntityType any            `expr:"entity_type"`
-	Key        any            `expr:"key"`
-	KeyFields  map[string]any `expr:"key_fields"`
-	EventTime  any            `expr:"event_time"`
-	Topic      any            `expr:"topic"`
-	After      map[string]any `expr:"after"`
-	Before     map[string]any `expr:"before"`
-	Attrs      map[string]any `expr:"attrs"`
-	Join       map[string]any `expr:"join"`   // name → map[string]any; absent on a miss
-	Missed     any            `expr:"missed"` // []string
-	// Fetch is fetch, the compiled form of every field and index access.
-	// Set once; reset keeps it.
-	Fetch func(from, key any) any `expr:"__rtgraph_fetch"`
+// The variables of the expression language (see the package documentation).
+const (
+	varID         = "id"
+	varKind       = "kind"
+	varOp         = "op"
+	varEntityType = "entity_type"
+	varKey        = "key"
+	varKeyFields  = "key_fields"
+	varEventTime  = "event_time"
+	varTopic      = "topic"
+	varAfter      = "after"
+	varBefore     = "before"
+	varAttrs      = "attrs"
+	varJoin       = "join"
+	varMissed     = "missed"
+)
+
+// envTypes declares every variable with a value of its type: expressions
+// are compiled against it, so a misspelt variable or a type error such as
+// key + 1 fails at start-up.
+var envTypes = map[string]any{
+	varID: "", varKind: "", varOp: "", varEntityType: "", varKey: "", varTopic: "",
+	varKeyFields: map[string]any{}, varEventTime: time.Time{},
+	varAfter: map[string]any{}, varBefore: map[string]any{}, varAttrs: map[string]any{},
+	varJoin: map[string]any{}, varMissed: []string{},
+	fetchFunc: fetch,
 }
 
-// uses is the set of scalar variables some expression reads.
+// env is what every expression runs against: a map[string]any, which expr
+// reads with one map lookup per variable (a struct would be read through
+// reflection). One env is pooled per Map call and refilled for each event.
+type env map[string]any
+
+// uses is the set of scalar variables some expression of a topic reads.
 type uses uint16
 
 const (
@@ -48,43 +54,66 @@ const (
 )
 
 var useOf = map[string]uses{
-	"id": useID, "kind": useKind, "op": useOp, "entity_type": useEntityType,
-	"key": useKey, "event_time": useEventTime, "topic": useTopic, "missed": useMissed,
+	varID: useID, varKind: useKind, varOp: useOp, varEntityType: useEntityType,
+	varKey: useKey, varEventTime: useEventTime, varTopic: useTopic, varMissed: useMissed,
 }
 
-// set points the environment at e, boxing only the scalars in u.
-func (v *env) set(e *normalize.Envelope, u uses) {
+func newEnv() env {
+	v := make(env, len(envTypes))
+	v[varJoin] = make(map[string]any, MaxJoinsPerRule)
+	v[fetchFunc] = fetch
+	return v
+}
+
+// set points the environment at e. Scalars are boxed (which allocates) only
+// when u says some rule of the topic reads them.
+func (v env) set(e *normalize.Envelope, u uses) {
 	if u&useID != 0 {
-		v.ID = e.ID
+		v[varID] = e.ID
 	}
 	if u&useKind != 0 {
-		v.Kind = string(e.Kind)
+		v[varKind] = string(e.Kind)
 	}
 	if u&useOp != 0 {
-		v.Op = string(e.Op)
+		v[varOp] = string(e.Op)
 	}
 	if u&useEntityType != 0 {
-		v.EntityType = e.EntityType
+		v[varEntityType] = e.EntityType
 	}
 	if u&useKey != 0 {
-		v.Key = e.Key
+		v[varKey] = e.Key
 	}
 	if u&useEventTime != 0 {
-		v.EventTime = e.EventTime
+		v[varEventTime] = e.EventTime
 	}
 	if u&useTopic != 0 {
-		v.Topic = e.Origin.Topic
+		v[varTopic] = e.Origin.Topic
 	}
-	v.KeyFields = e.KeyFields
-	v.After = e.After
-	v.Before = e.Before
-	v.Attrs = e.Attributes
+	// A nil map is stored as nil itself, not as a nil map[string]any inside
+	// an interface, so that "before == nil" holds when there is no image.
+	v.setMap(varKeyFields, e.KeyFields)
+	v.setMap(varAfter, e.After)
+	v.setMap(varBefore, e.Before)
+	v.setMap(varAttrs, e.Attributes)
 }
 
-// reset drops every reference to the envelope so that a pooled env does
-// not keep event data alive; the join map is kept (cleared) for reuse.
-func (v *env) reset() {
-	join := v.Join
+func (v env) setMap(name string, m map[string]any) {
+	if m == nil {
+		v[name] = nil
+		return
+	}
+	v[name] = m
+}
+
+// join is the map join.<name> reads.
+func (v env) join() map[string]any { return v[varJoin].(map[string]any) }
+
+// reset drops every reference to the event, so that a pooled env does not
+// keep event data alive; the join map and fetch stay.
+func (v env) reset() {
+	join := v.join()
 	clear(join)
-	*v = env{Join: join, Fetch: fetch}
+	clear(v)
+	v[varJoin] = join
+	v[fetchFunc] = fetch
 }

@@ -808,7 +808,7 @@ func (p *fileParser) compile(n *yaml.Node, field string, asBool bool) (program, 
 	if len(src) > MaxExprLen {
 		return program{}, p.errf(n, field, "expression is %d bytes; at most %d", len(src), MaxExprLen)
 	}
-	opts := []expr.Option{expr.Env(env{}), expr.DisableBuiltin("now"), expr.Timezone("UTC"), expr.MaxNodes(maxExprNodes),
+	opts := []expr.Option{expr.Env(envTypes), expr.DisableBuiltin("now"), expr.Timezone("UTC"), expr.MaxNodes(maxExprNodes),
 		expr.Patch(fetchPatcher{})}
 	if asBool {
 		opts = append(opts, expr.AsBool())

@@ -52,7 +52,7 @@ type state struct {
 
 func newMapper(l *loader, o options) *Mapper {
 	m := &Mapper{schema: l.schema, joins: l.joins, topics: l.topics, rules: l.rules}
-	m.pool.New = func() any { return &state{env: env{Join: make(map[string]any, MaxJoinsPerRule), Fetch: fetch}} }
+	m.pool.New = func() any { return &state{env: newEnv()} }
 	for name, t := range l.topics {
 		t.stats = o.metrics.topic(name)
 	}
@@ -158,7 +158,7 @@ func (e evalError) Unwrap() error { return e.err }
 
 // run evaluates p.
 func (st *state) run(p *program) (any, error) {
-	v, err := st.vm.Run(p.prog, &st.env)
+	v, err := st.vm.Run(p.prog, map[string]any(st.env))
 	if err != nil {
 		return nil, evalError{err}
 	}
@@ -180,7 +180,8 @@ func (st *state) cond(r *rule, p *program) (bool, error) {
 }
 
 func (m *Mapper) apply(st *state, t *topicInfo, r *rule, at time.Time, out []graph.Mutation) ([]graph.Mutation, error) {
-	clear(st.env.Join)
+	join := st.env.join()
+	clear(join)
 	st.missed = st.missed[:0]
 	for i := range r.joins {
 		j := &r.joins[i]
@@ -205,12 +206,12 @@ func (m *Mapper) apply(st *state, t *topicInfo, r *rule, at time.Time, out []gra
 			st.missed = append(st.missed, j.name)
 			continue
 		}
-		st.env.Join[j.name] = doc
+		join[j.name] = doc
 	}
 	if t.uses&useMissed != 0 {
 		// Boxed per rule: it is the rule's own misses. A nil slice reads as
 		// an empty list.
-		st.env.Missed = st.missed
+		st.env[varMissed] = st.missed
 	}
 	if out == nil {
 		out = make([]graph.Mutation, 0, r.emits())
