@@ -43,6 +43,7 @@ func (f *partitionFeeder) run(ctx context.Context, pc sarama.PartitionConsumer, 
 	}
 	probe := time.NewTimer(f.idle)
 	defer probe.Stop()
+	errs := pc.Errors()
 	for {
 		select {
 		case <-ctx.Done():
@@ -60,9 +61,10 @@ func (f *partitionFeeder) run(ctx context.Context, pc sarama.PartitionConsumer, 
 					probe.Reset(f.idle)
 				}
 			}
-		case cerr, ok := <-pc.Errors():
+		case cerr, ok := <-errs:
 			if !ok {
-				// Errors closes with Messages; the next receive reports it.
+				// Errors closes with Messages, whose receive reports it.
+				errs = nil
 				continue
 			}
 			f.log.Warn("enrich partition consumer error", "cache", f.cache.name, "topic", f.cache.topic,
