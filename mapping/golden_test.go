@@ -5,12 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rtgraph/rtgraph/enrich"
 	"github.com/rtgraph/rtgraph/graph"
@@ -24,40 +28,41 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 
 var ingestTime = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
-// demoLookup fills the demo's caches from the metadata samples, the way
-// enrich applies the records of its topics.
-func demoLookup(t testing.TB) mapping.MapLookup {
+// demoLookup is the demo's enrichment: an enrich.Enricher whose caches are
+// filled from the metadata samples by Cache.Apply, the call its feeders
+// make for every record of the cache topics. It is not run, so it never
+// connects.
+func demoLookup(t testing.TB) mapping.Lookup {
 	t.Helper()
 	v, err := demo.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := mapping.MapLookup{}
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V4_0_0_0
+	e, err := enrich.New(v.Enrich, []string{"127.0.0.1:9"}, sc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range v.Enrich.Caches {
-		docs := map[string]map[string]any{}
+		cache, ok := e.Cache(c.Name)
+		if !ok {
+			t.Fatalf("cache %s missing", c.Name)
+		}
 		msgs, err := demo.Samples(c.Topic)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, m := range msgs {
-			k, ok := enrich.RecordKey(m.Key)
-			if !ok {
-				t.Fatalf("%s offset %d: no key", c.Topic, m.Offset)
-			}
-			if len(m.Value) == 0 {
-				delete(docs, k)
-				continue
-			}
-			d, err := enrich.DecodeDocument(m.Value, 0)
-			if err != nil {
+			if err := cache.Apply(m.Key, m.Value); err != nil {
 				t.Fatalf("%s offset %d: %v", c.Topic, m.Offset, err)
 			}
-			docs[k] = d
 		}
-		l[c.Name] = docs
 	}
-	return l
+	return e
 }
+
+var _ mapping.Lookup = (*enrich.Enricher)(nil)
 
 func demoSchema(t testing.TB) *graph.Schema {
 	t.Helper()
