@@ -61,8 +61,9 @@ var defaultOps = opBits[normalize.OpCreate] | opBits[normalize.OpUpdate] | opBit
 
 type program struct {
 	prog  *vm.Program
-	field string // within the rule, for run-time errors
-	line  int    // in the mapping file, for start-up errors
+	short shortcut // when the expression is simple enough to skip the VM
+	field string   // within the rule, for run-time errors
+	line  int      // in the mapping file, for start-up errors
 }
 
 type join struct {
@@ -819,7 +820,13 @@ func (p *fileParser) compile(n *yaml.Node, field string, asBool bool) (program, 
 	}
 	node := prog.Node()
 	ast.Walk(&node, usesVisitor{&p.uses})
-	return program{prog: prog, field: field, line: n.Line}, nil
+	short := shortcutOf(node)
+	if asBool && short.kind != shortcutIsNil && short.kind != shortcutNotNil {
+		// A condition's value must be a bool; only the nil tests are known
+		// to give one without the VM's check.
+		short = shortcut{}
+	}
+	return program{prog: prog, short: short, field: field, line: n.Line}, nil
 }
 
 // oneLine keeps the first line of expr's error (its message; the following

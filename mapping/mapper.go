@@ -158,6 +158,9 @@ func (e evalError) Unwrap() error { return e.err }
 
 // run evaluates p.
 func (st *state) run(p *program) (any, error) {
+	if v, ok := p.short.eval(st.env); ok {
+		return v, nil
+	}
 	v, err := st.vm.Run(p.prog, map[string]any(st.env))
 	if err != nil {
 		return nil, evalError{err}
