@@ -39,9 +39,9 @@ func Fold(muts []graph.Mutation) []graph.Mutation {
 		n    graph.NodeKey
 		e    graph.EdgeKey
 	}
-	slots := make(map[key]*slot, len(muts))
-	order := make([]*slot, 0, len(muts))
-	var extra []int // mutations kept as they are (unknown ops)
+	index := make(map[key]int, len(muts)) // key → position in slots
+	slots := make([]slot, 0, len(muts))   // in order of first appearance
+	var extra []int                       // mutations kept as they are (unknown ops)
 	for i := range muts {
 		m := &muts[i]
 		var k key
@@ -54,12 +54,13 @@ func Fold(muts []graph.Mutation) []graph.Mutation {
 			extra = append(extra, i)
 			continue
 		}
-		s, ok := slots[k]
+		at, ok := index[k]
 		if !ok {
-			s = &slot{up: -1, del: -1}
-			slots[k] = s
-			order = append(order, s)
+			at = len(slots)
+			index[k] = at
+			slots = append(slots, slot{up: -1, del: -1})
 		}
+		s := &slots[at]
 		switch m.Op {
 		case graph.OpDeleteNode, graph.OpDeleteEdge:
 			if s.del < 0 || m.EventTime.After(muts[s.del].EventTime) {
@@ -85,8 +86,9 @@ func Fold(muts []graph.Mutation) []graph.Mutation {
 			}
 		}
 	}
-	out := make([]graph.Mutation, 0, len(order)+len(extra))
-	for _, s := range order {
+	out := make([]graph.Mutation, 0, len(slots)+len(extra))
+	for i := range slots {
+		s := &slots[i]
 		if s.del >= 0 {
 			d := &muts[s.del]
 			dropped := d.Op == graph.OpDeleteEdge && s.up >= 0 && muts[s.up].EventTime.After(d.EventTime)
