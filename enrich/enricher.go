@@ -22,6 +22,10 @@ var (
 	ErrNoTopic = errors.New("enrich: cache topic not found")
 )
 
+// ReadinessCondition is the readiness condition to mark once Loaded is
+// closed (pass it to lifecycle.NewReadiness).
+const ReadinessCondition = "enrich_caches_loaded"
+
 // Enricher owns the metadata caches and the feeders that load them from
 // their compacted topics. It implements mapping.Lookup.
 //
