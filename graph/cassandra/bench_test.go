@@ -12,7 +12,6 @@ import (
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/rtgraph/rtgraph/graph"
 	"github.com/rtgraph/rtgraph/schemas"
@@ -190,40 +189,82 @@ func runConcurrently(b *testing.B, n int, job func(i int) error) ([]time.Duratio
 	return lat, time.Since(start)
 }
 
-// rawExec sends the captured plan with nothing but the driver: the same
-// statements, grouped into the same single-partition batches, with the
-// same bounds as the Store (limit goroutines per call, inFlight requests
-// across calls); no checks, no retries, no metrics.
-func rawExec(ctx context.Context, s *gocql.Session, cl gocql.Consistency, limit int, inFlight chan struct{}, p *plan) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(limit)
-	send := func(f func() error) {
-		g.Go(func() error {
-			inFlight <- struct{}{}
-			defer func() { <-inFlight }()
-			return f()
-		})
+// rawWriter is the baseline: the captured plans sent with nothing but the
+// driver. The same statements, grouped into the same single-partition
+// batches, on as many long-lived goroutines as the Store has workers
+// (max_concurrent_requests); no checks, no retries, no metrics.
+type rawWriter struct {
+	s    *gocql.Session
+	cl   gocql.Consistency
+	work chan rawJob
+	wg   sync.WaitGroup
+}
+
+type rawJob struct {
+	stmts []stmt
+	done  func(error)
+}
+
+func newRawWriter(s *gocql.Session, cl gocql.Consistency, n int) *rawWriter {
+	w := &rawWriter{s: s, cl: cl, work: make(chan rawJob)}
+	w.wg.Add(n)
+	for range n {
+		go func() {
+			defer w.wg.Done()
+			for j := range w.work {
+				j.done(w.send(j.stmts))
+			}
+		}()
+	}
+	return w
+}
+
+func (w *rawWriter) send(stmts []stmt) error {
+	ctx := context.Background()
+	if len(stmts) == 1 {
+		return w.s.Query(stmts[0].cql, stmts[0].args...).Consistency(w.cl).ExecContext(ctx)
+	}
+	bt := w.s.Batch(gocql.UnloggedBatch).Consistency(w.cl)
+	for _, st := range stmts {
+		bt.Entries = append(bt.Entries, gocql.BatchEntry{Stmt: st.cql, Args: st.args, Idempotent: true})
+	}
+	return bt.ExecContext(ctx)
+}
+
+// exec sends one plan and waits for all of it.
+func (w *rawWriter) exec(p *plan) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	submit := func(stmts []stmt) {
+		wg.Add(1)
+		w.work <- rawJob{stmts: stmts, done: func(err error) {
+			if err != nil {
+				mu.Lock()
+				first = err
+				mu.Unlock()
+			}
+			wg.Done()
+		}}
 	}
 	for _, st := range p.sent {
-		send(func() error { return s.Query(st.cql, st.args...).Consistency(cl).ExecContext(gctx) })
+		submit([]stmt{st})
 	}
 	for _, k := range p.order {
 		stmts := p.groups[k].stmts
 		for start := 0; start < len(stmts); start += maxBatchStatements {
-			chunk := stmts[start:min(start+maxBatchStatements, len(stmts))]
-			send(func() error {
-				if len(chunk) == 1 {
-					return s.Query(chunk[0].cql, chunk[0].args...).Consistency(cl).ExecContext(gctx)
-				}
-				bt := s.Batch(gocql.UnloggedBatch).Consistency(cl)
-				for _, st := range chunk {
-					bt.Entries = append(bt.Entries, gocql.BatchEntry{Stmt: st.cql, Args: st.args, Idempotent: true})
-				}
-				return bt.ExecContext(gctx)
-			})
+			submit(stmts[start:min(start+maxBatchStatements, len(stmts))])
 		}
 	}
-	return g.Wait()
+	wg.Wait()
+	return first
+}
+
+func (w *rawWriter) close() {
+	close(w.work)
+	w.wg.Wait()
 }
 
 func planRows(p *plan) int {
@@ -266,9 +307,10 @@ func BenchmarkApplyMix(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	// Small rounds interleave the two finely, so load from other processes
-	// on the machine falls on both alike.
-	const round = 10
+	// Rounds interleave the two, so load from other processes on the
+	// machine falls on both alike; five batches per caller keep the tail of
+	// a round (callers idle while the last batches finish) small.
+	const round = 5 * benchCallers
 	var (
 		storeLat, rawLat    []time.Duration
 		storeWall, rawWall  time.Duration
@@ -278,7 +320,8 @@ func BenchmarkApplyMix(b *testing.B) {
 		plans               = make([]*plan, 0, round)
 		captured            = map[int]*plan{}
 	)
-	rawInFlight := make(chan struct{}, cfg.MaxConcurrentRequests)
+	raw := newRawWriter(rawSession, st.writeCL, cfg.MaxConcurrentRequests)
+	defer raw.close()
 	st.capture = func(ctx context.Context, p *plan) {
 		if f, ok := ctx.Value(captureKey{}).(func(*plan)); ok {
 			f(p)
@@ -310,7 +353,7 @@ func BenchmarkApplyMix(b *testing.B) {
 		}
 		u0 = readUsage(b)
 		lat, wall = runConcurrently(b, n, func(i int) error {
-			return rawExec(ctx, rawSession, st.writeCL, cfg.MaxConcurrentRequests, rawInFlight, plans[i])
+			return raw.exec(plans[i])
 		})
 		u1 = readUsage(b)
 		rawLat, rawWall, rawCPU = append(rawLat, lat...), rawWall+wall, rawCPU+u1.cpu-u0.cpu

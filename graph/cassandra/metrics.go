@@ -3,6 +3,7 @@ package cassandra
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,10 @@ type metrics struct {
 	expired  prometheus.Counter
 	stale    *prometheus.CounterVec
 	muts     *prometheus.CounterVec
+	// observers caches duration.WithLabelValues per op (a string →
+	// prometheus.Observer map), which the hot path would otherwise hash
+	// on every request.
+	observers sync.Map
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -76,9 +81,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 func (m *metrics) observe(op string, d time.Duration) {
-	if m != nil {
-		m.duration.WithLabelValues(op).Observe(d.Seconds())
+	if m == nil {
+		return
 	}
+	o, ok := m.observers.Load(op)
+	if !ok {
+		o, _ = m.observers.LoadOrStore(op, m.duration.WithLabelValues(op))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
 }
 
 func (m *metrics) retry(op string) {

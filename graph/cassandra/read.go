@@ -11,7 +11,6 @@ import (
 	"time"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/rtgraph/rtgraph/graph"
 )
@@ -53,46 +52,49 @@ func (s *Store) GetNodes(ctx context.Context, keys []graph.NodeKey) (map[graph.N
 	if err := ctx.Err(); err != nil {
 		return nil, &graph.RetryableError{Op: "get nodes", Err: err}
 	}
+	type result struct {
+		key   graph.NodeKey
+		props []byte // nil: absent
+		wt    int64
+	}
 	seen := make(map[graph.NodeKey]bool, len(keys))
-	out := make(map[graph.NodeKey]graph.Node, len(keys))
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.limit)
+	results := make([]result, 0, len(keys))
 	for _, k := range keys {
 		if seen[k] {
 			continue
 		}
 		seen[k] = true
-		nt, ok := s.schema.NodeType(k.Type)
-		if !ok || k.ID == "" || len(k.ID) > graph.MaxIDLen {
+		if _, ok := s.schema.NodeType(k.Type); !ok || k.ID == "" || len(k.ID) > graph.MaxIDLen {
 			continue
 		}
-		g.Go(func() error {
-			var props []byte
-			var wt int64
-			err := s.do(gctx, opReadNode, func(ctx context.Context) error {
-				err := s.query(s.readCL, cqlGetNode, k.Type, []byte(k.ID)).ScanContext(ctx, &props, &wt)
-				if errors.Is(err, gocql.ErrNotFound) {
-					props = nil
-					return nil
-				}
-				return err
-			})
-			if err != nil || props == nil {
-				return err
-			}
-			p, err := decodeProps(props, nt.Props)
-			if err != nil {
-				return fmt.Errorf("cassandra: get node %s: %w", k, err)
-			}
-			mu.Lock()
-			out[k] = graph.Node{Key: k, Props: p, EventTime: fromMicros(wt)}
-			mu.Unlock()
-			return nil
-		})
+		results = append(results, result{key: k})
 	}
-	if err := g.Wait(); err != nil {
+	tasks := make([]task, len(results))
+	for i := range results {
+		r := &results[i]
+		tasks[i] = task{op: opReadNode, f: func(ctx context.Context) error {
+			err := s.query(s.readCL, cqlGetNode, r.key.Type, []byte(r.key.ID)).ScanContext(ctx, &r.props, &r.wt)
+			if errors.Is(err, gocql.ErrNotFound) {
+				r.props = nil
+				return nil
+			}
+			return err
+		}}
+	}
+	if err := s.runAll(ctx, tasks); err != nil {
 		return nil, s.callErr(ctx, "get nodes", err)
+	}
+	out := make(map[graph.NodeKey]graph.Node, len(results))
+	for _, r := range results {
+		if r.props == nil {
+			continue
+		}
+		nt, _ := s.schema.NodeType(r.key.Type)
+		p, err := decodeProps(r.props, nt.Props)
+		if err != nil {
+			return nil, fmt.Errorf("cassandra: get node %s: %w", r.key, err)
+		}
+		out[r.key] = graph.Node{Key: r.key, Props: p, EventTime: fromMicros(r.wt)}
 	}
 	return out, nil
 }
@@ -200,18 +202,17 @@ func ceilMicros(t time.Time) int64 {
 	return us
 }
 
-// nodeDeleted reads the node's newest delete time (0 when never deleted).
-func (r *adjRead) nodeDeleted(ctx context.Context) (int64, error) {
-	var d int64
-	err := r.s.do(ctx, opReadNodeDel, func(ctx context.Context) error {
-		err := r.s.query(r.s.readCL, cqlNodeDelete, r.q.Node.Type, r.id).ScanContext(ctx, &d)
+// nodeDeleted reads the node's newest delete time into d (0 when never
+// deleted).
+func (r *adjRead) nodeDeleted(d *int64) task {
+	return task{op: opReadNodeDel, f: func(ctx context.Context) error {
+		err := r.s.query(r.s.readCL, cqlNodeDelete, r.q.Node.Type, r.id).ScanContext(ctx, d)
 		if errors.Is(err, gocql.ErrNotFound) {
-			d = 0
+			*d = 0
 			return nil
 		}
 		return err
-	})
-	return d, err
+	}}
 }
 
 // raiseLo hides edges not newer than the node's own delete.
@@ -279,8 +280,11 @@ func (r *adjRead) dropDeletedNeighbors(ctx context.Context, cs []candidate) ([]c
 	for i, c := range cs {
 		nbrs[i] = c.row.nbr
 	}
-	del, err := r.neighborDeletes(ctx, nbrs)
+	del, tasks, err := r.neighborDeletes(nbrs)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.s.runAll(ctx, tasks); err != nil {
 		return nil, err
 	}
 	if len(del) == 0 {
@@ -296,11 +300,12 @@ func (r *adjRead) dropDeletedNeighbors(ctx context.Context, cs []candidate) ([]c
 	return kept, nil
 }
 
-// neighborDeletes returns the delete times of the neighbours that were
-// ever deleted, keyed by neighbor key. One IN query per neighbour type and
-// maxINValues ids, in parallel; node_deletes holds only deleted nodes, so
-// most lookups end at the bloom filter.
-func (r *adjRead) neighborDeletes(ctx context.Context, nbrs [][]byte) (map[string]int64, error) {
+// neighborDeletes returns the tasks that read the delete times of the
+// neighbours that were ever deleted, and the map (keyed by neighbor key)
+// they fill. One IN query per neighbour type and maxINValues ids;
+// node_deletes holds only deleted nodes, so most lookups end at the bloom
+// filter.
+func (r *adjRead) neighborDeletes(nbrs [][]byte) (map[string]int64, []task, error) {
 	byType := map[string][][]byte{}
 	seen := map[string]bool{}
 	for _, nb := range nbrs {
@@ -310,30 +315,25 @@ func (r *adjRead) neighborDeletes(ctx context.Context, nbrs [][]byte) (map[strin
 		seen[string(nb)] = true
 		k, err := parseNeighbor(nb)
 		if err != nil {
-			return nil, fmt.Errorf("cassandra: adjacency of %s: stored neighbour %q: %w", r.q.Node, nb, err)
+			return nil, nil, fmt.Errorf("cassandra: adjacency of %s: stored neighbour %q: %w", r.q.Node, nb, err)
 		}
 		byType[k.Type] = append(byType[k.Type], []byte(k.ID))
 	}
 	out := map[string]int64{}
 	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.s.limit)
+	var tasks []task
 	for typ, ids := range byType {
 		for start := 0; start < len(ids); start += maxINValues {
 			chunk := ids[start:min(start+maxINValues, len(ids))]
-			g.Go(func() error {
+			tasks = append(tasks, task{op: opReadNodeDel, f: func(ctx context.Context) error {
+				iter := r.s.query(r.s.readCL, cqlNodeDeletes, typ, chunk).IterContext(ctx)
+				var id []byte
+				var at int64
 				found := map[string]int64{}
-				err := r.s.do(gctx, opReadNodeDel, func(ctx context.Context) error {
-					clear(found)
-					iter := r.s.query(r.s.readCL, cqlNodeDeletes, typ, chunk).IterContext(ctx)
-					var id []byte
-					var at int64
-					for iter.Scan(&id, &at) {
-						found[string(neighborKey(graph.NodeKey{Type: typ, ID: string(id)}))] = at
-					}
-					return iter.Close()
-				})
-				if err != nil {
+				for iter.Scan(&id, &at) {
+					found[string(neighborKey(graph.NodeKey{Type: typ, ID: string(id)}))] = at
+				}
+				if err := iter.Close(); err != nil {
 					return err
 				}
 				mu.Lock()
@@ -342,10 +342,10 @@ func (r *adjRead) neighborDeletes(ctx context.Context, nbrs [][]byte) (map[strin
 				}
 				mu.Unlock()
 				return nil
-			})
+			}})
 		}
 	}
-	return out, g.Wait()
+	return out, tasks, nil
 }
 
 // keyStream is one edges_by_key bucket being read in neighbour order.
@@ -371,13 +371,11 @@ func (r *adjRead) byKey(ctx context.Context) (graph.AdjacencyPage, error) {
 	// uneven hashing and filtered rows, so one round usually suffices.
 	per := max(8, (r.need*5/4+keyBuckets-1)/keyBuckets+4)
 	var deleted int64
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.s.limit)
-	g.Go(func() (err error) { deleted, err = r.nodeDeleted(gctx); return err })
+	tasks := []task{r.nodeDeleted(&deleted)}
 	for _, st := range streams {
-		g.Go(func() error { return r.fetchKeys(gctx, st, per) })
+		tasks = append(tasks, r.fetchKeys(st, per))
 	}
-	if err := g.Wait(); err != nil {
+	if err := r.s.runAll(ctx, tasks); err != nil {
 		return graph.AdjacencyPage{}, err
 	}
 	r.raiseLo(deleted)
@@ -417,21 +415,14 @@ func (r *adjRead) byKey(ctx context.Context) (graph.AdjacencyPage, error) {
 // nextKey pops the smallest buffered row across streams, refilling the
 // streams that ran dry first (in parallel) so the minimum is the true one.
 func (r *adjRead) nextKey(ctx context.Context, streams []*keyStream, per int) (keyRow, bool, error) {
-	var dry []*keyStream
+	var refill []task
 	for _, st := range streams {
 		if st.pos == len(st.rows) && !st.done {
-			dry = append(dry, st)
+			refill = append(refill, r.fetchKeys(st, per))
 		}
 	}
-	if len(dry) > 0 {
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(r.s.limit)
-		for _, st := range dry {
-			g.Go(func() error { return r.fetchKeys(gctx, st, per) })
-		}
-		if err := g.Wait(); err != nil {
-			return keyRow{}, false, err
-		}
+	if err := r.s.runAll(ctx, refill); err != nil {
+		return keyRow{}, false, err
 	}
 	var best *keyStream
 	for _, st := range streams {
@@ -447,11 +438,11 @@ func (r *adjRead) nextKey(ctx context.Context, streams []*keyStream, per int) (k
 	return row, true, nil
 }
 
-// fetchKeys replaces st's buffer with the next n rows of its bucket.
-func (r *adjRead) fetchKeys(ctx context.Context, st *keyStream, n int) error {
-	rows := make([]keyRow, 0, n)
-	err := r.s.do(ctx, opReadByKey, func(ctx context.Context) error {
-		rows = rows[:0]
+// fetchKeys is the task that replaces st's buffer with the next n rows of
+// its bucket.
+func (r *adjRead) fetchKeys(st *keyStream, n int) task {
+	return task{op: opReadByKey, f: func(ctx context.Context) error {
+		rows := make([]keyRow, 0, n)
 		iter := r.s.query(r.s.readCL, cqlScanByKey, r.q.Node.Type, r.id, r.q.EdgeType, r.dir, st.bucket, st.after, n).IterContext(ctx)
 		for {
 			var kr keyRow
@@ -460,17 +451,16 @@ func (r *adjRead) fetchKeys(ctx context.Context, st *keyStream, n int) error {
 			}
 			rows = append(rows, kr)
 		}
-		return iter.Close()
-	})
-	if err != nil {
-		return err
-	}
-	st.rows, st.pos = rows, 0
-	st.done = len(rows) < n
-	if len(rows) > 0 {
-		st.after = rows[len(rows)-1].nbr
-	}
-	return nil
+		if err := iter.Close(); err != nil {
+			return err
+		}
+		st.rows, st.pos = rows, 0
+		st.done = len(rows) < n
+		if len(rows) > 0 {
+			st.after = rows[len(rows)-1].nbr
+		}
+		return nil
+	}}
 }
 
 // timeRow is an edges_by_time row.
@@ -492,10 +482,7 @@ func (r *adjRead) latest(ctx context.Context) (graph.AdjacencyPage, error) {
 		deleted int64
 		days    []int32
 	)
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { deleted, err = r.nodeDeleted(gctx); return err })
-	g.Go(func() (err error) { days, err = r.readDays(gctx, dayOf(r.lo), dayHi); return err })
-	if err := g.Wait(); err != nil {
+	if err := r.s.runAll(ctx, []task{r.nodeDeleted(&deleted), r.readDays(&days, dayOf(r.lo), dayHi)}); err != nil {
 		return graph.AdjacencyPage{}, err
 	}
 	r.raiseLo(deleted)
@@ -544,19 +531,18 @@ days:
 	return r.page(out, more, last)
 }
 
-// readDays lists the node's edges_by_time days in [lo, hi], newest first.
-func (r *adjRead) readDays(ctx context.Context, lo, hi int32) ([]int32, error) {
-	var days []int32
-	err := r.s.do(ctx, opReadDays, func(ctx context.Context) error {
-		days = days[:0]
+// readDays is the task that lists the node's edges_by_time days in
+// [lo, hi], newest first, into days.
+func (r *adjRead) readDays(days *[]int32, lo, hi int32) task {
+	return task{op: opReadDays, f: func(ctx context.Context) error {
+		*days = (*days)[:0]
 		iter := r.s.query(r.s.readCL, cqlDays, r.q.Node.Type, r.id, r.q.EdgeType, r.dir, lo, hi, maxDays).IterContext(ctx)
 		var d int32
 		for iter.Scan(&d) {
-			days = append(days, d)
+			*days = append(*days, d)
 		}
 		return iter.Close()
-	})
-	return days, err
+	}}
 }
 
 // fetchDay reads up to n rows of day d after pos (from the day's top when
@@ -613,14 +599,12 @@ func (r *adjRead) validate(ctx context.Context, d int32, rows []timeRow) ([]cand
 	for i, tr := range rows {
 		nbrs[i] = tr.nbr
 	}
-	var (
-		keys map[string]keyRow
-		del  map[string]int64
-	)
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { keys, err = r.lookupKeys(gctx, nbrs); return err })
-	g.Go(func() (err error) { del, err = r.neighborDeletes(gctx, nbrs); return err })
-	if err := g.Wait(); err != nil {
+	keys, tasks := r.lookupKeys(nbrs)
+	del, delTasks, err := r.neighborDeletes(nbrs)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.s.runAll(ctx, append(tasks, delTasks...)); err != nil {
 		return nil, err
 	}
 	var out []candidate
@@ -650,9 +634,10 @@ func (r *adjRead) validate(ctx context.Context, d int32, rows []timeRow) ([]cand
 	return out, nil
 }
 
-// lookupKeys reads the edges_by_key rows of nbrs: one IN query per bucket
-// and maxINValues neighbours, in parallel.
-func (r *adjRead) lookupKeys(ctx context.Context, nbrs [][]byte) (map[string]keyRow, error) {
+// lookupKeys returns the tasks that read the edges_by_key rows of nbrs,
+// one IN query per bucket and maxINValues neighbours, and the map (keyed by
+// neighbor key) they fill.
+func (r *adjRead) lookupKeys(nbrs [][]byte) (map[string]keyRow, []task) {
 	var byBucket [keyBuckets][][]byte
 	seen := map[string]bool{}
 	for _, nb := range nbrs {
@@ -665,26 +650,21 @@ func (r *adjRead) lookupKeys(ctx context.Context, nbrs [][]byte) (map[string]key
 	}
 	out := make(map[string]keyRow, len(seen))
 	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.s.limit)
+	var tasks []task
 	for b, list := range byBucket {
 		for start := 0; start < len(list); start += maxINValues {
 			chunk := list[start:min(start+maxINValues, len(list))]
-			g.Go(func() error {
+			tasks = append(tasks, task{op: opLookupEdges, f: func(ctx context.Context) error {
 				var got []keyRow
-				err := r.s.do(gctx, opLookupEdges, func(ctx context.Context) error {
-					got = got[:0]
-					iter := r.s.query(r.s.readCL, cqlLookupByKey, r.q.Node.Type, r.id, r.q.EdgeType, r.dir, int8(b), chunk).IterContext(ctx)
-					for {
-						var kr keyRow
-						if !iter.Scan(&kr.nbr, &kr.props, &kr.wt, &kr.exp) {
-							break
-						}
-						got = append(got, kr)
+				iter := r.s.query(r.s.readCL, cqlLookupByKey, r.q.Node.Type, r.id, r.q.EdgeType, r.dir, int8(b), chunk).IterContext(ctx)
+				for {
+					var kr keyRow
+					if !iter.Scan(&kr.nbr, &kr.props, &kr.wt, &kr.exp) {
+						break
 					}
-					return iter.Close()
-				})
-				if err != nil {
+					got = append(got, kr)
+				}
+				if err := iter.Close(); err != nil {
 					return err
 				}
 				mu.Lock()
@@ -693,10 +673,10 @@ func (r *adjRead) lookupKeys(ctx context.Context, nbrs [][]byte) (map[string]key
 				}
 				mu.Unlock()
 				return nil
-			})
+			}})
 		}
 	}
-	return out, g.Wait()
+	return out, tasks
 }
 
 // repair deletes an edges_by_time row superseded by a newer upsert of the

@@ -91,51 +91,49 @@ type retrier struct {
 	metrics *metrics // nil: not measured
 }
 
-// do runs f until it succeeds, fails permanently or MaxAttempts is reached.
+// do runs f until it succeeds, fails permanently or MaxAttempts is reached,
+// sleeping an exponentially growing, jittered interval between attempts.
 // op names the request kind (a fixed label value). The error is
 //   - a *graph.RetryableError when ctx ended or every attempt failed
 //     transiently;
 //   - otherwise the permanent driver error, wrapped with op.
 func (r *retrier) do(ctx context.Context, op string, f func(context.Context) error) error {
-	bo := &backoff.ExponentialBackOff{
-		InitialInterval:     r.cfg.InitialBackoff,
-		RandomizationFactor: 0.5,
-		Multiplier:          2,
-		MaxInterval:         r.cfg.MaxBackoff,
-	}
-	attempts := 0
-	var last errClass
-	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		attempts++
-		if attempts > 1 {
+	var bo *backoff.ExponentialBackOff // built on the first failure only: most requests succeed at once
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 {
 			r.metrics.retry(op)
 		}
 		start := time.Now()
 		err := f(ctx)
 		r.metrics.observe(op, time.Since(start))
 		if err == nil {
-			return struct{}{}, nil
+			return nil
 		}
-		last = classify(ctx, err)
-		r.metrics.failed(op, last)
-		if !last.retryable() {
-			return struct{}{}, backoff.Permanent(err)
+		class := classify(ctx, err)
+		r.metrics.failed(op, class)
+		switch {
+		case class == classCanceled || ctx.Err() != nil:
+			return &graph.RetryableError{Op: op, Err: ctx.Err()}
+		case !class.retryable():
+			return fmt.Errorf("cassandra: %s: %w", op, err)
+		case attempt >= r.cfg.MaxAttempts:
+			return &graph.RetryableError{Op: op, Err: fmt.Errorf("after %d attempts: %w", attempt, err)}
 		}
-		return struct{}{}, err
-	},
-		backoff.WithBackOff(bo),
-		backoff.WithMaxTries(uint(max(1, r.cfg.MaxAttempts))),
-		// Attempts, not elapsed time, bound the retries; each attempt is
-		// already bounded by the request timeout.
-		backoff.WithMaxElapsedTime(0),
-	)
-	switch {
-	case err == nil:
-		return nil
-	case ctx.Err() != nil:
-		return &graph.RetryableError{Op: op, Err: ctx.Err()}
-	case last.retryable():
-		return &graph.RetryableError{Op: op, Err: fmt.Errorf("after %d attempts: %w", attempts, err)}
+		if bo == nil {
+			bo = &backoff.ExponentialBackOff{
+				InitialInterval:     r.cfg.InitialBackoff,
+				RandomizationFactor: 0.5,
+				Multiplier:          2,
+				MaxInterval:         r.cfg.MaxBackoff,
+			}
+			bo.Reset()
+		}
+		t := time.NewTimer(bo.NextBackOff())
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return &graph.RetryableError{Op: op, Err: ctx.Err()}
+		}
 	}
-	return fmt.Errorf("cassandra: %s: %w", op, err)
 }

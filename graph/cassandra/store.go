@@ -11,7 +11,6 @@ import (
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/rtgraph/rtgraph/graph"
 )
@@ -53,8 +52,9 @@ type Store struct {
 	schema  *graph.Schema
 	readCL  gocql.Consistency
 	writeCL gocql.Consistency
-	limit   int           // goroutines per call
-	sem     chan struct{} // requests in flight, whole Store
+	limit   int // requests in flight, whole Store (the workers); goroutines per call
+	jobs    chan job
+	workers sync.WaitGroup
 	retry   *retrier
 	m       *metrics
 	log     *slog.Logger
@@ -120,13 +120,12 @@ func New(session *gocql.Session, cfg Config, schema *graph.Schema, opts Options)
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{
+	s := &Store{
 		session:   session,
 		schema:    schema,
 		readCL:    gocql.ParseConsistency(cfg.Consistency.Read),
 		writeCL:   gocql.ParseConsistency(cfg.Consistency.Write),
 		limit:     cfg.MaxConcurrentRequests,
-		sem:       make(chan struct{}, cfg.MaxConcurrentRequests),
 		retry:     &retrier{cfg: cfg.Retry, metrics: m},
 		m:         m,
 		log:       logger,
@@ -136,7 +135,9 @@ func New(session *gocql.Session, cfg Config, schema *graph.Schema, opts Options)
 		maxPage:   maxPageLimit,
 		days:      days,
 		repairSem: make(chan struct{}, maxRepairsInFlight),
-	}, nil
+	}
+	s.startWorkers(cfg.MaxConcurrentRequests)
+	return s, nil
 }
 
 // enter starts a call; false means the Store is closed. A true return must
@@ -153,8 +154,8 @@ func (s *Store) enter() bool {
 func (s *Store) leave() { s.mu.RUnlock() }
 
 // Close waits for calls in flight and background repairs, then marks the
-// Store closed. It does not close the session. A second Close returns
-// graph.ErrClosed.
+// Store closed and stops its workers. It does not close the session. A
+// second Close returns graph.ErrClosed.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -164,20 +165,8 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.repairs.Wait()
+	s.stopWorkers()
 	return nil
-}
-
-// do runs one request under the Store-wide in-flight bound, with retries.
-func (s *Store) do(ctx context.Context, op string, f func(context.Context) error) error {
-	return s.retry.do(ctx, op, func(ctx context.Context) error {
-		select {
-		case s.sem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		defer func() { <-s.sem }()
-		return f(ctx)
-	})
 }
 
 // query prepares a statement (the driver prepares and caches it on first
@@ -452,7 +441,9 @@ func (s *Store) deleteEdge(ctx context.Context, p *plan, d edgeDelete) error {
 	ts := d.m.EventTime.UnixMicro()
 	fwd := neighborKey(k.To)
 	var wt int64
-	err := s.do(ctx, opReadEdgeBefore, func(ctx context.Context) error {
+	// This runs inside a worker (see pool.go): its requests go to the
+	// retrier directly, one after the other.
+	err := s.retry.do(ctx, opReadEdgeBefore, func(ctx context.Context) error {
 		err := s.query(s.readCL, cqlEdgeWriteTime, k.From.Type, []byte(k.From.ID), k.Type, dirOut, bucketOf(fwd), fwd).
 			ScanContext(ctx, &wt)
 		if errors.Is(err, gocql.ErrNotFound) {
@@ -474,14 +465,10 @@ func (s *Store) deleteEdge(ctx context.Context, p *plan, d edgeDelete) error {
 			stmts = append(stmts, stmt{cqlDeleteByTime, []any{ts, sd.node.Type, id, k.Type, sd.dir, dayOf(wt), wt, nb}})
 		}
 	}
-	g, gctx := errgroup.WithContext(ctx)
 	for _, st := range stmts {
-		g.Go(func() error {
-			return s.do(gctx, opWrite, func(ctx context.Context) error { return s.send(ctx, []stmt{st}) })
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
+		if err := s.retry.do(ctx, opWrite, func(ctx context.Context) error { return s.send(ctx, []stmt{st}) }); err != nil {
+			return err
+		}
 	}
 	if s.capture != nil {
 		p.sentMu.Lock()
@@ -492,24 +479,21 @@ func (s *Store) deleteEdge(ctx context.Context, p *plan, d edgeDelete) error {
 }
 
 // execPlan sends every group (one statement alone, several as unlogged
-// single-partition batches) and runs every edge delete task, all in
-// parallel within the call's limit.
+// single-partition batches) and runs every edge delete, all on the
+// workers. Deletes go first: each is two steps (read, then write).
 func (s *Store) execPlan(ctx context.Context, p *plan) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.limit)
+	tasks := make([]task, 0, len(p.deletes)+len(p.order))
 	for _, d := range p.deletes {
-		g.Go(func() error { return s.deleteEdge(gctx, p, d) })
+		tasks = append(tasks, task{op: opReadEdgeBefore, f: func(ctx context.Context) error { return s.deleteEdge(ctx, p, d) }, compound: true})
 	}
 	for _, k := range p.order {
 		grp := p.groups[k]
 		for start := 0; start < len(grp.stmts); start += maxBatchStatements {
 			chunk := grp.stmts[start:min(start+maxBatchStatements, len(grp.stmts))]
-			g.Go(func() error {
-				return s.do(gctx, opWrite, func(ctx context.Context) error { return s.send(ctx, chunk) })
-			})
+			tasks = append(tasks, task{op: opWrite, f: func(ctx context.Context) error { return s.send(ctx, chunk) }})
 		}
 	}
-	if err := g.Wait(); err != nil {
+	if err := s.runAll(ctx, tasks); err != nil {
 		return s.callErr(ctx, "apply", err)
 	}
 	for _, k := range p.order {
