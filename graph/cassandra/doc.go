@@ -86,8 +86,11 @@
 //
 // Apply groups the statements of a batch of mutations by partition and
 // sends each group as one unlogged batch (single partition: atomic and
-// isolated, no batch log), all groups in parallel within
-// max_concurrent_requests. Forward and reverse rows of an edge are in
+// isolated, no batch log), all groups in parallel. Every request of the
+// Store, reads included, runs on a fixed pool of max_concurrent_requests
+// workers (pool.go): that is the bound on requests in flight, callers queue
+// for a worker first come, first served, and no goroutine is started per
+// request. Forward and reverse rows of an edge are in
 // different partitions and are not written atomically: a logged batch would
 // double every edge write (batch log) to protect a state that the caller's
 // retry of a failed Apply repairs anyway, since every write is idempotent.
