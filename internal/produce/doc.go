@@ -1,0 +1,34 @@
+// Package produce owns `rtgraph produce`: publishing a file of JSON events
+// to a Kafka topic, so that users can feed rtgraph their own Debezium events
+// or request logs without writing a producer.
+//
+// # Input formats
+//
+// A file is either JSON Lines (one JSON value per line; blank lines are
+// skipped) or one JSON array; the first character that is not white space
+// tells them apart. Each value is one record:
+//
+//   - a record object {"key": …, "value": …, "timestamp": …, "headers": …},
+//     the format of schemas/demo/samples/*.jsonl: key optional (a string is
+//     the key's text, any other JSON its encoding, null or absent no key),
+//     value the record value (null is a tombstone, which needs a key),
+//     timestamp optional RFC 3339 (the Kafka record timestamp; absent: the
+//     time of sending), headers optional object of strings;
+//   - any other JSON value is the record value itself, sent without a key.
+//
+// FormatAuto (the default) takes an object whose keys are all among key,
+// value, timestamp and headers, value included, as a record object;
+// FormatRecords and FormatValues force one reading. FormatLines sends every
+// non-blank line as it is, without reading it as JSON, which is how to
+// publish deliberately malformed events and watch the dead-letter topic.
+//
+// # Guarantees
+//
+// The whole file is read and checked before anything is sent, so a bad
+// line fails the command with its line number and publishes nothing.
+// Records are sent in file order through an idempotent producer acknowledged
+// by all in-sync replicas, in batches of at most BatchSize; keyed records go
+// to the partition the Java client would choose (murmur2), like Debezium's.
+// When sending fails part-way, the count returned says how many records the
+// broker acknowledged, in file order.
+package produce
