@@ -14,8 +14,20 @@ import (
 // errors stay the VM's.
 type shortcut struct {
 	kind  shortcutKind
-	path  []string // variable, then field names
-	value any      // shortcutLiteral
+	path  fieldPath // shortcutPath, shortcutIsNil, shortcutNotNil
+	value any  // shortcutLiteral
+}
+
+// fieldPath is a variable followed by field reads. A step's field name is either
+// constant or read by another path (join.campaign.creatives[attrs.creative_id]).
+type fieldPath struct {
+	root  string
+	steps []step
+}
+
+type step struct {
+	name string
+	ref  *fieldPath // when the name is read, not written
 }
 
 type shortcutKind uint8
@@ -67,33 +79,41 @@ func shortcutOf(n ast.Node) shortcut {
 	return shortcut{}
 }
 
-// pathOf reads a variable followed by constant field reads, in the form
-// fetchPatcher gives them.
-func pathOf(n ast.Node) ([]string, bool) {
+// pathOf reads a variable followed by field reads, in the form
+// fetchPatcher gives them; a field name may itself be such a path.
+func pathOf(n ast.Node) (fieldPath, bool) {
 	switch x := n.(type) {
 	case *ast.ChainNode:
 		return pathOf(x.Node)
 	case *ast.IdentifierNode:
 		if _, ok := envTypes[x.Value]; !ok || x.Value == fetchFunc {
-			return nil, false
+			return fieldPath{}, false
 		}
-		return []string{x.Value}, true
+		return fieldPath{root: x.Value}, true
 	case *ast.CallNode:
 		f, ok := x.Callee.(*ast.IdentifierNode)
 		if !ok || f.Value != fetchFunc || len(x.Arguments) != 2 {
-			return nil, false
-		}
-		key, ok := x.Arguments[1].(*ast.StringNode)
-		if !ok {
-			return nil, false
+			return fieldPath{}, false
 		}
 		base, ok := pathOf(x.Arguments[0])
 		if !ok {
-			return nil, false
+			return fieldPath{}, false
 		}
-		return append(base, key.Value), true
+		var st step
+		switch k := x.Arguments[1].(type) {
+		case *ast.StringNode:
+			st.name = k.Value
+		default:
+			ref, ok := pathOf(k)
+			if !ok {
+				return fieldPath{}, false
+			}
+			st.ref = &ref
+		}
+		base.steps = append(base.steps, st)
+		return base, true
 	}
-	return nil, false
+	return fieldPath{}, false
 }
 
 // eval answers the shortcut against v; ok is false when the VM must run.
@@ -117,9 +137,20 @@ func (s *shortcut) eval(v env) (any, bool) {
 	return nil, false
 }
 
-func walk(v env, path []string) (any, bool) {
-	x := v[path[0]]
-	for _, k := range path[1:] {
+func walk(v env, p fieldPath) (any, bool) {
+	x := v[p.root]
+	for i := range p.steps {
+		st := &p.steps[i]
+		k := st.name
+		if st.ref != nil {
+			kv, ok := walk(v, *st.ref)
+			if !ok {
+				return nil, false
+			}
+			if k, ok = kv.(string); !ok {
+				return nil, false // the VM reports, or reads a list
+			}
+		}
 		switch m := x.(type) {
 		case nil:
 			return nil, true

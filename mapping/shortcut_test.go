@@ -36,7 +36,9 @@ func TestShortcutsAgreeWithTheVM(t *testing.T) {
 		{"nil", false, shortcutLiteral},
 		// Not shortcuts: the VM runs them.
 		{"attrs.list[0]", false, shortcutNone},
-		{"attrs[key]", false, shortcutNone},
+		{"attrs[key]", false, shortcutPath},
+		{"join.title[attrs.user.id]", false, shortcutPath},
+		{"join.title?.[attrs.user.id] != nil", true, shortcutNotNil},
 		{"attrs.user.id ?? 'x'", false, shortcutNone},
 		{"attrs.flag", true, shortcutNone},
 		{"attrs.user.id != 'x'", true, shortcutNone},
@@ -49,6 +51,10 @@ func TestShortcutsAgreeWithTheVM(t *testing.T) {
 		{"user": "a string"},
 		{"user": int64(5), "list": []any{"x"}},
 		{"user": map[string]any{"id": map[string]any{"deep": true}}},
+		{"user": map[string]any{"id": "id"}},
+		{"user": map[string]any{"id": int64(0)}},
+		{"user": map[string]any{"id": "k1"}, "k1": "value of k1"},
+		{"user": []any{"x"}},
 	}
 	p := &fileParser{loader: &loader{}, file: "t.yaml"}
 	for _, e := range exprs {
