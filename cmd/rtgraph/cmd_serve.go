@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,19 +12,31 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/rtgraph/rtgraph/graph"
-	"github.com/rtgraph/rtgraph/graph/cassandra"
-	"github.com/rtgraph/rtgraph/graph/embedded"
+	"github.com/rtgraph/rtgraph/enrich"
+	"github.com/rtgraph/rtgraph/ingest"
 	"github.com/rtgraph/rtgraph/internal/lifecycle"
 	"github.com/rtgraph/rtgraph/internal/telemetry"
-	"github.com/rtgraph/rtgraph/schemas"
 )
 
-// Readiness conditions of `rtgraph serve`.
+// Readiness condition of the store being open.
 const condStore = "store"
 
+// process says which parts a long-running command runs.
+type process struct {
+	name     string
+	pipeline bool // consume ingest.topics (always for `ingest`; for `serve` when topics are set)
+}
+
 func cmdServe(ctx context.Context, args []string, stderr io.Writer, environ []string) error {
-	fs, path := newFlags("serve", stderr)
+	return runProcess(ctx, "serve", args, stderr, environ)
+}
+
+func cmdIngest(ctx context.Context, args []string, stderr io.Writer, environ []string) error {
+	return runProcess(ctx, "ingest", args, stderr, environ)
+}
+
+func runProcess(ctx context.Context, name string, args []string, stderr io.Writer, environ []string) error {
+	fs, path := newFlags(name, stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -31,12 +44,22 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, environ []st
 	if err != nil {
 		return err
 	}
+	p := process{name: name, pipeline: name == "ingest" || len(cfg.Ingest.Topics) > 0}
 	log := telemetry.NewLogger(stderr, cfg.Log)
-	reg := telemetry.NewRegistry()
-	ready := lifecycle.NewReadiness(condStore)
+	return serve(ctx, cfg, p, log, telemetry.NewRegistry())
+}
 
-	// Listen before opening the store so /livez and /readyz answer (503)
-	// while the store opens, and a port clash fails fast.
+// serve runs one process: HTTP (health, metrics and, for serve, the API),
+// the store and, when configured, the pipeline; then stops them in order.
+func serve(ctx context.Context, cfg *Config, p process, log *slog.Logger, reg *prometheus.Registry) error {
+	conds := []string{condStore}
+	if p.pipeline {
+		conds = append(conds, enrich.ReadinessCondition, ingest.ReadinessCondition)
+	}
+	ready := lifecycle.NewReadiness(conds...)
+
+	// Listen first so a port clash fails fast and /livez answers while the
+	// store opens.
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on http.addr %s: %w", cfg.HTTP.Addr, err)
@@ -55,50 +78,30 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, environ []st
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("http listening", "addr", ln.Addr().String())
+	httpStage := lifecycle.HTTPStage("http", srv, ln, cfg.ShutdownTimeout)
+	log.Info("http listening", "addr", ln.Addr().String(), "command", p.name)
 
-	stages := []lifecycle.Stage{
-		lifecycle.HTTPStage("http", srv, ln, cfg.ShutdownTimeout),
-		{Name: "store", Run: func(ctx context.Context) error {
-			store, err := openStore(ctx, cfg, log, reg)
-			if err != nil {
-				return err
-			}
-			ready.Mark(condStore)
-			log.Info("store open", "backend", cfg.Store.Backend)
-			<-ctx.Done()
-			if err := store.Close(); err != nil {
-				return fmt.Errorf("close store: %w", err)
-			}
-			return nil
-		}},
+	schema, err := loadSchema(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	b, err := openBackend(ctx, cfg, schema, log, reg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ready.Mark(condStore)
+	log.Info("store open", "backend", cfg.Store.Backend)
+
+	stages := []lifecycle.Stage{httpStage, storeStage(b)}
+	if p.pipeline {
+		ps, err := pipelineStages(cfg, schema, b, log, reg, ready)
+		if err != nil {
+			ln.Close()
+			return errors.Join(err, b.Close())
+		}
+		stages = append(stages, ps...)
 	}
 	return lifecycle.Run(ctx, log, ready, cfg.ShutdownTimeout, stages...)
-}
-
-// openStore opens the configured graph store backend.
-func openStore(ctx context.Context, cfg *Config, log *slog.Logger, reg prometheus.Registerer) (graph.Store, error) {
-	schema, err := graph.LoadSchema(schemas.Graph, "graph")
-	if err != nil {
-		return nil, fmt.Errorf("load graph schema: %w", err)
-	}
-	switch cfg.Store.Backend {
-	case "cassandra":
-		session, err := cassandra.NewSession(ctx, cfg.Cassandra, log)
-		if err != nil {
-			return nil, fmt.Errorf("connect to cassandra: %w", err)
-		}
-		st, err := cassandra.New(session, cfg.Cassandra, schema, cassandra.Options{Registerer: reg, Logger: log})
-		if err != nil {
-			session.Close()
-			return nil, err
-		}
-		return st, nil
-	default:
-		st, err := embedded.Open(cfg.Embedded, schema, embedded.Deps{Logger: log, Registerer: reg})
-		if err != nil {
-			return nil, err
-		}
-		return st, nil
-	}
 }

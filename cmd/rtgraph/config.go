@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rtgraph/rtgraph/enrich"
+	"github.com/rtgraph/rtgraph/graph"
 	"github.com/rtgraph/rtgraph/graph/cassandra"
 	"github.com/rtgraph/rtgraph/graph/embedded"
 	"github.com/rtgraph/rtgraph/ingest"
@@ -24,6 +26,10 @@ type Config struct {
 	Kafka     ingest.KafkaConfig  `yaml:"kafka"`
 	Cassandra cassandra.Config    `yaml:"cassandra"`
 	Embedded  embedded.Config     `yaml:"embedded"`
+	Schemas   SchemasConfig       `yaml:"schemas"`
+	Ingest    ingest.Config       `yaml:"ingest"`
+	Enrich    enrich.Config       `yaml:"enrich"`
+	Counts    graph.CountConfig   `yaml:"counts"`
 	// ShutdownTimeout bounds the whole ordered shutdown. Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -38,6 +44,16 @@ type HTTPConfig struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // default 120s
 	// Metrics serves /metrics when true. Default true.
 	Metrics bool `yaml:"metrics"`
+}
+
+// SchemasConfig says where the declarative files come from. Empty means
+// the files built into the binary (schemas/graph, schemas/mappings); a
+// directory on disk lets a deployment add a vertical without a new build.
+type SchemasConfig struct {
+	// GraphDir holds the typed graph schema (*.yaml). Default built in.
+	GraphDir string `yaml:"graph_dir"`
+	// MappingsDir holds the mapping rules (*.yaml). Default built in.
+	MappingsDir string `yaml:"mappings_dir"`
 }
 
 // StoreConfig selects the graph store backend.
@@ -61,13 +77,21 @@ func defaultConfig() *Config {
 		Kafka:           ingest.DefaultKafkaConfig(),
 		Cassandra:       cassandra.DefaultConfig(),
 		Embedded:        defaultEmbedded(),
+		Ingest:          ingest.DefaultConfig(),
+		Enrich:          enrich.DefaultConfig(),
+		Counts:          graph.DefaultCountConfig(),
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
 
 // Validate checks every section and names each bad field.
 func (c *Config) Validate() error {
-	errs := []error{c.Log.Validate(), c.HTTP.validate(), c.Kafka.Validate(), c.Cassandra.Validate(), c.Embedded.Validate()}
+	errs := []error{c.Log.Validate(), c.HTTP.validate(), c.Kafka.Validate(), c.Cassandra.Validate(), c.Embedded.Validate(), c.Enrich.Validate(), c.Counts.Validate()}
+	// Without input topics the server runs without a pipeline (queries
+	// only); `rtgraph ingest` insists on topics itself.
+	if len(c.Ingest.Topics) > 0 {
+		errs = append(errs, c.Ingest.Validate())
+	}
 	switch c.Store.Backend {
 	case "embedded", "cassandra":
 	default:

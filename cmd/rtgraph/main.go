@@ -2,7 +2,10 @@
 // the behaviour lives in them.
 //
 //	rtgraph serve          run the server until SIGINT/SIGTERM
+//	rtgraph ingest         run the ingestion pipeline alone
 //	rtgraph migrate        apply CQL migrations to Cassandra
+//	rtgraph dlq replay     re-publish dead letters
+//	rtgraph group rewind   rewind the consumer group to a time
 //	rtgraph config print   show the effective configuration, secrets masked
 //	rtgraph health --url U exit 0 if U answers 2xx (for container health checks)
 //	rtgraph version        print the version
@@ -42,8 +45,12 @@ Usage:
   rtgraph <command> [flags]
 
 Commands:
-  serve          run the server (store, HTTP health and metrics) until SIGINT/SIGTERM
+  serve          run the server until SIGINT/SIGTERM: store, HTTP (health, metrics),
+                 and the ingestion pipeline when ingest.topics is configured
+  ingest         run the ingestion pipeline alone (scale-out), with health and metrics
   migrate        apply the CQL migrations in schemas/cql to Cassandra
+  dlq replay     re-publish dead letters to their source topics after a fix
+  group rewind   move the consumer group's offsets back to a time (group stopped)
   config print   print the effective configuration with secrets masked
   health         probe an HTTP health endpoint (exit 0 when it answers 2xx)
   version        print the version
@@ -73,6 +80,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = cmdMigrate(ctx, args[1:], stdout, stderr, environ)
 	case "serve":
 		err = cmdServe(ctx, args[1:], stderr, environ)
+	case "ingest":
+		err = cmdIngest(ctx, args[1:], stderr, environ)
+	case "dlq":
+		err = cmdDLQ(ctx, args[1:], stdout, stderr, environ)
+	case "group":
+		err = cmdGroup(ctx, args[1:], stdout, stderr, environ)
 	case "health":
 		err = cmdHealth(ctx, args[1:], stdout)
 	default:

@@ -61,6 +61,11 @@ func TestUsageAndVersion(t *testing.T) {
 		{[]string{"config"}, exitUsage, "config needs a subcommand"},
 		{[]string{"config", "print", "--nope"}, exitUsage, "flag provided but not defined"},
 		{[]string{"config", "print", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"dlq"}, exitUsage, "dlq needs a subcommand: replay"},
+		{[]string{"group", "rewind"}, exitUsage, "--to is required"},
+		{[]string{"group", "rewind", "--to", "yesterday"}, exitUsage, "--to:"},
+		{[]string{"group", "rewind", "--to", "2026-11-25T00:00:00Z"}, exitError, "ingest.topics: no input topics"},
+		{[]string{"ingest", "--config", "/nonexistent.yaml"}, exitError, "/nonexistent.yaml"},
 		{[]string{"health", "--url", "http://127.0.0.1:1/readyz", "--timeout", "500ms"}, exitError, "health:"},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rtgraph/rtgraph/ingest"
+	"github.com/rtgraph/rtgraph/internal/telemetry"
+)
+
+// listFlag collects a repeatable or comma-separated flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+// cmdDLQ: rtgraph dlq replay [--from-start] [--class C] [--topic T].
+func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) error {
+	if len(args) == 0 || args[0] != "replay" {
+		return fmt.Errorf("%w: dlq needs a subcommand: replay", errUsage)
+	}
+	fs, path := newFlags("dlq replay", stderr)
+	fromStart := fs.Bool("from-start", false, "replay from the oldest dead letter, not from where the last replay stopped")
+	group := fs.String("group", "", "consumer group that records replay progress (default <dead-letter topic>.replay)")
+	var classes, topics listFlag
+	fs.Var(&classes, "class", "replay only dead letters of this error class (repeatable)")
+	fs.Var(&topics, "topic", "replay only dead letters from this source topic (repeatable)")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path, environ)
+	if err != nil {
+		return err
+	}
+	st, err := ingest.ReplayDLQ(ctx, cfg.Kafka, cfg.Ingest.DeadLetterTopic, ingest.ReplayOptions{
+		Group: *group, FromStart: *fromStart, Classes: classes, Topics: topics,
+		Logger: telemetry.NewLogger(stderr, cfg.Log),
+	})
+	if err != nil {
+		return fmt.Errorf("dlq replay: %w", err)
+	}
+	fmt.Fprintf(stdout, "replayed %d, skipped %d, unreplayable %d dead letters from %s\n",
+		st.Replayed, st.Skipped, st.Unreplayable, cfg.Ingest.DeadLetterTopic)
+	return nil
+}
+
+// cmdGroup: rtgraph group rewind --to RFC3339 [--topic T].
+func cmdGroup(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) error {
+	if len(args) == 0 || args[0] != "rewind" {
+		return fmt.Errorf("%w: group needs a subcommand: rewind", errUsage)
+	}
+	fs, path := newFlags("group rewind", stderr)
+	to := fs.String("to", "", "rewind to the first record at or after this time (RFC 3339), required")
+	var topics listFlag
+	fs.Var(&topics, "topic", "rewind only this input topic (repeatable; default every ingest.topics entry)")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if *to == "" {
+		return fmt.Errorf("%w: --to is required", errUsage)
+	}
+	at, err := time.Parse(time.RFC3339Nano, *to)
+	if err != nil {
+		return fmt.Errorf("%w: --to: %v", errUsage, err)
+	}
+	cfg, err := loadConfig(*path, environ)
+	if err != nil {
+		return err
+	}
+	if len(topics) == 0 {
+		for t := range cfg.Ingest.Topics {
+			topics = append(topics, t)
+		}
+		slices.Sort(topics)
+	}
+	if len(topics) == 0 {
+		return fmt.Errorf("ingest.topics: no input topics configured and no --topic given")
+	}
+	rw, err := ingest.RewindGroup(ctx, cfg.Kafka, cfg.Ingest.GroupID, topics, at)
+	if err != nil {
+		return fmt.Errorf("group rewind: %w", err)
+	}
+	for _, r := range rw {
+		fmt.Fprintf(stdout, "%s/%d: %d -> %d\n", r.Topic, r.Partition, r.From, r.To)
+	}
+	return nil
+}
