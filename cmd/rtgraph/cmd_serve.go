@@ -44,7 +44,10 @@ func runProcess(ctx context.Context, name string, args []string, stderr io.Write
 	if err != nil {
 		return err
 	}
-	p := process{name: name, pipeline: name == "ingest" || len(cfg.Ingest.Topics) > 0}
+	if name == "ingest" && len(cfg.Ingest.Topics) == 0 {
+		return fmt.Errorf("ingest.topics: must name at least one input topic to run the pipeline")
+	}
+	p := process{name: name, pipeline: len(cfg.Ingest.Topics) > 0}
 	log := telemetry.NewLogger(stderr, cfg.Log)
 	return serve(ctx, cfg, p, log, telemetry.NewRegistry())
 }

@@ -66,6 +66,7 @@ func TestUsageAndVersion(t *testing.T) {
 		{[]string{"group", "rewind", "--to", "yesterday"}, exitUsage, "--to:"},
 		{[]string{"group", "rewind", "--to", "2026-11-25T00:00:00Z"}, exitError, "ingest.topics: no input topics"},
 		{[]string{"ingest", "--config", "/nonexistent.yaml"}, exitError, "/nonexistent.yaml"},
+		{[]string{"ingest"}, exitError, "ingest.topics: must name at least one input topic"},
 		{[]string{"health", "--url", "http://127.0.0.1:1/readyz", "--timeout", "500ms"}, exitError, "health:"},
 	}
 	for _, tt := range tests {
