@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,26 @@ func New(r graph.Reader, schema *graph.Schema, opts Options) *Engine {
 		opts.NodeBatch = 256
 	}
 	return &Engine{r: r, schema: schema, conc: opts.Concurrency, batch: opts.NodeBatch}
+}
+
+// PanicError is a panic raised by the graph.Reader inside one of the
+// engine's goroutines, returned as an error so that a faulty store fails one
+// traversal instead of the process (no HTTP recoverer sees those goroutines).
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("traverse: store panicked: %v", e.Value) }
+
+// guard runs f, turning a panic into a failed result.
+func guard(f func() sourceResult) (res sourceResult) {
+	defer func() {
+		if v := recover(); v != nil {
+			res = sourceResult{state: stateFailed, err: &PanicError{Value: v, Stack: debug.Stack()}}
+		}
+	}()
+	return f()
 }
 
 // errBudget is the cause of the contexts the engine cancels at the deadline,
@@ -326,7 +347,7 @@ func (t *traversal) level(ctx context.Context, k int, work []Source, frontier []
 			want := max(limit-int(accepted.Load()), 1)
 			g.Go(func() error {
 				if lctx.Err() == nil {
-					results[i] = t.read(lctx, hop, owned, work[i], want, 0)
+					results[i] = guard(func() sourceResult { return t.read(lctx, hop, owned, work[i], want, 0) })
 				}
 				close(done[i])
 				return nil
@@ -392,7 +413,8 @@ func (t *traversal) level(ctx context.Context, k int, work []Source, frontier []
 				// Only edges already returned by another source can leave a
 				// source short of what it was asked for; read on in place.
 				src = Source{Node: src.Node, EdgeType: src.EdgeType, Direction: src.Direction, Cursor: r.next}
-				r = t.read(lctx, hop, owned, src, limit-acc, r.read)
+				prev := r.read
+				r = guard(func() sourceResult { return t.read(lctx, hop, owned, src, limit-acc, prev) })
 				continue
 			}
 			break
@@ -613,7 +635,12 @@ func (t *traversal) hydrate(ctx context.Context) error {
 				errs[i] = ctx.Err()
 				return nil
 			}
-			got[i], errs[i] = t.e.r.GetNodes(ctx, chunk)
+			r := guard(func() sourceResult {
+				var r sourceResult
+				got[i], r.err = t.e.r.GetNodes(ctx, chunk)
+				return r
+			})
+			errs[i] = r.err
 			t.reads.Add(1)
 			return nil
 		})

@@ -122,20 +122,35 @@ type Request struct {
 // succeed as it is.
 var ErrInvalidRequest = errors.New("traverse: invalid request")
 
+// ErrUnknownType is wrapped, besides ErrInvalidRequest, by the errors about
+// a node or edge type the schema does not declare.
+var ErrUnknownType = errors.New("traverse: unknown type")
+
 // RequestError names the field of the request that is wrong, spelt as in the
 // API's JSON request ("hops[1].edge_types[0]").
 type RequestError struct {
 	Field string
 	Msg   string
+	// Err is ErrUnknownType or nil.
+	Err error
 }
 
 func (e *RequestError) Error() string { return "traverse: " + e.Field + ": " + e.Msg }
 
-// Unwrap makes every RequestError match ErrInvalidRequest.
-func (e *RequestError) Unwrap() error { return ErrInvalidRequest }
+// Unwrap makes every RequestError match ErrInvalidRequest, and Err.
+func (e *RequestError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrInvalidRequest, e.Err}
+	}
+	return []error{ErrInvalidRequest}
+}
 
 func reqErr(field, format string, args ...any) error {
 	return &RequestError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+func unknownType(field, what, name string) error {
+	return &RequestError{Field: field, Msg: fmt.Sprintf("unknown %s type %q", what, name), Err: ErrUnknownType}
 }
 
 // validate checks req against the schema and normalises the property
@@ -176,7 +191,7 @@ func validate(s *graph.Schema, req *Request) error {
 
 func checkNodeKey(s *graph.Schema, k graph.NodeKey, field string) error {
 	if _, ok := s.NodeType(k.Type); !ok {
-		return reqErr(field+".type", "unknown node type %q", k.Type)
+		return unknownType(field+".type", "node", k.Type)
 	}
 	if k.ID == "" {
 		return reqErr(field+".id", "must not be empty")
@@ -206,7 +221,7 @@ func validateHop(s *graph.Schema, h *Hop, field string) error {
 		f := fmt.Sprintf("%s.edge_types[%d]", field, j)
 		et, ok := s.EdgeType(es.Type)
 		if !ok {
-			return reqErr(f, "unknown edge type %q", es.Type)
+			return unknownType(f, "edge", es.Type)
 		}
 		if seen[es.Type] {
 			return reqErr(f, "edge type %q listed twice", es.Type)
@@ -245,7 +260,7 @@ func validateHop(s *graph.Schema, h *Hop, field string) error {
 		kept := map[string]bool{}
 		for j, t := range h.NodeTypes {
 			if _, ok := s.NodeType(t); !ok {
-				return reqErr(fmt.Sprintf("%s.node_types[%d]", field, j), "unknown node type %q", t)
+				return unknownType(fmt.Sprintf("%s.node_types[%d]", field, j), "node", t)
 			}
 			if far[t] {
 				kept[t] = true

@@ -1,0 +1,38 @@
+// Package api owns rtgraph's query API over HTTP: node and adjacency reads,
+// hop traversals (run by graph/traverse), and everything around them that a
+// client can count on: RFC 9457 problem responses from one mapping function
+// (problemFor), server-side limits, signed cursors, API keys with scopes,
+// per-key rate limits, the freshness watermark on every /v1 response,
+// metrics, health endpoints, and the OpenAPI 3.1 document it serves.
+//
+// Endpoints (openapi.yaml is the reference):
+//
+//	GET  /v1/nodes/{type}/{id}         a node and its properties; 404 if unknown
+//	GET  /v1/nodes/{type}/{id}/edges   one page of adjacency, with next_cursor
+//	POST /v1/traversals                1 to 4 hops, breadth-first
+//	GET  /openapi.yaml, /metrics, /livez, /readyz
+//
+// Honest answers. A traversal that was cut says so per hop: truncated, the
+// reasons (hop_limit, max_results, supernode_cap, time_budget), how many
+// matching edges were read but not returned and whether that count is
+// exact, and a cursor resuming that hop exactly where it stopped. Running out
+// of time budget in a traversal is a truncated 200, never an error; the
+// single-read endpoints (node, edges) answer 504 instead, as they have
+// nothing partial to return.
+//
+// Cursors are opaque: versioned, HMAC-signed with the configured secret and
+// bound to a fingerprint of the query that issued them, so a cursor sent
+// with another query, altered, or signed by another secret is a 400. A
+// traversal cursor carries the time windows the first request resolved, so
+// the default lookback does not slide between pages. De-duplication holds
+// within one response, and within one hop across its continuations; a
+// continuation expands its hop's nodes afresh, so nodes an earlier response
+// visited at other hops may appear again.
+//
+// Authentication. Keys come from the configuration, each with scopes
+// (graph:read, counts:read, admin; admin implies the others), presented as
+// "Authorization: Bearer <key>" or "X-API-Key". With no key configured the
+// API is open and New logs a warning at start-up; see Config.AuthRequired.
+// /livez, /readyz and /openapi.yaml are always open; /metrics is open unless
+// Config.MetricsRequireKey.
+package api

@@ -1,0 +1,220 @@
+package api
+
+import (
+	"crypto/rand"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rtgraph/rtgraph/graph"
+	"github.com/rtgraph/rtgraph/graph/traverse"
+	"github.com/rtgraph/rtgraph/internal/lifecycle"
+)
+
+//go:embed openapi.yaml
+var openapiSpec []byte
+
+// OpenAPISpec returns the OpenAPI 3.1 document the API serves at
+// /openapi.yaml.
+func OpenAPISpec() []byte { return openapiSpec }
+
+// Options are what New needs. Config, Store, Schema and Readiness are
+// required; the rest have defaults.
+type Options struct {
+	Config Config
+	// Store is read by every /v1 endpoint; it must be safe for concurrent use.
+	Store graph.Reader
+	// Schema is the graph schema the store follows.
+	Schema *graph.Schema
+	// Freshness supplies the watermark; nil reports it unknown.
+	Freshness Freshness
+	// Readiness answers /readyz.
+	Readiness *lifecycle.Readiness
+	// Registry registers the API's metrics; Gatherer is what /metrics
+	// serves. Both nil: a private registry serves the API's own metrics.
+	Registry prometheus.Registerer
+	Gatherer prometheus.Gatherer
+	// Logger gets warnings and failures; nil discards.
+	Logger *slog.Logger
+	// Now is the clock default lookbacks count from; nil is time.Now.
+	Now func() time.Time
+}
+
+// server holds what handlers share. It is immutable after New.
+type server struct {
+	cfg      Config
+	store    graph.Reader
+	schema   *graph.Schema
+	engine   *traverse.Engine
+	codec    cursorCodec
+	fresh    Freshness
+	auth     *authenticator
+	m        *metrics
+	log      *slog.Logger
+	now      func() time.Time
+	inFlight chan struct{}
+}
+
+// New builds the API's HTTP handler: /v1 (nodes, edges, traversals),
+// /openapi.yaml, /metrics (when Config.Metrics), /livez and /readyz. It
+// validates the configuration, reads key and secret files, and registers
+// metrics; it starts no goroutine. Serve it from an http.Server whose
+// WriteTimeout is at least Config.MinWriteTimeout.
+func New(opts Options) (http.Handler, error) {
+	cfg := opts.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case opts.Store == nil:
+		return nil, errors.New("api: new: nil Store")
+	case opts.Schema == nil:
+		return nil, errors.New("api: new: nil Schema")
+	case opts.Readiness == nil:
+		return nil, errors.New("api: new: nil Readiness")
+	}
+	if err := cfg.checkSchema(opts.Schema); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	reg, gath := opts.Registry, opts.Gatherer
+	if reg == nil && gath == nil {
+		r := prometheus.NewRegistry()
+		reg, gath = r, r
+	}
+	if reg == nil || gath == nil {
+		return nil, errors.New("api: new: set both Registry and Gatherer, or neither")
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("api: new: register metrics: %w", err)
+	}
+	secret := []byte(cfg.CursorSecret)
+	if cfg.CursorSecretFile != "" {
+		s, err := readSecret(cfg.CursorSecretFile, "cursor_secret_file")
+		if err != nil {
+			return nil, err
+		}
+		if len(s) < 32 {
+			return nil, fmt.Errorf("%w: api.cursor_secret_file: the secret must be at least 32 bytes", ErrInvalidConfig)
+		}
+		secret = []byte(s)
+	}
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+		log.Warn("api cursor secret generated", "reason", "no cursor_secret configured; cursors are valid only on this process until it stops")
+	}
+	auth, err := newAuthenticator(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if auth.open {
+		log.Warn("api open without authentication", "reason", "no API keys configured; every request is served with every scope")
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	s := &server{
+		cfg:      cfg,
+		store:    opts.Store,
+		schema:   opts.Schema,
+		engine:   traverse.New(opts.Store, opts.Schema, traverse.Options{Concurrency: cfg.ReadConcurrency}),
+		codec:    cursorCodec{key: secret},
+		fresh:    opts.Freshness,
+		auth:     auth,
+		m:        m,
+		log:      log,
+		now:      now,
+		inFlight: make(chan struct{}, cfg.MaxInFlight),
+	}
+	return s.routes(opts.Readiness, gath), nil
+}
+
+func (s *server) routes(ready *lifecycle.Readiness, gath prometheus.Gatherer) http.Handler {
+	r := chi.NewRouter()
+	r.Use(requestID, s.m.instrument, s.recoverer)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.writeProblem(w, r, apiErr(kindNotFound, "", "no route for %s", r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		s.writeProblem(w, r, apiErr(kindMethodNotAllowed, "", "%s is not allowed on %s", r.Method, r.URL.Path))
+	})
+	r.Method(http.MethodGet, "/livez", lifecycle.LiveHandler())
+	r.Method(http.MethodGet, "/readyz", lifecycle.ReadyHandler(ready))
+	r.Get("/openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(openapiSpec)
+	})
+	if s.cfg.Metrics {
+		h := promhttp.HandlerFor(gath, promhttp.HandlerOpts{})
+		if s.cfg.MetricsRequireKey {
+			r.With(s.identify, s.requireScope(ScopeAdmin)).Method(http.MethodGet, "/metrics", h)
+		} else {
+			r.Method(http.MethodGet, "/metrics", h)
+		}
+	}
+	r.Route("/v1", func(r chi.Router) {
+		r.Use(s.stampWatermark, s.limitInFlight, s.identify)
+		if rl := s.rateLimiter(s.cfg.RateLimit); rl != nil {
+			r.Use(rl)
+		}
+		r.With(s.requireScope(ScopeGraphRead)).Get("/nodes/{type}/{id}", s.getNode)
+		r.With(s.requireScope(ScopeGraphRead)).Get("/nodes/{type}/{id}/edges", s.getEdges)
+		r.With(s.requireScope(ScopeGraphRead)).Post("/traversals", s.postTraversal)
+	})
+	return r
+}
+
+// recoverer turns a panic in a handler into a 500 problem, logged with the
+// request id and stack. http.ErrAbortHandler keeps its meaning.
+func (s *server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.m.panics.Inc()
+			id := requestIDFrom(r.Context())
+			s.log.Error("api panic recovered", "request_id", id, "route", routeOf(r), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if ww, ok := w.(middleware.WrapResponseWriter); ok && ww.Status() != 0 {
+				return // the answer was under way; the client sees it cut
+			}
+			s.writeProblem(w, r, apiErr(kindInternal, "", "an internal error occurred; quote request id %s", id))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitInFlight answers 503 when MaxInFlight requests are being served
+// rather than queueing without bound.
+func (s *server) limitInFlight(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case s.inFlight <- struct{}{}:
+			defer func() { <-s.inFlight }()
+			next.ServeHTTP(w, r)
+		default:
+			e := apiErr(kindUnavailable, "", "the server is serving %d requests, its limit; retry later", cap(s.inFlight))
+			e.RetryAfter = 1
+			s.writeProblem(w, r, e)
+		}
+	})
+}
