@@ -205,25 +205,63 @@ func splitList(s string) []string {
 const Mask = "********"
 
 // Print writes cfg (a pointer to a config struct) as YAML with every set
-// secret replaced by [Mask]. cfg itself is not modified.
+// secret replaced by [Mask], including secrets inside lists and maps of
+// structs (API keys, say). cfg itself is not modified.
 func Print(w io.Writer, cfg any) error {
-	cp := reflect.New(reflect.TypeOf(cfg).Elem())
-	cp.Elem().Set(reflect.ValueOf(cfg).Elem())
-	for _, f := range fields(cp.Elem(), "", false, nil) {
-		if f.secret && !f.value.IsZero() {
-			if f.value.Kind() != reflect.String {
-				f.value.SetZero()
-				continue
-			}
-			f.value.SetString(Mask)
-		}
-	}
+	masked := masked(reflect.ValueOf(cfg).Elem(), false)
 	enc := yaml.NewEncoder(w)
 	enc.SetIndent(2)
-	if err := enc.Encode(cp.Interface()); err != nil {
+	if err := enc.Encode(masked.Interface()); err != nil {
 		return fmt.Errorf("config: print: %w", err)
 	}
 	return enc.Close()
+}
+
+// masked returns a deep copy of v with secret strings masked; secret is
+// whether v itself is tagged secret.
+func masked(v reflect.Value, secret bool) reflect.Value {
+	out := reflect.New(v.Type()).Elem()
+	switch v.Kind() {
+	case reflect.Struct:
+		if v.Type() == reflect.TypeFor[time.Time]() {
+			out.Set(v)
+			return out
+		}
+		for i := range v.NumField() {
+			sf := v.Type().Field(i)
+			if !sf.IsExported() {
+				continue
+			}
+			out.Field(i).Set(masked(v.Field(i), secret || sf.Tag.Get("secret") == "true"))
+		}
+	case reflect.Slice:
+		if v.IsNil() {
+			return out
+		}
+		out.Set(reflect.MakeSlice(v.Type(), v.Len(), v.Len()))
+		for i := range v.Len() {
+			out.Index(i).Set(masked(v.Index(i), secret))
+		}
+	case reflect.Map:
+		if v.IsNil() {
+			return out
+		}
+		out.Set(reflect.MakeMapWithSize(v.Type(), v.Len()))
+		for _, k := range v.MapKeys() {
+			out.SetMapIndex(k, masked(v.MapIndex(k), secret))
+		}
+	case reflect.String:
+		if secret && v.String() != "" {
+			out.SetString(Mask)
+		} else {
+			out.Set(v)
+		}
+	default:
+		if !secret {
+			out.Set(v)
+		}
+	}
+	return out
 }
 
 // Entry describes one configurable field: its YAML path, its environment

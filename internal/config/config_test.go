@@ -26,9 +26,16 @@ type dbConf struct {
 	Ratio    float64        `yaml:"ratio"`
 }
 
+type apiKey struct {
+	Name string `yaml:"name"`
+	Key  string `yaml:"key" secret:"true"`
+}
+
 type rootConf struct {
-	DB  dbConf `yaml:"db"`
-	Log struct {
+	DB   dbConf            `yaml:"db"`
+	Keys []apiKey          `yaml:"keys"`
+	Refs map[string]apiKey `yaml:"refs"`
+	Log  struct {
 		Level string `yaml:"level"`
 	} `yaml:"log"`
 }
@@ -141,11 +148,24 @@ func TestPrintMasksSecrets(t *testing.T) {
 	if c.DB.Password != "hunter2" {
 		t.Error("Print modified its argument")
 	}
+	// Secrets inside lists and maps of structs are masked too.
+	c.Keys = []apiKey{{Name: "ads", Key: "k-ads-secret"}}
+	c.Refs = map[string]apiKey{"x": {Name: "x", Key: "k-x-secret"}}
+	buf.Reset()
+	if err := Print(&buf, c); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "secret") || !strings.Contains(buf.String(), "name: ads") {
+		t.Errorf("nested secrets not masked:\n%s", buf.String())
+	}
+	if c.Keys[0].Key != "k-ads-secret" || c.Refs["x"].Key != "k-x-secret" {
+		t.Error("Print modified nested values of its argument")
+	}
 	if !strings.Contains(out, "timeout: 1s") || !strings.Contains(out, "port: 9042") {
 		t.Errorf("effective values missing:\n%s", out)
 	}
 	// An unset secret prints empty, so the reader can tell it is unset.
-	c.DB.Password = ""
+	c.DB.Password, c.Keys, c.Refs = "", nil, nil
 	buf.Reset()
 	if err := Print(&buf, c); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,75 @@
+package graph_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rtgraph/rtgraph/graph"
+)
+
+type fakeWatermarks struct {
+	mu  sync.Mutex
+	ws  []graph.Watermark
+	err error
+}
+
+func (f *fakeWatermarks) SetWatermarks(context.Context, []graph.Watermark) error { return nil }
+func (f *fakeWatermarks) Watermarks(context.Context) ([]graph.Watermark, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ws, f.err
+}
+
+func TestFreshnessCache(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	src := &fakeWatermarks{}
+	fc := graph.NewFreshnessCache(src, "g", time.Hour, nil)
+	ctx := context.Background()
+
+	if err := fc.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := fc.Watermark(ctx); err != nil || !w.IsZero() {
+		t.Fatalf("no watermarks: got %v, %v; want unknown", w, err)
+	}
+
+	src.ws = []graph.Watermark{
+		{Source: graph.WatermarkSource{Group: "g", Topic: "a", Partition: 0}, EventTime: t0, Offset: 5, HighWater: 9},
+		{Source: graph.WatermarkSource{Group: "g", Topic: "a", Partition: 1}, EventTime: t0.Add(time.Hour), Offset: 3, HighWater: 3},
+		{Source: graph.WatermarkSource{Group: "other", Topic: "a", Partition: 0}, EventTime: t0.Add(-time.Hour), Offset: 0, HighWater: 9},
+	}
+	if err := fc.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := fc.Watermark(ctx); !w.Equal(t0) {
+		t.Errorf("watermark = %v, want the lagging partition's %v", w, t0)
+	}
+
+	// A failed refresh keeps the last known value.
+	src.err = errors.New("store down")
+	if err := fc.Refresh(ctx); err == nil {
+		t.Fatal("refresh error swallowed")
+	}
+	if w, err := fc.Watermark(ctx); err != nil || !w.Equal(t0) {
+		t.Errorf("after a failed refresh: %v, %v; want the last value", w, err)
+	}
+
+	// Never read successfully: the error is reported.
+	fresh := graph.NewFreshnessCache(&fakeWatermarks{err: errors.New("down")}, "g", time.Hour, nil)
+	_ = fresh.Refresh(ctx)
+	if _, err := fresh.Watermark(ctx); err == nil {
+		t.Error("unknown watermark with a failing store should say why")
+	}
+
+	// Run refreshes until cancelled and returns nil.
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- graph.NewFreshnessCache(src, "g", time.Millisecond, nil).Run(rctx) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}
