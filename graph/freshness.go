@@ -17,10 +17,10 @@ type FreshnessCache struct {
 	interval time.Duration
 	log      *slog.Logger
 
-	mu   sync.RWMutex
-	t    time.Time
-	ok   bool
-	err  error
+	mu  sync.RWMutex
+	t   time.Time
+	ok  bool
+	err error
 }
 
 // NewFreshnessCache returns a cache of CompleteThrough(ws.Watermarks(), group).

@@ -161,7 +161,9 @@ func TestHTTPStageServesThenShutsDownGracefully(t *testing.T) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- Run(ctx, discard, NewReadiness(), 5*time.Second, HTTPStage("http", srv, ln, 5*time.Second)) }()
+	go func() {
+		done <- Run(ctx, discard, NewReadiness(), 5*time.Second, HTTPStage("http", srv, ln, 5*time.Second))
+	}()
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	got := make(chan string)
