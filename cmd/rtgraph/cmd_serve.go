@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rtgraph/rtgraph/api"
+	"github.com/rtgraph/rtgraph/graph"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -61,29 +64,11 @@ func serve(ctx context.Context, cfg *Config, p process, log *slog.Logger, reg *p
 	}
 	ready := lifecycle.NewReadiness(conds...)
 
-	// Listen first so a port clash fails fast and /livez answers while the
-	// store opens.
+	// Listen first so a port clash fails fast.
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on http.addr %s: %w", cfg.HTTP.Addr, err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /livez", lifecycle.LiveHandler())
-	mux.Handle("GET /readyz", lifecycle.ReadyHandler(ready))
-	if cfg.HTTP.Metrics {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	}
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
-		ReadTimeout:       cfg.HTTP.ReadTimeout,
-		WriteTimeout:      cfg.HTTP.WriteTimeout,
-		IdleTimeout:       cfg.HTTP.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	httpStage := lifecycle.HTTPStage("http", srv, ln, cfg.ShutdownTimeout)
-	log.Info("http listening", "addr", ln.Addr().String(), "command", p.name)
-
 	schema, err := loadSchema(cfg)
 	if err != nil {
 		ln.Close()
@@ -97,7 +82,27 @@ func serve(ctx context.Context, cfg *Config, p process, log *slog.Logger, reg *p
 	ready.Mark(condStore)
 	log.Info("store open", "backend", cfg.Store.Backend)
 
-	stages := []lifecycle.Stage{httpStage, storeStage(b)}
+	fresh := graph.NewFreshnessCache(b.store, cfg.Ingest.GroupID, time.Second, log)
+	handler, err := httpHandler(cfg, p, schema, b, fresh, ready, log, reg)
+	if err != nil {
+		ln.Close()
+		return errors.Join(err, b.Close())
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("http listening", "addr", ln.Addr().String(), "command", p.name)
+
+	stages := []lifecycle.Stage{
+		lifecycle.HTTPStage("http", srv, ln, cfg.ShutdownTimeout),
+		storeStage(b),
+		{Name: "freshness", Run: fresh.Run},
+	}
 	if p.pipeline {
 		ps, err := pipelineStages(cfg, schema, b, log, reg, ready)
 		if err != nil {
@@ -107,4 +112,23 @@ func serve(ctx context.Context, cfg *Config, p process, log *slog.Logger, reg *p
 		stages = append(stages, ps...)
 	}
 	return lifecycle.Run(ctx, log, ready, cfg.ShutdownTimeout, stages...)
+}
+
+// httpHandler is the query API for `serve`, and health and metrics alone
+// for `ingest`.
+func httpHandler(cfg *Config, p process, schema *graph.Schema, b *backend, fresh *graph.FreshnessCache,
+	ready *lifecycle.Readiness, log *slog.Logger, reg *prometheus.Registry) (http.Handler, error) {
+	if p.name == "serve" {
+		return api.New(api.Options{
+			Config: cfg.API, Store: b.store, Schema: schema, Freshness: fresh,
+			Readiness: ready, Registry: reg, Gatherer: reg, Logger: log,
+		})
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /livez", lifecycle.LiveHandler())
+	mux.Handle("GET /readyz", lifecycle.ReadyHandler(ready))
+	if cfg.API.Metrics {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	}
+	return mux, nil
 }

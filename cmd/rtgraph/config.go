@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/rtgraph/rtgraph/api"
 	"net"
 	"strings"
 	"time"
@@ -30,6 +31,7 @@ type Config struct {
 	Ingest    ingest.Config       `yaml:"ingest"`
 	Enrich    enrich.Config       `yaml:"enrich"`
 	Counts    graph.CountConfig   `yaml:"counts"`
+	API       api.Config          `yaml:"api"`
 	// ShutdownTimeout bounds the whole ordered shutdown. Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -42,8 +44,6 @@ type HTTPConfig struct {
 	ReadTimeout       time.Duration `yaml:"read_timeout"`        // default 30s
 	WriteTimeout      time.Duration `yaml:"write_timeout"`       // default 30s
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // default 120s
-	// Metrics serves /metrics when true. Default true.
-	Metrics bool `yaml:"metrics"`
 }
 
 // SchemasConfig says where the declarative files come from. Empty means
@@ -71,7 +71,6 @@ func defaultConfig() *Config {
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       120 * time.Second,
-			Metrics:           true,
 		},
 		Store:           StoreConfig{Backend: "embedded"},
 		Kafka:           ingest.DefaultKafkaConfig(),
@@ -80,13 +79,14 @@ func defaultConfig() *Config {
 		Ingest:          ingest.DefaultConfig(),
 		Enrich:          enrich.DefaultConfig(),
 		Counts:          graph.DefaultCountConfig(),
+		API:             api.DefaultConfig(),
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
 
 // Validate checks every section and names each bad field.
 func (c *Config) Validate() error {
-	errs := []error{c.Log.Validate(), c.HTTP.validate(), c.Kafka.Validate(), c.Cassandra.Validate(), c.Embedded.Validate(), c.Enrich.Validate(), c.Counts.Validate()}
+	errs := []error{c.Log.Validate(), c.HTTP.validate(), c.Kafka.Validate(), c.Cassandra.Validate(), c.Embedded.Validate(), c.Enrich.Validate(), c.Counts.Validate(), c.API.Validate()}
 	// Without input topics the server runs without a pipeline (queries
 	// only); `rtgraph ingest` insists on topics itself.
 	if len(c.Ingest.Topics) > 0 {
