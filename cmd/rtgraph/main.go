@@ -4,6 +4,7 @@
 //	rtgraph serve          run the server until SIGINT/SIGTERM
 //	rtgraph ingest         run the ingestion pipeline alone
 //	rtgraph migrate        apply CQL migrations to Cassandra
+//	rtgraph produce        publish a file of JSON events to a topic
 //	rtgraph dlq replay     re-publish dead letters
 //	rtgraph group rewind   rewind the consumer group to a time
 //	rtgraph config print   show the effective configuration, secrets masked
@@ -49,6 +50,7 @@ Commands:
                  and the ingestion pipeline when ingest.topics is configured
   ingest         run the ingestion pipeline alone (scale-out), with health and metrics
   migrate        apply the CQL migrations in schemas/cql to Cassandra
+  produce        publish a file of JSON events to a topic
   dlq replay     re-publish dead letters to their source topics after a fix
   group rewind   move the consumer group's offsets back to a time (group stopped)
   config print   print the effective configuration with secrets masked
@@ -82,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = cmdServe(ctx, args[1:], stderr, environ)
 	case "ingest":
 		err = cmdIngest(ctx, args[1:], stderr, environ)
+	case "produce":
+		err = cmdProduce(ctx, args[1:], stdout, stderr, environ)
 	case "dlq":
 		err = cmdDLQ(ctx, args[1:], stdout, stderr, environ)
 	case "group":

@@ -61,6 +61,8 @@ func TestUsageAndVersion(t *testing.T) {
 		{[]string{"config"}, exitUsage, "config needs a subcommand"},
 		{[]string{"config", "print", "--nope"}, exitUsage, "flag provided but not defined"},
 		{[]string{"config", "print", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"produce", "--topic", "t"}, exitUsage, "--topic and --file are required"},
+		{[]string{"produce", "--topic", "t", "--file", "/nonexistent.jsonl", "--brokers", "nohost"}, exitUsage, "--brokers"},
 		{[]string{"dlq"}, exitUsage, "dlq needs a subcommand: replay"},
 		{[]string{"group", "rewind"}, exitUsage, "--to is required"},
 		{[]string{"group", "rewind", "--to", "yesterday"}, exitUsage, "--to:"},
