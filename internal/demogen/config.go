@@ -45,7 +45,7 @@ type Config struct {
 	// start begins a new sequence (ids stay unique, see the package doc).
 	StateFile string
 	// CheckpointInterval is the least time between two saves of StateFile;
-	// it is also saved when Run stops. Default 2s.
+	// it is also saved when Run stops. Default 5s.
 	CheckpointInterval time.Duration
 	// Accounts is the number of streaming accounts the CDC tables hover
 	// around; profiles, devices and subscriptions scale with it. Default 400.
@@ -72,7 +72,7 @@ func DefaultConfig() Config {
 	return Config{
 		Rate:               300,
 		Seed:               1,
-		CheckpointInterval: 2 * time.Second,
+		CheckpointInterval: 5 * time.Second,
 		Accounts:           400,
 		AnonymousUsers:     200,
 		Titles:             150,

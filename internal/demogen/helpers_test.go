@@ -31,7 +31,9 @@ type fakeClock struct {
 	step time.Duration
 }
 
-func newClock(start time.Time, step time.Duration) *fakeClock { return &fakeClock{t: start, step: step} }
+func newClock(start time.Time, step time.Duration) *fakeClock {
+	return &fakeClock{t: start, step: step}
+}
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
