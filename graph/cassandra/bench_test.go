@@ -249,9 +249,6 @@ func (w *rawWriter) exec(p *plan) error {
 			wg.Done()
 		}}
 	}
-	for _, st := range p.sent {
-		submit([]stmt{st})
-	}
 	for _, k := range p.order {
 		stmts := p.groups[k].stmts
 		for start := 0; start < len(stmts); start += maxBatchStatements {
@@ -268,7 +265,7 @@ func (w *rawWriter) close() {
 }
 
 func planRows(p *plan) int {
-	n := len(p.sent)
+	n := 0
 	for _, g := range p.groups {
 		n += len(g.stmts)
 	}

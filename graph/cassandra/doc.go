@@ -20,7 +20,9 @@
 //   - edges_by_key: adjacency in neighbour-key order, forward (direction
 //     out) and reverse (direction in, only for edge types whose schema keeps
 //     a reverse index). Partition (node, edge type, direction, bucket), with
-//     bucket = FNV-1a(neighbour key) mod 8, clustered by neighbour key.
+//     bucket = FNV-1a(neighbour key) mod 8, clustered by neighbour key. A
+//     row holds the properties, expires_at and last_time (the event time of
+//     the newest upsert, which an edge delete leaves in place).
 //   - edges_by_time: adjacency newest first. Partition (node, edge type,
 //     direction, UTC day of the event time), clustered by (event time DESC,
 //     neighbour key).
@@ -47,20 +49,34 @@
 // OrderLatest reads the edge_days directory, then walks edges_by_time days
 // newest first. An edges_by_time row is only a hint: it is the edge if the
 // edges_by_key row still has that event time, which one batched IN read per
-// bucket per page checks. Rows left behind by an upsert that moved the edge
-// to a newer time are skipped and deleted in the background at their own
-// timestamp (which removes exactly that row version); an edge delete reads
-// the edge's current event time first and deletes its edges_by_time rows at
-// the delete's timestamp. since/until restrict the clustering range of
+// bucket per page checks. since/until restrict the clustering range of
 // edges_by_time and filter edges_by_key rows.
+//
+// Writes never read. An upsert that moves an edge to a newer time leaves
+// its old edges_by_time row behind, and an edge delete removes only the
+// edge's properties and expiry in edges_by_key (a column delete at the
+// delete's timestamp), leaving last_time and the edges_by_time rows. A
+// newest-first read recognises such rows as dead for good, skips them and
+// deletes them in the background at their own timestamp, which removes
+// exactly that row version: when the edge's properties were written after
+// the row's time (the write time only moves forward), or are deleted while
+// last_time is at or after the row's time (that upsert was written, then
+// hidden by a delete at or after it, which also hides any replay of it). A
+// row whose edges_by_key row is missing or older is skipped and kept: its
+// upsert may be in flight. Dead rows no read visits stay until their TTL, or
+// for good in types without TTL; so does the small edges_by_key row (the
+// neighbour key and last_time) of a deleted edge. That is the price of a
+// write path without reads (rtgraph_cassandra_stale_index_rows_total counts
+// the rows skipped and repaired).
 //
 // A page reads one row more than its limit, so Next is nil exactly when no
 // edge follows. Cursors are the position of the last edge returned (event
 // time and neighbour key) with the order, the query's fingerprint and a
 // CRC, never a driver page state; a scan resumes strictly after it, so an
 // edge unchanged during the scan is returned exactly once whatever is
-// written between pages. One call reads at most 100k rows; a call that
-// reaches that returns the edges found with a cursor after the last row read.
+// written between pages. A page holds at most 10,000 edges whatever Limit
+// asks, and one call reads at most 100k rows; a call that reaches that
+// returns the edges found with a cursor after the last row read.
 //
 // # Node deletes
 //

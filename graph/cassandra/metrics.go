@@ -12,16 +12,15 @@ import (
 // Request kinds: the "op" label of the request metrics. A fixed set, so
 // label cardinality stays bounded.
 const (
-	opWrite          = "write"            // one statement or one single-partition batch of Apply
-	opReadEdgeBefore = "read_edge_before" // the current write time of an edge being deleted
-	opReadNode       = "read_node"        // GetNodes, one partition
-	opReadNodeDel    = "read_node_deletes"
-	opReadByKey      = "read_edges_by_key"
-	opReadByTime     = "read_edges_by_time"
-	opReadDays       = "read_edge_days"
-	opLookupEdges    = "lookup_edges" // validating newest-first rows against edges_by_key
-	opRepair         = "repair"       // deleting a superseded edges_by_time row
-	opMigrate        = "migrate"
+	opWrite       = "write"     // one statement or one single-partition batch of Apply
+	opReadNode    = "read_node" // GetNodes, one partition
+	opReadNodeDel = "read_node_deletes"
+	opReadByKey   = "read_edges_by_key"
+	opReadByTime  = "read_edges_by_time"
+	opReadDays    = "read_edge_days"
+	opLookupEdges = "lookup_edges" // validating newest-first rows against edges_by_key
+	opRepair      = "repair"       // deleting a superseded edges_by_time row
+	opMigrate     = "migrate"
 )
 
 // metrics are the Store's Prometheus collectors. A nil *metrics records

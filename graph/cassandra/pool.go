@@ -8,12 +8,10 @@ import (
 )
 
 // task is one request: op names it for metrics, f sends it and is retried
-// by the retrier. A compound task (several requests in sequence) retries
-// each of its requests itself.
+// by the retrier.
 type task struct {
-	op       string
-	f        func(context.Context) error
-	compound bool
+	op string
+	f  func(context.Context) error
 }
 
 type job struct {
@@ -30,9 +28,8 @@ type job struct {
 // time and blocks while every worker is busy, so callers share the workers
 // first come, first served and backpressure reaches them.
 //
-// Invariant: a worker never submits to the pool (it would wait for itself
-// when all workers do); code that runs inside a task calls the retrier
-// directly.
+// Invariant: a task never submits to the pool (it would wait for itself
+// when all workers do); it is one request.
 func (s *Store) startWorkers(n int) {
 	s.jobs = make(chan job)
 	s.workers.Add(n)
@@ -42,10 +39,6 @@ func (s *Store) startWorkers(n int) {
 			for j := range s.jobs {
 				if err := j.ctx.Err(); err != nil {
 					j.done(&graph.RetryableError{Op: j.t.op, Err: err})
-					continue
-				}
-				if j.t.compound {
-					j.done(j.t.f(j.ctx))
 					continue
 				}
 				j.done(s.retry.do(j.ctx, j.t.op, j.t.f))

@@ -20,9 +20,9 @@ const (
 	cqlGetNode     = `SELECT props, WRITETIME(props) FROM nodes WHERE type = ? AND id = ?`
 	cqlNodeDelete  = `SELECT deleted_at FROM node_deletes WHERE type = ? AND id = ?`
 	cqlNodeDeletes = `SELECT id, deleted_at FROM node_deletes WHERE type = ? AND id IN ?`
-	cqlScanByKey   = `SELECT neighbor, props, WRITETIME(props), expires_at FROM edges_by_key` +
+	cqlScanByKey   = `SELECT neighbor, props, WRITETIME(props), expires_at, last_time FROM edges_by_key` +
 		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND bucket = ? AND neighbor > ? LIMIT ?`
-	cqlLookupByKey = `SELECT neighbor, props, WRITETIME(props), expires_at FROM edges_by_key` +
+	cqlLookupByKey = `SELECT neighbor, props, WRITETIME(props), expires_at, last_time FROM edges_by_key` +
 		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND bucket = ? AND neighbor IN ?`
 	cqlDays = `SELECT day FROM edge_days` +
 		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND day >= ? AND day <= ? LIMIT ?`
@@ -117,9 +117,10 @@ func decodeProps(b []byte, declared map[string]graph.PropType) (graph.Props, err
 // keyRow is an edges_by_key row.
 type keyRow struct {
 	nbr   []byte
-	props []byte
-	wt    int64 // WRITETIME(props): the edge's event time
-	exp   int64 // expires_at; 0 = never
+	props []byte // nil when the edge is deleted
+	wt    int64  // WRITETIME(props): the edge's event time
+	exp   int64  // expires_at; 0 = never
+	last  int64  // last_time: event time of the newest upsert, deleted or not
 }
 
 // candidate is an edge that passed every filter, at its scan position.
@@ -222,9 +223,10 @@ func (r *adjRead) raiseLo(deleted int64) {
 	}
 }
 
-// live applies the filters known from the row alone.
-func (r *adjRead) live(wt, exp int64) bool {
-	return wt >= r.lo && wt < r.hi && (exp == 0 || exp > r.now)
+// live applies the filters known from the edges_by_key row alone: not
+// deleted, not expired, within since/until and after the node's delete.
+func (r *adjRead) live(kr keyRow) bool {
+	return kr.props != nil && kr.wt >= r.lo && kr.wt < r.hi && (kr.exp == 0 || kr.exp > r.now)
 }
 
 // page builds the result from candidates in scan order. more reports that
@@ -399,7 +401,7 @@ func (r *adjRead) byKey(ctx context.Context) (graph.AdjacencyPage, error) {
 			}
 			scanned++
 			last = position{nbr: row.nbr}
-			if r.live(row.wt, row.exp) {
+			if r.live(row) {
 				batch = append(batch, candidate{pos: position{nbr: row.nbr}, row: row})
 			}
 		}
@@ -446,7 +448,7 @@ func (r *adjRead) fetchKeys(st *keyStream, n int) task {
 		iter := r.s.query(r.s.readCL, cqlScanByKey, r.q.Node.Type, r.id, r.q.EdgeType, r.dir, st.bucket, st.after, n).IterContext(ctx)
 		for {
 			var kr keyRow
-			if !iter.Scan(&kr.nbr, &kr.props, &kr.wt, &kr.exp) {
+			if !iter.Scan(&kr.nbr, &kr.props, &kr.wt, &kr.exp, &kr.last) {
 				break
 			}
 			rows = append(rows, kr)
@@ -589,8 +591,21 @@ func (r *adjRead) fetchDay(ctx context.Context, d int32, pos *position, n int) (
 
 // validate keeps the rows whose edges_by_key row still has their event
 // time and is live, and whose neighbour was not deleted since. The key rows
-// and the neighbours' delete times are read in parallel. Rows superseded by
-// a newer upsert are deleted in the background at their own timestamp.
+// and the neighbours' delete times are read in one round.
+//
+// A row that can never be valid again is deleted in the background, at its
+// own timestamp (which removes exactly that row version):
+//   - the edge has a newer upsert (props written after the row's time): the
+//     edge's write time only moves forward, so it cannot come back to it;
+//   - the edge is deleted (props gone) and last_time, the newest upsert's
+//     time, is at or after the row's: that upsert was written (last_time
+//     and props are one INSERT) and then hidden by a delete at or after
+//     it, which also hides any replay of it.
+//
+// Other rows are skipped but kept: with no edges_by_key row, or a
+// last_time before the row's, the row's upsert may still be in flight
+// (edges_by_time and edges_by_key are separate writes), or may have
+// expired, which the row's own TTL takes care of.
 func (r *adjRead) validate(ctx context.Context, d int32, rows []timeRow) ([]candidate, error) {
 	if len(rows) == 0 {
 		return nil, nil
@@ -612,10 +627,14 @@ func (r *adjRead) validate(ctx context.Context, d int32, rows []timeRow) ([]cand
 		kr, ok := keys[string(tr.nbr)]
 		switch {
 		case !ok:
-			// Deleted or expired (or its key row not yet written by an
-			// Apply in flight): skip, and leave the row to its TTL or to
-			// the delete that removes it.
 			r.s.m.stale.WithLabelValues("skipped").Inc()
+			continue
+		case kr.props == nil:
+			if kr.last >= tr.e {
+				r.s.repair(r.q, r.dir, d, tr)
+			} else {
+				r.s.m.stale.WithLabelValues("skipped").Inc()
+			}
 			continue
 		case kr.wt > tr.e:
 			r.s.repair(r.q, r.dir, d, tr)
@@ -623,7 +642,7 @@ func (r *adjRead) validate(ctx context.Context, d int32, rows []timeRow) ([]cand
 		case kr.wt != tr.e:
 			r.s.m.stale.WithLabelValues("skipped").Inc()
 			continue
-		case !r.live(kr.wt, kr.exp):
+		case !r.live(kr):
 			continue
 		}
 		if dt, ok := del[string(tr.nbr)]; ok && tr.e <= dt {
@@ -659,7 +678,7 @@ func (r *adjRead) lookupKeys(nbrs [][]byte) (map[string]keyRow, []task) {
 				iter := r.s.query(r.s.readCL, cqlLookupByKey, r.q.Node.Type, r.id, r.q.EdgeType, r.dir, int8(b), chunk).IterContext(ctx)
 				for {
 					var kr keyRow
-					if !iter.Scan(&kr.nbr, &kr.props, &kr.wt, &kr.exp) {
+					if !iter.Scan(&kr.nbr, &kr.props, &kr.wt, &kr.exp, &kr.last) {
 						break
 					}
 					got = append(got, kr)
@@ -679,12 +698,11 @@ func (r *adjRead) lookupKeys(nbrs [][]byte) (map[string]keyRow, []task) {
 	return out, tasks
 }
 
-// repair deletes an edges_by_time row superseded by a newer upsert of the
-// same edge, at the row's own timestamp: that removes exactly this row
-// version. It is safe whatever happens concurrently: the row can never be
-// valid again, because the edge's write time only moves forward (an older
-// upsert of it loses to the newer one). At most maxRepairsInFlight run in
-// the background; beyond that the row is left for a later read.
+// repair deletes an edges_by_time row that can never be valid again (see
+// validate), at the row's own timestamp: that removes exactly this row
+// version, and a replay of its upsert loses to the tombstone (a tie goes
+// to the delete) as it loses in edges_by_key. At most maxRepairsInFlight
+// run in the background; beyond that the row is left for a later read.
 func (s *Store) repair(q graph.AdjacencyQuery, dir int8, d int32, tr timeRow) {
 	select {
 	case s.repairSem <- struct{}{}:

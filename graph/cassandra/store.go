@@ -181,18 +181,18 @@ const (
 	cqlUpsertNode  = `INSERT INTO nodes (type, id, props) VALUES (?, ?, ?) USING TIMESTAMP ?`
 	cqlDeleteNode  = `DELETE FROM nodes USING TIMESTAMP ? WHERE type = ? AND id = ?`
 	cqlNodeDeleted = `INSERT INTO node_deletes (type, id, deleted_at) VALUES (?, ?, ?) USING TIMESTAMP ?`
-	cqlUpsertByKey = `INSERT INTO edges_by_key (node_type, node_id, edge_type, direction, bucket, neighbor, props, expires_at)` +
-		` VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`
+	cqlUpsertByKey = `INSERT INTO edges_by_key (node_type, node_id, edge_type, direction, bucket, neighbor, props, expires_at, last_time)` +
+		` VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`
 	cqlUpsertByTime = `INSERT INTO edges_by_time (node_type, node_id, edge_type, direction, day, event_time, neighbor)` +
 		` VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`
 	cqlUpsertDay = `INSERT INTO edge_days (node_type, node_id, edge_type, direction, day)` +
 		` VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`
-	cqlDeleteByKey = `DELETE FROM edges_by_key USING TIMESTAMP ?` +
+	// An edge delete removes the properties (and expiry) only: last_time
+	// stays, so reads can tell which upsert the delete hid (see validate).
+	cqlDeleteByKey = `DELETE props, expires_at FROM edges_by_key USING TIMESTAMP ?` +
 		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND bucket = ? AND neighbor = ?`
 	cqlDeleteByTime = `DELETE FROM edges_by_time USING TIMESTAMP ?` +
 		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND day = ? AND event_time = ? AND neighbor = ?`
-	cqlEdgeWriteTime = `SELECT WRITETIME(props) FROM edges_by_key` +
-		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND bucket = ? AND neighbor = ?`
 )
 
 // Tables, for partition keys of the write plan.
@@ -244,12 +244,6 @@ type plan struct {
 	order  []partKey // deterministic execution order, for tests and logs
 	// dayPlanned dedupes edge_days writes within the plan.
 	dayPlanned map[dayKey]int64
-	// deletes are the edge deletes, each sent by its own task (see
-	// deleteEdge) alongside the groups.
-	deletes []edgeDelete
-	// sent records the statements the delete tasks sent, for capture.
-	sentMu sync.Mutex
-	sent   []stmt
 }
 
 func (p *plan) add(k partKey, cql string, args ...any) *group {
@@ -263,18 +257,12 @@ func (p *plan) add(k partKey, cql string, args ...any) *group {
 	return g
 }
 
-// edgeDelete is an edge delete whose newest-first index row is looked up
-// before the delete is written (see Apply).
-type edgeDelete struct {
-	m       graph.Mutation
-	reverse bool
-}
-
 // Apply checks every mutation against the schema (none is written if one
 // fails: the error wraps the *graph.SchemaError), then writes them all,
 // grouped into one unlogged batch per partition, the batches in parallel
-// (at most max_concurrent_requests at once) alongside one task per edge
-// delete (deleteEdge). Forward and reverse rows of an
+// (at most max_concurrent_requests at once). No write reads first: an edge
+// delete removes the edge's properties in edges_by_key and leaves its
+// edges_by_time rows to reads, which recognise and remove them. Forward and reverse rows of an
 // edge are different partitions and are not written atomically: a failed
 // Apply may leave one side written, and the caller's retry of the whole
 // batch completes it. Edge upserts already expired (event time + TTL in the
@@ -322,7 +310,13 @@ func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 			s.planEdgeUpsert(p, m, enc, nowUS)
 		case graph.OpDeleteEdge:
 			et, _ := s.schema.EdgeType(m.Edge.Type) // Check has found it
-			p.deletes = append(p.deletes, edgeDelete{m: m, reverse: et.Reverse})
+			ts := m.EventTime.UnixMicro()
+			for _, sd := range sides(m.Edge, et.Reverse) {
+				nb := neighborKey(sd.nbr)
+				b := bucketOf(nb)
+				p.add(partKey{table: tByKey, typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir, bucket: int32(b)},
+					cqlDeleteByKey, ts, sd.node.Type, []byte(sd.node.ID), m.Edge.Type, sd.dir, b, nb)
+			}
 		}
 	}
 	if err := s.execPlan(ctx, p); err != nil {
@@ -383,7 +377,7 @@ func (s *Store) planEdgeUpsert(p *plan, m graph.Mutation, enc []byte, nowUS int6
 		b := bucketOf(nb)
 		id := []byte(sd.node.ID)
 		p.add(partKey{table: tByKey, typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir, bucket: int32(b)},
-			cqlUpsertByKey, sd.node.Type, id, m.Edge.Type, sd.dir, b, nb, enc, exp64, ts, ttl)
+			cqlUpsertByKey, sd.node.Type, id, m.Edge.Type, sd.dir, b, nb, enc, exp64, ts, ts, ttl)
 		p.add(partKey{table: tByTime, typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir, bucket: day},
 			cqlUpsertByTime, sd.node.Type, id, m.Edge.Type, sd.dir, day, ts, nb, ts, ttl)
 		dk := dayKey{typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir, day: day}
@@ -427,65 +421,10 @@ func (s *Store) dayCached(k dayKey, want int64) bool {
 	return ok && expiryCovers(have, want)
 }
 
-// deleteEdge deletes one edge: its edges_by_key rows, and its
-// edges_by_time rows, which are keyed by the event time the edge has now.
-// So it first reads that time, then sends the deletes, all at the delete's
-// timestamp. The read must precede the edges_by_key delete (after it there
-// is nothing to read), which is why this is a task of its own rather than
-// statements in the partition groups. Removing an edges_by_time row at the
-// delete's timestamp is safe against any concurrent write: it only removes
-// writes at or before the delete, which the delete hides anyway. Rows it
-// misses (an older upsert in flight) are skipped at read time.
-func (s *Store) deleteEdge(ctx context.Context, p *plan, d edgeDelete) error {
-	k := d.m.Edge
-	ts := d.m.EventTime.UnixMicro()
-	fwd := neighborKey(k.To)
-	var wt int64
-	// This runs inside a worker (see pool.go): its requests go to the
-	// retrier directly, one after the other.
-	err := s.retry.do(ctx, opReadEdgeBefore, func(ctx context.Context) error {
-		err := s.query(s.readCL, cqlEdgeWriteTime, k.From.Type, []byte(k.From.ID), k.Type, dirOut, bucketOf(fwd), fwd).
-			ScanContext(ctx, &wt)
-		if errors.Is(err, gocql.ErrNotFound) {
-			wt = 0
-			return nil
-		}
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	var stmts []stmt
-	for _, sd := range sides(k, d.reverse) {
-		nb := neighborKey(sd.nbr)
-		id := []byte(sd.node.ID)
-		stmts = append(stmts, stmt{cqlDeleteByKey, []any{ts, sd.node.Type, id, k.Type, sd.dir, bucketOf(nb), nb}})
-		// A newer edge is untouched by this delete, and so is its index row.
-		if wt != 0 && wt <= ts {
-			stmts = append(stmts, stmt{cqlDeleteByTime, []any{ts, sd.node.Type, id, k.Type, sd.dir, dayOf(wt), wt, nb}})
-		}
-	}
-	for _, st := range stmts {
-		if err := s.retry.do(ctx, opWrite, func(ctx context.Context) error { return s.send(ctx, []stmt{st}) }); err != nil {
-			return err
-		}
-	}
-	if s.capture != nil {
-		p.sentMu.Lock()
-		p.sent = append(p.sent, stmts...)
-		p.sentMu.Unlock()
-	}
-	return nil
-}
-
-// execPlan sends every group (one statement alone, several as unlogged
-// single-partition batches) and runs every edge delete, all on the
-// workers. Deletes go first: each is two steps (read, then write).
+// execPlan sends every group, one statement alone, several as unlogged
+// single-partition batches, all on the workers.
 func (s *Store) execPlan(ctx context.Context, p *plan) error {
-	tasks := make([]task, 0, len(p.deletes)+len(p.order))
-	for _, d := range p.deletes {
-		tasks = append(tasks, task{op: opReadEdgeBefore, f: func(ctx context.Context) error { return s.deleteEdge(ctx, p, d) }, compound: true})
-	}
+	tasks := make([]task, 0, len(p.order))
 	for _, k := range p.order {
 		grp := p.groups[k]
 		for start := 0; start < len(grp.stmts); start += maxBatchStatements {

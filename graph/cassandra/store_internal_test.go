@@ -204,22 +204,104 @@ func TestSupersededIndexRowsAreRemoved(t *testing.T) {
 	}
 }
 
-func TestEdgeDeleteRemovesIndexRows(t *testing.T) {
+func (h *testHarness) latest(node graph.NodeKey, edgeType string, dir graph.Direction) []graph.Edge {
+	h.t.Helper()
+	page, err := h.s.Adjacency(context.Background(), graph.AdjacencyQuery{Node: node, EdgeType: edgeType, Direction: dir, Order: graph.OrderLatest, Limit: 100})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return page.Edges
+}
+
+// TestDeletedEdgeIndexRowsAreRemovedByReads: an edge delete writes no
+// index change (no read on the write path); the first newest-first read of
+// each side skips the dead rows and removes them, and a replay of the
+// deleted upsert stays hidden.
+func TestDeletedEdgeIndexRowsAreRemovedByReads(t *testing.T) {
 	h := newHarness(t)
 	a, b := h.user("a"), h.user("b")
 	at := time.Now().Add(-time.Hour).Truncate(time.Second)
-	h.apply(edgeUpsert("follows", a, b, at))
+	up := edgeUpsert("follows", a, b, at)
+	h.apply(up)
 	day := dayOf(at.UnixMicro())
 	if len(h.timeRows(a, "follows", dirOut, day)) != 1 || len(h.timeRows(b, "follows", dirIn, day)) != 1 {
 		t.Fatal("index rows not written in both directions")
 	}
-	del := graph.Mutation{Op: graph.OpDeleteEdge, Edge: graph.EdgeKey{Type: "follows", From: a, To: b}, EventTime: at.Add(time.Second)}
-	h.apply(del)
+	h.apply(graph.Mutation{Op: graph.OpDeleteEdge, Edge: graph.EdgeKey{Type: "follows", From: a, To: b}, EventTime: at})
+	if got := h.timeRows(a, "follows", dirOut, day); len(got) != 1 {
+		t.Fatalf("the delete touched the index: %v", got)
+	}
+	if got := h.latest(a, "follows", graph.Out); len(got) != 0 {
+		t.Fatalf("deleted edge returned: %v", got)
+	}
+	if got := h.latest(b, "follows", graph.In); len(got) != 0 {
+		t.Fatalf("deleted edge returned on the reverse side: %v", got)
+	}
+	st := h.s
+	if err := st.Close(); err != nil { // waits for the repairs
+		t.Fatal(err)
+	}
 	if got := h.timeRows(a, "follows", dirOut, day); len(got) != 0 {
-		t.Fatalf("out index rows after delete: %v", got)
+		t.Fatalf("out index rows after a read: %v", got)
 	}
 	if got := h.timeRows(b, "follows", dirIn, day); len(got) != 0 {
-		t.Fatalf("in index rows after delete: %v", got)
+		t.Fatalf("in index rows after a read: %v", got)
+	}
+	if got := testutil.ToFloat64(st.m.stale.WithLabelValues("repaired")); got != 2 {
+		t.Fatalf("repaired metric %v, want 2", got)
+	}
+	h2 := newHarness(t)
+	h2.ns = h.ns
+	h2.apply(up) // the deleted upsert redelivered: a tie, the delete wins
+	if got := h2.latest(a, "follows", graph.Out); len(got) != 0 {
+		t.Fatalf("replayed upsert visible after the delete: %v", got)
+	}
+	if got := h2.latest(b, "follows", graph.In); len(got) != 0 {
+		t.Fatalf("replayed upsert visible on the reverse side: %v", got)
+	}
+}
+
+// TestIndexRowsOfUpsertsInFlightAreKept: an edges_by_time row whose
+// edges_by_key row is missing, or older, may belong to an upsert still
+// being written: reads skip it but must not remove it.
+func TestIndexRowsOfUpsertsInFlightAreKept(t *testing.T) {
+	h := newHarness(t)
+	a := h.user("a")
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	e := at.UnixMicro()
+	day := dayOf(e)
+	// b: only the index row has landed. c: the key row holds an older,
+	// deleted upsert, and the index row of a newer one has landed.
+	b, c := h.user("b"), h.user("c")
+	for _, nb := range []graph.NodeKey{b, c} {
+		if err := h.ses.Query(cqlUpsertByTime, a.Type, []byte(a.ID), "follows", dirOut, day, e, neighborKey(nb), e, 0).Exec(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.apply(edgeUpsert("follows", a, c, at.Add(-time.Minute)))
+	h.apply(graph.Mutation{Op: graph.OpDeleteEdge, Edge: graph.EdgeKey{Type: "follows", From: a, To: c}, EventTime: at.Add(-time.Second)})
+	if got := h.latest(a, "follows", graph.Out); len(got) != 0 {
+		t.Fatalf("edges without a current key row returned: %v", got)
+	}
+	st := h.s
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// c's older row (written by the upsert above) is dead and removed;
+	// the two rows of upserts in flight stay.
+	want := fmt.Sprintf("[%d:%s %d:%s]", e, b.ID, e, c.ID)
+	if got := fmt.Sprint(h.timeRows(a, "follows", dirOut, day)); got != want {
+		t.Fatalf("index rows %s, want %s", got, want)
+	}
+	if got := testutil.ToFloat64(st.m.stale.WithLabelValues("repaired")); got != 1 {
+		t.Fatalf("repaired metric %v, want 1 (c's deleted upsert)", got)
+	}
+	// When the in-flight upsert of b lands, the edge is there.
+	h2 := newHarness(t)
+	h2.ns = h.ns
+	h2.apply(edgeUpsert("follows", a, b, at))
+	if got := h2.latest(a, "follows", graph.Out); len(got) != 1 || got[0].Key.To != b {
+		t.Fatalf("after the upsert landed: %v", got)
 	}
 }
 
