@@ -14,6 +14,8 @@ GOTESTFLAGS ?= -race -count=1 -timeout 45m
 # Packages whose tests need the real servers (test-integration runs only these).
 INTEGRATION_PKGS := ./internal/smoke/... ./graph/cassandra/...
 FUZZTIME    ?= 30s
+# Extra flags for `make run`, e.g. DEMOFLAGS="--rate 1000 --data-dir /tmp/rtgraph".
+DEMOFLAGS   ?=
 BENCHTIME   ?= 400x
 
 .DEFAULT_GOAL := help
@@ -27,8 +29,8 @@ build: ## Build bin/rtgraph.
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/rtgraph
 
 .PHONY: run
-run: build ## Run rtgraph on the embedded default (no servers needed).
-	$(BIN) serve $(if $(CONFIG),--config $(CONFIG),)
+run: build ## Run the whole system on the embedded default with a live demo stream (no servers needed).
+	$(BIN) demo $(if $(CONFIG),--config $(CONFIG),) $(DEMOFLAGS)
 
 .PHONY: test
 test: ## Run every test: unit and integration, starting real Kafka and Cassandra when needed.

@@ -52,12 +52,14 @@ func runProcess(ctx context.Context, name string, args []string, stderr io.Write
 	}
 	p := process{name: name, pipeline: len(cfg.Ingest.Topics) > 0}
 	log := telemetry.NewLogger(stderr, cfg.Log)
-	return serve(ctx, cfg, p, log, telemetry.NewRegistry())
+	return serveWith(ctx, cfg, p, log, telemetry.NewRegistry(), nil, nil)
 }
 
-// serve runs one process: HTTP (health, metrics and, for serve, the API),
-// the store and, when configured, the pipeline; then stops them in order.
-func serve(ctx context.Context, cfg *Config, p process, log *slog.Logger, reg *prometheus.Registry) error {
+// serveWith runs one process: HTTP (health, metrics and, for serve, the
+// API), the store and, when configured, the pipeline; then stops them in
+// reverse order. first start before everything (and stop after it), last
+// after everything (and stop first).
+func serveWith(ctx context.Context, cfg *Config, p process, log *slog.Logger, reg *prometheus.Registry, first, last []lifecycle.Stage) error {
 	conds := []string{condStore}
 	if p.pipeline {
 		conds = append(conds, enrich.ReadinessCondition, ingest.ReadinessCondition)
@@ -98,11 +100,11 @@ func serve(ctx context.Context, cfg *Config, p process, log *slog.Logger, reg *p
 	}
 	log.Info("http listening", "addr", ln.Addr().String(), "command", p.name)
 
-	stages := []lifecycle.Stage{
+	stages := append(first,
 		lifecycle.HTTPStage("http", srv, ln, cfg.ShutdownTimeout),
 		storeStage(b),
-		{Name: "freshness", Run: fresh.Run},
-	}
+		lifecycle.Stage{Name: "freshness", Run: fresh.Run},
+	)
 	if p.pipeline {
 		ps, err := pipelineStages(cfg, schema, b, log, reg, ready)
 		if err != nil {
@@ -111,6 +113,7 @@ func serve(ctx context.Context, cfg *Config, p process, log *slog.Logger, reg *p
 		}
 		stages = append(stages, ps...)
 	}
+	stages = append(stages, last...)
 	return lifecycle.Run(ctx, log, ready, cfg.ShutdownTimeout, stages...)
 }
 

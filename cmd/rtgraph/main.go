@@ -1,6 +1,7 @@
 // Command rtgraph is the one rtgraph binary. It only wires packages together;
 // the behaviour lives in them.
 //
+//	rtgraph demo           everything in one process, with a demo event stream
 //	rtgraph serve          run the server until SIGINT/SIGTERM
 //	rtgraph ingest         run the ingestion pipeline alone
 //	rtgraph migrate        apply CQL migrations to Cassandra
@@ -46,6 +47,8 @@ Usage:
   rtgraph <command> [flags]
 
 Commands:
+  demo           run everything in one process on the embedded default, with a live
+                 demo event stream (what make run runs)
   serve          run the server until SIGINT/SIGTERM: store, HTTP (health, metrics),
                  and the ingestion pipeline when ingest.topics is configured
   ingest         run the ingestion pipeline alone (scale-out), with health and metrics
@@ -84,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = cmdServe(ctx, args[1:], stderr, environ)
 	case "ingest":
 		err = cmdIngest(ctx, args[1:], stderr, environ)
+	case "demo":
+		err = cmdDemo(ctx, args[1:], stdout, stderr, environ)
 	case "produce":
 		err = cmdProduce(ctx, args[1:], stdout, stderr, environ)
 	case "dlq":

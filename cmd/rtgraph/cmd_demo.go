@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/rtgraph/rtgraph/internal/broker"
+	"github.com/rtgraph/rtgraph/internal/demogen"
+	"github.com/rtgraph/rtgraph/internal/lifecycle"
+	"github.com/rtgraph/rtgraph/internal/telemetry"
+	"github.com/rtgraph/rtgraph/normalize"
+	"github.com/rtgraph/rtgraph/schemas/demo"
+)
+
+// cmdDemo runs the whole system in one process on the embedded default: an
+// in-process Kafka-protocol broker, the Pebble store, the real pipeline
+// (consuming through sarama as in production), the API and a generator of
+// the demo vertical's events.
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) error {
+	fs, path := newFlags("demo", stderr)
+	dataDir := fs.String("data-dir", "data", "where the broker, the store and the generator keep their state")
+	kafkaAddr := fs.String("kafka-addr", "127.0.0.1:9092", "address of the embedded Kafka-protocol broker")
+	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "address of the API")
+	rate := fs.Float64("rate", 300, "demo events published per second (0: none, bring your own)")
+	progress := fs.Duration("progress", 5*time.Second, "interval of the progress line (0: none)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *rate < 0 {
+		return fmt.Errorf("%w: --rate must not be negative", errUsage)
+	}
+	cfg, err := loadConfig(*path, environ)
+	if err != nil {
+		return err
+	}
+	vertical, err := demo.Load()
+	if err != nil {
+		return err
+	}
+	cfg.Store.Backend = "embedded"
+	cfg.Embedded.Dir = filepath.Join(*dataDir, "graph")
+	cfg.Kafka.Brokers = []string{*kafkaAddr}
+	cfg.HTTP.Addr = *httpAddr
+	cfg.Ingest.Topics = make(map[string]normalize.Config, len(vertical.Topics))
+	for _, t := range vertical.Topics {
+		cfg.Ingest.Topics[t.Topic] = t.Decoder
+	}
+	cfg.Enrich = vertical.Enrich
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+
+	log := telemetry.NewLogger(stderr, cfg.Log)
+	reg := telemetry.NewRegistry()
+
+	bcfg := broker.DefaultConfig()
+	bcfg.Addr = *kafkaAddr
+	bcfg.Dir = filepath.Join(*dataDir, "kafka")
+	bcfg.Topics = append(demogen.EventTopics(), cfg.Ingest.DeadLetterTopic)
+	bcfg.CompactedTopics = demogen.MetadataTopics()
+	brk, err := broker.Start(ctx, bcfg, log)
+	if err != nil {
+		return err
+	}
+	// The broker may have picked the port (":0"); the pipeline uses the
+	// address it really listens on.
+	cfg.Kafka.Brokers = brk.Addrs()
+
+	producer, err := demogen.NewProducer(cfg.Kafka)
+	if err != nil {
+		return errors.Join(err, brk.Close())
+	}
+	gcfg := demogen.DefaultConfig()
+	gcfg.Rate = *rate
+	gcfg.StateFile = filepath.Join(*dataDir, "demogen.json")
+	gen, err := demogen.New(gcfg, producer, log, reg)
+	if err != nil {
+		return errors.Join(err, producer.Close(), brk.Close())
+	}
+	// Metadata first, so the enrichment caches hold it before the first
+	// event that joins it.
+	if err := gen.SeedMetadata(ctx); err != nil {
+		return errors.Join(err, producer.Close(), brk.Close())
+	}
+
+	printBanner(stdout, *httpAddr, brk.Addrs()[0], *dataDir, *rate)
+	extra := []lifecycle.Stage{
+		{Name: "generator", Run: func(ctx context.Context) error {
+			err := gen.Run(ctx)
+			return errors.Join(err, producer.Close())
+		}},
+	}
+	if *progress > 0 {
+		extra = append(extra, lifecycle.Stage{Name: "progress", Run: func(ctx context.Context) error {
+			reportProgress(ctx, stdout, *progress, gen, reg)
+			return nil
+		}})
+	}
+	return serveWith(ctx, cfg, process{name: "serve", pipeline: true}, log, reg,
+		[]lifecycle.Stage{{Name: "broker", Run: brk.Run}}, extra)
+}
+
+func printBanner(w io.Writer, httpAddr, kafkaAddr, dataDir string, rate float64) {
+	base := "http://" + httpAddr
+	fmt.Fprintf(w, `rtgraph demo
+  API        %[1]s  (spec: %[1]s/openapi.yaml)
+  metrics    %[1]s/metrics
+  Kafka      %[2]s  (publish your own events: rtgraph produce --brokers %[2]s --topic T --file F)
+  data       %[3]s
+  generator  %[4]g events/s
+
+Try:
+  curl -s %[1]s/v1/nodes/account/1001
+  curl -s -X POST %[1]s/v1/traversals -H 'Content-Type: application/json' \
+    -d '{"start":[{"type":"account","id":"1001"}],"hops":[{"edge_types":["has_profile"],"direction":"out"},{"edge_types":["viewed_title"],"direction":"out"}]}'
+  curl -s '%[1]s/v1/counts/user/u-1?edge_type=impressed&target=campaign:c-1&windows=1m,1h,1d'
+
+`, base, kafkaAddr, dataDir, rate)
+}
+
+// reportProgress prints one line every interval from the generator's stats
+// and the process's own metrics.
+func reportProgress(ctx context.Context, w io.Writer, every time.Duration, gen *demogen.Generator, g prometheus.Gatherer) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	last, lastAt := gen.Stats().Records, time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			sent := gen.Stats().Records
+			rate := float64(sent-last) / now.Sub(lastAt).Seconds()
+			last, lastAt = sent, now
+			m := gatherSums(g)
+			fmt.Fprintf(w, "progress: published %.0f/s (%d total)  consumed %.0f  lag %.0f  node writes %.0f  edge writes %.0f  dead letters %.0f\n",
+				rate, sent, m["rtgraph_ingest_messages_total"], m["rtgraph_ingest_consumer_lag"],
+				m["rtgraph_embedded_mutations_applied_total{op=upsert_node}"], m["rtgraph_embedded_mutations_applied_total{op=upsert_edge}"],
+				m["rtgraph_ingest_dead_letters_total"])
+		}
+	}
+}
+
+// gatherSums sums every counter and gauge by name, and by name{op=…} for
+// series with an op label.
+func gatherSums(g prometheus.Gatherer) map[string]float64 {
+	out := map[string]float64{}
+	mfs, err := g.Gather()
+	if err != nil {
+		return out
+	}
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "rtgraph_") {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			v := value(m)
+			out[mf.GetName()] += v
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "op" {
+					out[mf.GetName()+"{op="+l.GetValue()+"}"] += v
+				}
+			}
+		}
+	}
+	return out
+}
+
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	}
+	return 0
+}
