@@ -337,13 +337,18 @@ func topicConfig(t *testing.T, addrs []string, topic, name string) (string, bool
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{name}})
+	results, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{name}}}, sarama.DescribeConfigsOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range entries {
-		if e.Name == name {
-			return e.Value, true
+	for _, r := range results {
+		if r.ErrorCode != sarama.ErrNoError {
+			t.Fatalf("describe %s: %v %s", topic, r.ErrorCode, r.ErrorMsg)
+		}
+		for _, e := range r.Configs {
+			if e.Name == name {
+				return e.Value, true
+			}
 		}
 	}
 	return "", false
