@@ -225,4 +225,3 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Errorf("banner does not print the README's node query:\n%s", d.stdout.String())
 	}
 }
-
