@@ -121,7 +121,7 @@ Try:
   curl -s %[1]s/v1/nodes/account/1001
   curl -s -X POST %[1]s/v1/traversals -H 'Content-Type: application/json' \
     -d '{"start":[{"type":"account","id":"1001"}],"hops":[{"edge_types":["has_profile"],"direction":"out"},{"edge_types":["viewed_title"],"direction":"out"}]}'
-  curl -s '%[1]s/v1/counts/user/u-1?edge_type=impressed&target=campaign:c-1&windows=1m,1h,1d'
+  curl -s '%[1]s/v1/counts/user/u-9001?edge_type=impressed&target=campaign:c-500&target=campaign:c-501&windows=1m,1h,1d'
 
 `, base, kafkaAddr, dataDir, rate)
 }

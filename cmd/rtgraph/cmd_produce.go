@@ -13,6 +13,7 @@ func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer, en
 	fs, path := newFlags("produce", stderr)
 	topic := fs.String("topic", "", "topic to publish to (required)")
 	file := fs.String("file", "", "file of JSON events: JSON Lines, a JSON array, or {\"key\":…,\"value\":…} records (required)")
+	format := fs.String("format", "auto", "file format: auto, records ({\"key\",\"value\"} per line), values (JSON Lines or a JSON array), lines")
 	var brokers listFlag
 	fs.Var(&brokers, "brokers", "Kafka brokers (default kafka.brokers from the configuration)")
 	if err := parseFlags(fs, args); err != nil {
@@ -31,9 +32,9 @@ func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer, en
 			return fmt.Errorf("%w: --brokers: %v", errUsage, err)
 		}
 	}
-	n, err := produce.File(ctx, cfg.Kafka, *topic, *file)
+	n, err := produce.FileWith(ctx, cfg.Kafka, *topic, *file, produce.Options{Format: produce.Format(*format)})
 	if err != nil {
-		return fmt.Errorf("produce: %w", err)
+		return err
 	}
 	fmt.Fprintf(stdout, "published %d events to %s\n", n, *topic)
 	return nil
