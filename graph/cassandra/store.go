@@ -275,14 +275,33 @@ func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 	if err := ctx.Err(); err != nil {
 		return &graph.RetryableError{Op: "apply", Err: err}
 	}
+	p, counts, err := s.buildPlan(muts)
+	if err != nil {
+		return err
+	}
+	if err := s.execPlan(ctx, p); err != nil {
+		return err
+	}
+	if s.capture != nil {
+		s.capture(ctx, p)
+	}
+	for op, n := range counts {
+		s.m.muts.WithLabelValues(op.String()).Add(float64(n))
+	}
+	return nil
+}
+
+// buildPlan checks muts and turns them into statements grouped by
+// partition. It sends nothing; it reads only the edge_days cache.
+func (s *Store) buildPlan(muts []graph.Mutation) (*plan, map[graph.Op]int, error) {
 	checked := make([]graph.Mutation, len(muts))
 	for i, m := range muts {
 		if err := s.schema.Check(&m); err != nil {
-			return fmt.Errorf("cassandra: apply mutation %d: %w", i, err)
+			return nil, nil, fmt.Errorf("cassandra: apply mutation %d: %w", i, err)
 		}
 		checked[i] = m
 	}
-	p := &plan{groups: make(map[partKey]*group), dayPlanned: make(map[dayKey]int64)}
+	p := &plan{groups: make(map[partKey]*group, 4*len(checked)), dayPlanned: make(map[dayKey]int64)}
 	nowUS := s.now().UnixMicro()
 	counts := map[graph.Op]int{}
 	for i, m := range checked {
@@ -291,7 +310,7 @@ func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 		case graph.OpUpsertNode:
 			enc, err := graph.EncodeProps(m.Props)
 			if err != nil {
-				return fmt.Errorf("cassandra: apply mutation %d: %w", i, err)
+				return nil, nil, fmt.Errorf("cassandra: apply mutation %d: %w", i, err)
 			}
 			ts := m.EventTime.UnixMicro()
 			p.add(partKey{table: tNodes, typ: m.Node.Type, id: m.Node.ID},
@@ -305,7 +324,7 @@ func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 		case graph.OpUpsertEdge:
 			enc, err := graph.EncodeProps(m.Props)
 			if err != nil {
-				return fmt.Errorf("cassandra: apply mutation %d: %w", i, err)
+				return nil, nil, fmt.Errorf("cassandra: apply mutation %d: %w", i, err)
 			}
 			s.planEdgeUpsert(p, m, enc, nowUS)
 		case graph.OpDeleteEdge:
@@ -319,16 +338,7 @@ func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 			}
 		}
 	}
-	if err := s.execPlan(ctx, p); err != nil {
-		return err
-	}
-	if s.capture != nil {
-		s.capture(ctx, p)
-	}
-	for op, n := range counts {
-		s.m.muts.WithLabelValues(op.String()).Add(float64(n))
-	}
-	return nil
+	return p, counts, nil
 }
 
 // side is one direction's copy of an edge: the node whose partition holds
@@ -372,21 +382,25 @@ func (s *Store) planEdgeUpsert(p *plan, m graph.Mutation, enc []byte, nowUS int6
 		dayTTL = ttlSeconds(dayExpiry - nowUS)
 	}
 	et, _ := s.schema.EdgeType(m.Edge.Type)
+	// Each value is boxed once for all the statements that bind it: the
+	// write path allocates per statement otherwise, and its garbage is most
+	// of the client's cost besides the driver's.
+	tsv, ttlv, dayv, etv := any(ts), any(ttl), any(day), any(m.Edge.Type)
 	for _, sd := range sides(m.Edge, et.Reverse) {
 		nb := neighborKey(sd.nbr)
 		b := bucketOf(nb)
-		id := []byte(sd.node.ID)
+		typv, idv, dirv, nbv := any(sd.node.Type), any([]byte(sd.node.ID)), any(sd.dir), any(nb)
 		p.add(partKey{table: tByKey, typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir, bucket: int32(b)},
-			cqlUpsertByKey, sd.node.Type, id, m.Edge.Type, sd.dir, b, nb, enc, exp64, ts, ts, ttl)
+			cqlUpsertByKey, typv, idv, etv, dirv, b, nbv, enc, exp64, tsv, tsv, ttlv)
 		p.add(partKey{table: tByTime, typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir, bucket: day},
-			cqlUpsertByTime, sd.node.Type, id, m.Edge.Type, sd.dir, day, ts, nb, ts, ttl)
+			cqlUpsertByTime, typv, idv, etv, dirv, dayv, tsv, nbv, tsv, ttlv)
 		dk := dayKey{typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir, day: day}
 		if covered(p.dayPlanned, dk, dayExpiry) || s.dayCached(dk, dayExpiry) {
 			continue
 		}
 		p.dayPlanned[dk] = dayExpiry
 		g := p.add(partKey{table: tDays, typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir},
-			cqlUpsertDay, sd.node.Type, id, m.Edge.Type, sd.dir, day, ts, dayTTL)
+			cqlUpsertDay, typv, idv, etv, dirv, dayv, tsv, dayTTL)
 		g.days = append(g.days, dayWrite{key: dk, expiry: dayExpiry})
 	}
 }
