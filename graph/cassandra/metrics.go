@@ -19,7 +19,7 @@ const (
 	opReadByTime  = "read_edges_by_time"
 	opReadDays    = "read_edge_days"
 	opLookupEdges = "lookup_edges" // validating newest-first rows against edges_by_key
-	opRepair      = "repair"       // deleting a superseded edges_by_time row
+	opRepair      = "repair"       // deleting a dead edges_by_time row
 	opMigrate     = "migrate"
 )
 
@@ -60,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		stale: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtgraph_cassandra_stale_index_rows_total",
-			Help: "Newest-first index rows found superseded at read time: skipped, and repaired (deleted) or not.",
+			Help: "Newest-first index rows that were not the edge at read time, by action: repaired (dead for good, deleted) or skipped (kept).",
 		}, []string{"action"}),
 		muts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtgraph_cassandra_mutations_total",

@@ -473,8 +473,7 @@ type timeRow struct {
 
 // latest walks the node's days newest first and, within a day, rows by
 // (event time descending, neighbour ascending). A row is the edge only if
-// edges_by_key still has it at that event time; otherwise a newer upsert,
-// a delete or expiry superseded it and the row is skipped.
+// edges_by_key still has it at that event time (see validate).
 func (r *adjRead) latest(ctx context.Context) (graph.AdjacencyPage, error) {
 	dayHi := dayOf(r.hi - 1)
 	if r.after != nil {
@@ -721,7 +720,7 @@ func (s *Store) repair(q graph.AdjacencyQuery, dir int8, d int32, tr timeRow) {
 		})
 		if err != nil {
 			s.m.stale.WithLabelValues("skipped").Inc()
-			s.log.Warn("cassandra repair of superseded index row failed", slog.String("edge_type", q.EdgeType), slog.Any("error", err))
+			s.log.Warn("cassandra repair of dead index row failed", slog.String("edge_type", q.EdgeType), slog.Any("error", err))
 			return
 		}
 		s.m.stale.WithLabelValues("repaired").Inc()

@@ -41,7 +41,7 @@ const (
 	// whole node). A call that reaches it returns the edges found so far and
 	// a cursor after the last row read.
 	maxScanRows = 100_000
-	// maxRepairsInFlight bounds background deletes of superseded index rows.
+	// maxRepairsInFlight bounds background deletes of dead index rows.
 	maxRepairsInFlight = 16
 )
 
@@ -62,8 +62,8 @@ type Store struct {
 	timeout time.Duration
 	maxScan int // rows one Adjacency call may read; maxScanRows outside tests
 	maxPage int // edges one page may hold; maxPageLimit outside tests
-	// capture, when set (benchmarks only), sees every plan before it is
-	// sent, so a baseline can replay the very same rows.
+	// capture, when set (benchmarks only), sees every plan Apply has sent,
+	// so a baseline can replay the very same rows.
 	capture func(context.Context, *plan)
 
 	// days remembers edge_days rows written by this Store: key → the
