@@ -516,7 +516,7 @@ days:
 			scanned += len(rows)
 			if len(rows) > 0 {
 				lr := rows[len(rows)-1]
-				last = position{e: lr.e, nbr: lr.nbr}
+				last = position(lr)
 				pos = &last
 			}
 			cs, err := r.validate(ctx, d, rows)
@@ -647,7 +647,7 @@ func (r *adjRead) validate(ctx context.Context, d int32, rows []timeRow) ([]cand
 		if dt, ok := del[string(tr.nbr)]; ok && tr.e <= dt {
 			continue
 		}
-		out = append(out, candidate{pos: position{e: tr.e, nbr: tr.nbr}, row: kr})
+		out = append(out, candidate{pos: position(tr), row: kr})
 	}
 	return out, nil
 }

@@ -63,7 +63,7 @@ func classify(ctx context.Context, err error) errClass {
 	)
 	switch {
 	case errors.As(err, &wto), errors.As(err, &rto), errors.Is(err, gocql.ErrTimeoutNoResponse),
-		errors.Is(err, gocql.ErrTooManyTimeouts), errors.Is(err, context.DeadlineExceeded):
+		errors.Is(err, context.DeadlineExceeded):
 		return classTimeout
 	case errors.As(err, &una):
 		return classUnavailable

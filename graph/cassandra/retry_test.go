@@ -29,7 +29,6 @@ func TestClassify(t *testing.T) {
 		{"write timeout", bg, &gocql.RequestErrWriteTimeout{}, classTimeout},
 		{"read timeout", bg, fmt.Errorf("wrapped: %w", &gocql.RequestErrReadTimeout{}), classTimeout},
 		{"no response", bg, gocql.ErrTimeoutNoResponse, classTimeout},
-		{"too many timeouts", bg, gocql.ErrTooManyTimeouts, classTimeout},
 		{"unavailable", bg, &gocql.RequestErrUnavailable{}, classUnavailable},
 		{"overloaded", bg, &gocql.RequestErrOverloaded{}, classOverloaded},
 		{"bootstrapping", bg, &gocql.RequestErrBootstrapping{}, classOverloaded},
