@@ -28,9 +28,11 @@ var shared struct {
 	err     error
 	cfg     Config
 	session *gocql.Session
-	// extra are keyspaces tests created besides the shared one.
-	mu    sync.Mutex
-	extra []string
+	// extra are keyspaces tests created besides the shared one, and
+	// sessions on them still open.
+	mu       sync.Mutex
+	extra    []string
+	sessions []*gocql.Session
 }
 
 func TestMain(m *testing.M) {
@@ -101,9 +103,19 @@ func trackKeyspace(ks string) {
 	shared.extra = append(shared.extra, ks)
 }
 
+// trackSession registers a session to close before the keyspaces go.
+func trackSession(s *gocql.Session) {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	shared.sessions = append(shared.sessions, s)
+}
+
 func cleanupKeyspaces() {
 	if shared.session != nil {
 		shared.session.Close()
+	}
+	for _, s := range shared.sessions {
+		s.Close()
 	}
 	var all []string
 	if shared.cfg.Keyspace != "" {
