@@ -34,11 +34,19 @@ type backend struct {
 	store  graphStore
 	counts graph.CountStore
 	rules  *graph.CountRules
+	// closeClient, when set, closes what the store runs on (the Cassandra
+	// session), after the store.
+	closeClient func()
 }
 
-// Close closes the counts, then the store they share storage with.
+// Close closes the counts, then the store they share storage with, then its
+// client.
 func (b *backend) Close() error {
-	return errors.Join(b.counts.Close(), b.store.Close())
+	err := errors.Join(b.counts.Close(), b.store.Close())
+	if b.closeClient != nil {
+		b.closeClient()
+	}
+	return err
 }
 
 // loadSchema reads the graph schema from schemas.graph_dir or the built-in files.
@@ -80,9 +88,11 @@ func openBackend(ctx context.Context, cfg *Config, schema *graph.Schema, log *sl
 		}
 		counts, err := cassandra.NewCounts(st, rules, cassandra.CountOptions{Registerer: reg, Logger: log})
 		if err != nil {
-			return nil, errors.Join(err, st.Close())
+			err = errors.Join(err, st.Close())
+			session.Close()
+			return nil, err
 		}
-		return &backend{store: st, counts: counts, rules: rules}, nil
+		return &backend{store: st, counts: counts, rules: rules, closeClient: session.Close}, nil
 	default:
 		st, err := embedded.Open(cfg.Embedded, schema, embedded.Deps{Logger: log, Registerer: reg})
 		if err != nil {
