@@ -37,6 +37,9 @@ type Options struct {
 	Schema *graph.Schema
 	// Freshness supplies the watermark; nil reports it unknown.
 	Freshness Freshness
+	// Counts answers /v1/counts (frequency caps); nil answers them 404.
+	// It must be safe for concurrent use.
+	Counts graph.CountReader
 	// Readiness answers /readyz.
 	Readiness *lifecycle.Readiness
 	// Registry registers the API's metrics; Gatherer is what /metrics
@@ -53,6 +56,7 @@ type Options struct {
 type server struct {
 	cfg      Config
 	store    graph.Reader
+	counts   graph.CountReader
 	schema   *graph.Schema
 	engine   *traverse.Engine
 	codec    cursorCodec
@@ -131,6 +135,7 @@ func New(opts Options) (http.Handler, error) {
 	s := &server{
 		cfg:      cfg,
 		store:    opts.Store,
+		counts:   opts.Counts,
 		schema:   opts.Schema,
 		engine:   traverse.New(opts.Store, opts.Schema, traverse.Options{Concurrency: cfg.ReadConcurrency}),
 		codec:    cursorCodec{key: secret},
@@ -175,6 +180,8 @@ func (s *server) routes(ready *lifecycle.Readiness, gath prometheus.Gatherer) ht
 		r.With(s.requireScope(ScopeGraphRead)).Get("/nodes/{type}/{id}", s.getNode)
 		r.With(s.requireScope(ScopeGraphRead)).Get("/nodes/{type}/{id}/edges", s.getEdges)
 		r.With(s.requireScope(ScopeGraphRead)).Post("/traversals", s.postTraversal)
+		r.With(s.requireScope(ScopeCountsRead)).Get("/counts/{type}/{id}", s.getCounts)
+		r.With(s.requireScope(ScopeCountsRead)).Post("/counts:batch", s.postCountsBatch)
 	})
 	return r
 }

@@ -1,0 +1,433 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rtgraph/rtgraph/graph"
+)
+
+// Frequency-cap counts: GET /v1/counts/{type}/{id} and POST
+// /v1/counts:batch, scope counts:read. See graph.CountReader for what a
+// count means (a window W as of T counts impressions with event time in
+// (T−W, T]) and openapi.yaml for the shapes and for what a client should do
+// when the API is unavailable.
+
+// MaxCountLookups caps the lookups of one POST /v1/counts:batch.
+const MaxCountLookups = 100
+
+// maxCapsPerLookup caps the caps of one lookup.
+const maxCapsPerLookup = 2 * graph.MaxCountTargets
+
+type capJSON struct {
+	Target string `json:"target"`
+	Window string `json:"window"`
+	Max    int64  `json:"max"`
+}
+
+type capResultJSON struct {
+	Target    string `json:"target"`
+	Window    string `json:"window"`
+	Max       int64  `json:"max"`
+	Count     int64  `json:"count"`
+	Allowed   bool   `json:"allowed"`
+	Remaining int64  `json:"remaining"`
+}
+
+type targetCountsJSON struct {
+	Target string           `json:"target"`
+	Counts map[string]int64 `json:"counts"`
+}
+
+// countsResultJSON is one user's answer.
+type countsResultJSON struct {
+	User     string             `json:"user"`
+	EdgeType string             `json:"edge_type"`
+	AsOf     time.Time          `json:"as_of"`
+	Windows  []string           `json:"windows"`
+	Targets  []targetCountsJSON `json:"targets"`
+	Caps     []capResultJSON    `json:"caps,omitempty"`
+	// Allowed is true when every cap allows one more impression (and when
+	// there are no caps).
+	Allowed bool `json:"allowed"`
+}
+
+type countsResponse struct {
+	countsResultJSON
+	Watermark Watermark `json:"watermark"`
+}
+
+type countsBatchRequest struct {
+	Lookups []countsLookupJSON `json:"lookups"`
+}
+
+type countsLookupJSON struct {
+	User     string    `json:"user"`
+	EdgeType string    `json:"edge_type"`
+	Targets  []string  `json:"targets"`
+	Windows  []string  `json:"windows"`
+	AsOf     string    `json:"as_of"`
+	Caps     []capJSON `json:"caps"`
+}
+
+type countsBatchResponse struct {
+	Results   []countsResultJSON `json:"results"`
+	Watermark Watermark          `json:"watermark"`
+}
+
+// countLookup is one parsed lookup: the store query and the caps to judge.
+type countLookup struct {
+	q    graph.CountQuery
+	caps []parsedCap
+}
+
+type parsedCap struct {
+	target graph.NodeKey
+	window time.Duration
+	max    int64
+	field  string
+}
+
+// parseNodeRef parses "type:id" (node type names never hold ':').
+func (s *server) parseNodeRef(v, field string) (graph.NodeKey, error) {
+	typ, id, ok := strings.Cut(v, ":")
+	if !ok || typ == "" || id == "" {
+		return graph.NodeKey{}, apiErr(kindInvalidParameter, field, "%q is not type:id", v)
+	}
+	if _, known := s.schema.NodeType(typ); !known {
+		return graph.NodeKey{}, apiErr(kindUnknownType, field, "unknown node type %q", typ)
+	}
+	if len(id) > graph.MaxIDLen {
+		return graph.NodeKey{}, overCap(field, graph.MaxIDLen, "the id is %d bytes; the limit is %d", len(id), graph.MaxIDLen)
+	}
+	return graph.NodeKey{Type: typ, ID: id}, nil
+}
+
+// parseWindow parses a window: a Go duration, with "d" for 24h ("1d",
+// "90m", "1h30m").
+func parseWindow(v, field string) (time.Duration, error) {
+	d, err := graph.ParseTTL(v)
+	if err != nil || d < graph.MinWindow || d > graph.MaxWindow {
+		return 0, apiErr(kindInvalidParameter, field, "%q is not a window: whole seconds from 1m to 7d, such as 1m, 90m, 1d", v)
+	}
+	return d, nil
+}
+
+// formatWindow renders a window in the largest unit that divides it.
+func formatWindow(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0:
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	}
+	return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+}
+
+// buildLookup checks and completes one lookup: windows default to
+// graph.DefaultWindows; a cap's target and window are added to the lookup's
+// when missing. prefix names the lookup in error fields ("" for GET).
+func (s *server) buildLookup(user graph.NodeKey, edgeType string, targets, windows []string, asOf string, caps []capJSON, prefix string) (countLookup, error) {
+	var l countLookup
+	l.q.User, l.q.EdgeType = user, edgeType
+	if edgeType == "" {
+		return l, apiErr(kindInvalidParameter, prefix+"edge_type", "edge_type is required")
+	}
+	if _, ok := s.schema.EdgeType(edgeType); !ok {
+		return l, apiErr(kindUnknownType, prefix+"edge_type", "unknown edge type %q", edgeType)
+	}
+	seen := map[graph.NodeKey]bool{}
+	addTarget := func(k graph.NodeKey, field string) error {
+		if seen[k] {
+			return nil
+		}
+		if len(l.q.Targets) == graph.MaxCountTargets {
+			return overCap(field, graph.MaxCountTargets, "more than %d distinct targets", graph.MaxCountTargets)
+		}
+		seen[k] = true
+		l.q.Targets = append(l.q.Targets, k)
+		return nil
+	}
+	for i, t := range targets {
+		field := fmt.Sprintf("%stargets[%d]", prefix, i)
+		if prefix == "" {
+			field = "target"
+		}
+		k, err := s.parseNodeRef(t, field)
+		if err != nil {
+			return l, err
+		}
+		if err := addTarget(k, field); err != nil {
+			return l, err
+		}
+	}
+	addWindow := func(d time.Duration, field string) error {
+		for _, w := range l.q.Windows {
+			if w == d {
+				return nil
+			}
+		}
+		if len(l.q.Windows) == graph.MaxCountWindows {
+			return overCap(field, graph.MaxCountWindows, "more than %d distinct windows", graph.MaxCountWindows)
+		}
+		l.q.Windows = append(l.q.Windows, d)
+		return nil
+	}
+	for i, w := range windows {
+		field := fmt.Sprintf("%swindows[%d]", prefix, i)
+		if prefix == "" {
+			field = "windows"
+		}
+		d, err := parseWindow(w, field)
+		if err != nil {
+			return l, err
+		}
+		if err := addWindow(d, field); err != nil {
+			return l, err
+		}
+	}
+	if len(windows) == 0 {
+		l.q.Windows = graph.DefaultWindows()
+	}
+	if len(caps) > maxCapsPerLookup {
+		return l, overCap(prefix+"caps", maxCapsPerLookup, "%d caps; the limit is %d", len(caps), maxCapsPerLookup)
+	}
+	for i, c := range caps {
+		field := fmt.Sprintf("%scaps[%d]", prefix, i)
+		if prefix == "" {
+			field = "cap"
+		}
+		k, err := s.parseNodeRef(c.Target, field)
+		if err != nil {
+			return l, err
+		}
+		d, err := parseWindow(c.Window, field)
+		if err != nil {
+			return l, err
+		}
+		if c.Max < 0 {
+			return l, apiErr(kindInvalidParameter, field, "max %d must not be negative", c.Max)
+		}
+		if err := addTarget(k, field); err != nil {
+			return l, err
+		}
+		if err := addWindow(d, field); err != nil {
+			return l, err
+		}
+		l.caps = append(l.caps, parsedCap{target: k, window: d, max: c.Max, field: field})
+	}
+	if len(l.q.Targets) == 0 {
+		return l, apiErr(kindInvalidParameter, prefix+"targets", "name at least one target (type:id)")
+	}
+	if asOf != "" {
+		field := prefix + "as_of"
+		t, err := parseTime(asOf, field)
+		if err != nil {
+			return l, err
+		}
+		l.q.AsOf = t
+	}
+	return l, nil
+}
+
+// answer turns a store result into the response shape, judging the caps.
+func answer(l countLookup, res graph.CountResult) countsResultJSON {
+	out := countsResultJSON{
+		User: l.q.User.String(), EdgeType: l.q.EdgeType, AsOf: res.AsOf,
+		Windows: make([]string, len(res.Windows)), Targets: make([]targetCountsJSON, len(res.Targets)), Allowed: true,
+	}
+	for i, w := range res.Windows {
+		out.Windows[i] = formatWindow(w)
+	}
+	byTarget := make(map[graph.NodeKey][]int64, len(res.Targets))
+	for i, tc := range res.Targets {
+		m := make(map[string]int64, len(tc.Counts))
+		for j, c := range tc.Counts {
+			m[out.Windows[j]] = c
+		}
+		out.Targets[i] = targetCountsJSON{Target: tc.Target.String(), Counts: m}
+		byTarget[tc.Target] = tc.Counts
+	}
+	for _, c := range l.caps {
+		n := byTarget[c.target][indexOf(res.Windows, c.window)]
+		cr := capResultJSON{Target: c.target.String(), Window: formatWindow(c.window), Max: c.max, Count: n,
+			Allowed: n < c.max, Remaining: max(0, c.max-n)}
+		out.Allowed = out.Allowed && cr.Allowed
+		out.Caps = append(out.Caps, cr)
+	}
+	return out
+}
+
+func indexOf(ws []time.Duration, w time.Duration) int {
+	for i, x := range ws {
+		if x == w {
+			return i
+		}
+	}
+	return -1
+}
+
+// countsErr maps the count store's own limit to a problem; everything else
+// goes to problemFor as it is.
+func countsErr(err error) error {
+	if errors.Is(err, graph.ErrCountTooLarge) {
+		return overCap("targets", graph.MaxCountRows, "the lookup would read more than %d impressions; ask for fewer targets or shorter windows", graph.MaxCountRows)
+	}
+	return err
+}
+
+func (s *server) countsEnabled(w http.ResponseWriter, r *http.Request) bool {
+	if s.counts == nil {
+		s.writeProblem(w, r, apiErr(kindNotFound, "", "frequency-cap counts are not enabled on this server"))
+		return false
+	}
+	return true
+}
+
+// getCounts serves GET /v1/counts/{type}/{id}.
+func (s *server) getCounts(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { s.m.stage(r, stageTotal, time.Since(start)) }()
+	if !s.countsEnabled(w, r) {
+		return
+	}
+	l, err := s.parseCountsQuery(r)
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	s.m.stage(r, stageValidation, time.Since(start))
+	r, cancel := withBudget(r, s.cfg.DefaultTimeBudget)
+	defer cancel()
+	t := time.Now()
+	res, err := s.counts.Counts(r.Context(), l.q)
+	s.m.stage(r, stageStorage, time.Since(t))
+	s.m.storeReads.WithLabelValues(routeOf(r)).Observe(1)
+	if err != nil {
+		s.writeProblem(w, r, countsErr(err))
+		return
+	}
+	wm, _ := watermarkFrom(r.Context())
+	s.writeJSON(w, countsResponse{countsResultJSON: answer(l, res), Watermark: wm})
+}
+
+func (s *server) parseCountsQuery(r *http.Request) (countLookup, error) {
+	user, err := s.nodeParam(r)
+	if err != nil {
+		return countLookup{}, err
+	}
+	q := r.URL.Query()
+	for name, vs := range q {
+		switch name {
+		case "target", "cap":
+		case "edge_type", "windows", "as_of":
+			if len(vs) > 1 {
+				return countLookup{}, apiErr(kindInvalidParameter, name, "given %d times", len(vs))
+			}
+		default:
+			return countLookup{}, apiErr(kindInvalidParameter, name, "unknown query parameter %q", name)
+		}
+	}
+	var windows []string
+	if v := q.Get("windows"); v != "" {
+		windows = strings.Split(v, ",")
+	}
+	var caps []capJSON
+	for _, c := range q["cap"] {
+		// target,window,max: split from the right, as an id may hold commas.
+		i := strings.LastIndexByte(c, ',')
+		j := -1
+		if i > 0 {
+			j = strings.LastIndexByte(c[:i], ',')
+		}
+		if j <= 0 {
+			return countLookup{}, apiErr(kindInvalidParameter, "cap", "%q is not type:id,window,max", c)
+		}
+		n, err := strconv.ParseInt(c[i+1:], 10, 64)
+		if err != nil {
+			return countLookup{}, apiErr(kindInvalidParameter, "cap", "%q: max is not an integer", c)
+		}
+		caps = append(caps, capJSON{Target: c[:j], Window: c[j+1 : i], Max: n})
+	}
+	return s.buildLookup(user, q.Get("edge_type"), q["target"], windows, q.Get("as_of"), caps, "")
+}
+
+// postCountsBatch serves POST /v1/counts:batch: every lookup is checked
+// before any is read; the lookups run ReadConcurrency at a time; one store
+// failure fails the request (an ad server must not take a partial answer
+// for a complete one).
+func (s *server) postCountsBatch(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { s.m.stage(r, stageTotal, time.Since(start)) }()
+	if !s.countsEnabled(w, r) {
+		return
+	}
+	if err := checkJSONBody(r); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	var body countsBatchRequest
+	if err := decodeJSON(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), &body); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	if len(body.Lookups) == 0 {
+		s.writeProblem(w, r, apiErr(kindInvalidParameter, "lookups", "name at least one lookup"))
+		return
+	}
+	if len(body.Lookups) > MaxCountLookups {
+		s.writeProblem(w, r, overCap("lookups", MaxCountLookups, "%d lookups; the limit is %d", len(body.Lookups), MaxCountLookups))
+		return
+	}
+	lookups := make([]countLookup, len(body.Lookups))
+	for i, lj := range body.Lookups {
+		prefix := fmt.Sprintf("lookups[%d].", i)
+		user, err := s.parseNodeRef(lj.User, prefix+"user")
+		if err == nil {
+			lookups[i], err = s.buildLookup(user, lj.EdgeType, lj.Targets, lj.Windows, lj.AsOf, lj.Caps, prefix)
+		}
+		if err != nil {
+			s.writeProblem(w, r, err)
+			return
+		}
+	}
+	s.m.stage(r, stageValidation, time.Since(start))
+	r, cancel := withBudget(r, s.cfg.DefaultTimeBudget)
+	defer cancel()
+	t := time.Now()
+	results := make([]countsResultJSON, len(lookups))
+	g, ctx := errgroup.WithContext(r.Context())
+	g.SetLimit(s.cfg.ReadConcurrency)
+	for i, l := range lookups {
+		g.Go(func() error {
+			res, err := s.counts.Counts(ctx, l.q)
+			if err != nil {
+				if errors.Is(err, graph.ErrInvalidQuery) {
+					return fmt.Errorf("lookups[%d]: %w", i, err)
+				}
+				return err
+			}
+			results[i] = answer(l, res)
+			return nil
+		})
+	}
+	err := g.Wait()
+	s.m.stage(r, stageStorage, time.Since(t))
+	s.m.storeReads.WithLabelValues(routeOf(r)).Observe(float64(len(lookups)))
+	if err != nil {
+		// A lookup cut because a sibling failed reports the sibling's error;
+		// the request context still tells the budget and client apart.
+		s.writeProblem(w, r, countsErr(err))
+		return
+	}
+	wm, _ := watermarkFrom(r.Context())
+	s.writeJSON(w, countsBatchResponse{Results: results, Watermark: wm})
+}
