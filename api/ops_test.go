@@ -152,9 +152,9 @@ func TestSpecValidationIsNotVacuous(t *testing.T) {
 	v := specValidator(t)
 	r := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:8080/v1/nodes/user/alice", nil)
 	for _, body := range []string{
-		`{"node":{"type":"user","id":"a","props":{},"event_time":"2026-01-01T00:00:00Z"}}`,                                                                  // no watermark
-		`{"node":{"type":"user","id":"a","props":{},"event_time":"2026-01-01T00:00:00Z"},"watermark":{"event_time":null,"known":false},"extra":1}`,       // unknown field
-		`{"node":{"type":"user","id":"a","props":{"x":[1]},"event_time":"2026-01-01T00:00:00Z"},"watermark":{"event_time":null,"known":false}}`,          // bad prop
+		`{"node":{"type":"user","id":"a","props":{},"event_time":"2026-01-01T00:00:00Z"}}`,                                                         // no watermark
+		`{"node":{"type":"user","id":"a","props":{},"event_time":"2026-01-01T00:00:00Z"},"watermark":{"event_time":null,"known":false},"extra":1}`, // unknown field
+		`{"node":{"type":"user","id":"a","props":{"x":[1]},"event_time":"2026-01-01T00:00:00Z"},"watermark":{"event_time":null,"known":false}}`,    // bad prop
 	} {
 		resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body))}
 		if ok, _ := v.ValidateHttpResponse(r, resp); ok {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -53,6 +54,30 @@ func withCursor(t *testing.T, body, cursor string) string {
 // answers for; they run on Pebble here and on real Cassandra in
 // cassandra_test.go. store holds seed().
 func traversalScenarios(t *testing.T, store graph.Reader) {
+	t.Run("EdgesPaging", func(t *testing.T) {
+		h := newHarness(t, store, nil)
+		seen := map[string]bool{}
+		path := "/v1/nodes/user/hub/edges?edge_type=follows&limit=15"
+		for pages := 1; ; pages++ {
+			got := getEdges(t, h, path)
+			for _, e := range edgeNames(got.Edges) {
+				if seen[e] {
+					t.Fatalf("edge %s twice", e)
+				}
+				seen[e] = true
+			}
+			if !got.HasMore {
+				break
+			}
+			if pages > 5 {
+				t.Fatal("pages do not end")
+			}
+			path = "/v1/nodes/user/hub/edges?edge_type=follows&limit=15&cursor=" + url.QueryEscape(got.NextCursor)
+		}
+		if len(seen) != 40 {
+			t.Fatalf("%d edges", len(seen))
+		}
+	})
 	t.Run("TwoHops", func(t *testing.T) {
 		h := newHarness(t, store, nil)
 		got := runTraversal(t, h, `{"start":[{"type":"user","id":"alice"}],
