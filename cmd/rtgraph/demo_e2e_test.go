@@ -40,6 +40,29 @@ type demoProcess struct {
 	stdout    *syncBuffer
 	stderr    *syncBuffer
 	kafkaAddr string
+	exited    chan struct{} // closed when the process has exited
+	waitErr   error         // set before exited is closed
+}
+
+// watch starts the process and notes when it exits.
+func (d *demoProcess) watch() {
+	d.t.Helper()
+	d.exited = make(chan struct{})
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	go func() {
+		d.waitErr = d.cmd.Wait()
+		close(d.exited)
+	}()
+	d.t.Cleanup(func() {
+		select {
+		case <-d.exited:
+		default:
+			_ = d.cmd.Process.Kill()
+			<-d.exited
+		}
+	})
 }
 
 func startDemo(t *testing.T, bin, dataDir, kafkaAddr, httpAddr string, extra ...string) *demoProcess {
@@ -48,15 +71,7 @@ func startDemo(t *testing.T, bin, dataDir, kafkaAddr, httpAddr string, extra ...
 	cmd := exec.Command(bin, args...)
 	d := &demoProcess{t: t, cmd: cmd, base: "http://" + httpAddr, stdout: &syncBuffer{}, stderr: &syncBuffer{}, kafkaAddr: kafkaAddr}
 	cmd.Stdout, cmd.Stderr = d.stdout, d.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
+	d.watch()
 	d.waitFor("ready", 90*time.Second, func() bool {
 		code, _ := d.get("/readyz")
 		return code == 200
@@ -88,6 +103,11 @@ func (d *demoProcess) waitFor(what string, limit time.Duration, ok func() bool) 
 	d.t.Helper()
 	deadline := time.Now().Add(limit)
 	for !ok() {
+		select {
+		case <-d.exited:
+			d.t.Fatalf("demo: exited (%v) before %s\nstdout:\n%s\nstderr (tail):\n%s", d.waitErr, what, d.stdout.String(), tail(d.stderr.String(), 4000))
+		default:
+		}
 		if time.Now().After(deadline) {
 			d.t.Fatalf("demo: not %s after %s\nstdout:\n%s\nstderr (tail):\n%s", what, limit, d.stdout.String(), tail(d.stderr.String(), 4000))
 		}
@@ -101,12 +121,10 @@ func (d *demoProcess) stop() {
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		d.t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- d.cmd.Wait() }()
 	select {
-	case err := <-done:
-		if err != nil {
-			d.t.Fatalf("demo exit after SIGTERM: %v\nstderr (tail):\n%s", err, tail(d.stderr.String(), 4000))
+	case <-d.exited:
+		if d.waitErr != nil {
+			d.t.Fatalf("demo exit after SIGTERM: %v\nstderr (tail):\n%s", d.waitErr, tail(d.stderr.String(), 4000))
 		}
 	case <-time.After(60 * time.Second):
 		d.t.Fatalf("demo still running 60s after SIGTERM")
@@ -198,6 +216,28 @@ func TestDemoEndToEnd(t *testing.T) {
 		return json.NewDecoder(resp.Body).Decode(&body) == nil && body.Watermark.Known &&
 			resp.Header.Get("RTGraph-Watermark") != "unknown"
 	})
+
+	// The README's frequency-cap query: user u-9001's impressions of two
+	// campaigns in three windows. The counts must be consistent: a longer
+	// window never counts fewer impressions than a shorter one.
+	var counts struct {
+		Targets []struct {
+			Target string           `json:"target"`
+			Counts map[string]int64 `json:"counts"`
+		} `json:"targets"`
+	}
+	d.waitFor("counting impressions of u-9001", 60*time.Second, func() bool {
+		code, body := d.get("/v1/counts/user/u-9001?edge_type=impressed&target=campaign:c-500&target=campaign:c-501&windows=1m,1h,1d")
+		if code != 200 || json.Unmarshal(body, &counts) != nil || len(counts.Targets) != 2 {
+			return false
+		}
+		return counts.Targets[0].Counts["1d"]+counts.Targets[1].Counts["1d"] > 0
+	})
+	for _, c := range counts.Targets {
+		if c.Counts["1m"] > c.Counts["1h"] || c.Counts["1h"] > c.Counts["1d"] {
+			t.Errorf("%s: windows not nested: %v", c.Target, c.Counts)
+		}
+	}
 
 	// A user's own Debezium event, published with `rtgraph produce`.
 	out, err := exec.Command(bin, "produce", "--brokers", kafkaAddr, "--topic", "streaming.public.accounts", "--file", "testdata/account_990001.jsonl").CombinedOutput()
