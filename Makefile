@@ -12,7 +12,7 @@ LDFLAGS     := -X main.version=$(VERSION)
 CONFIG      ?=
 GOTESTFLAGS ?= -race -count=1 -timeout 45m
 # Packages whose tests need the real servers (test-integration runs only these).
-INTEGRATION_PKGS := ./internal/smoke/... ./graph/cassandra/...
+INTEGRATION_PKGS := ./internal/smoke/... ./graph/cassandra/... ./ingest/... ./api/... ./enrich/... ./internal/produce/... ./cmd/rtgraph/...
 FUZZTIME    ?= 30s
 # Extra flags for `make run`, e.g. DEMOFLAGS="--rate 1000 --data-dir /tmp/rtgraph".
 DEMOFLAGS   ?=
@@ -45,11 +45,15 @@ test-integration: ## Run only the integration tests, against real Kafka and Cass
 	deploy/local/with-infra.sh $(GO) test $(GOTESTFLAGS) $(INTEGRATION_PKGS)
 
 .PHONY: bench
-bench: bench-store ## Run every benchmark (figures go to docs/benchmarks.md by hand).
+bench: bench-store bench-fcap ## Run every benchmark (figures go to docs/benchmarks.md by hand).
 
 .PHONY: bench-store
 bench-store: ## Graph-store benchmarks on Pebble and on real Cassandra.
 	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./graph/embedded/ ./graph/cassandra/
+
+.PHONY: bench-fcap
+bench-fcap: ## Frequency-cap lookup benchmarks on Pebble and real Cassandra, with the raw ceiling.
+	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench CountsLookup -benchtime 20000x -timeout 90m -v ./graph/embedded/ ./graph/cassandra/
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s).
