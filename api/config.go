@@ -139,6 +139,11 @@ func DefaultConfig() Config {
 // request use its whole time budget and still write its answer.
 func (c Config) MinWriteTimeout() time.Duration { return c.MaxTimeBudget + 5*time.Second }
 
+// maxPageLimit is the largest adjacency page every backend accepts
+// (graph/embedded and graph/cassandra both refuse more than 10000); an edges
+// page is one store call, so max_hop_limit may not exceed it.
+const maxPageLimit = 10000
+
 // ErrInvalidConfig is wrapped by every Validate error.
 var ErrInvalidConfig = errors.New("api: invalid config")
 
@@ -163,6 +168,9 @@ func (c Config) Validate() error {
 	positive("supernode_cap", c.SupernodeCap)
 	positive("read_concurrency", c.ReadConcurrency)
 	positive("max_in_flight", c.MaxInFlight)
+	if c.MaxHopLimit > maxPageLimit {
+		bad("max_hop_limit", "at most %d, the largest page the stores serve", maxPageLimit)
+	}
 	if c.DefaultHopLimit > c.MaxHopLimit {
 		bad("default_hop_limit", "%d is above max_hop_limit %d", c.DefaultHopLimit, c.MaxHopLimit)
 	}

@@ -37,6 +37,7 @@ func TestConfigValidate(t *testing.T) {
 		{"api.default_hop_limit", func(c *Config) { c.DefaultHopLimit = 0 }},
 		{"api.default_hop_limit", func(c *Config) { c.DefaultHopLimit = c.MaxHopLimit + 1 }},
 		{"api.max_hop_limit", func(c *Config) { c.MaxHopLimit = -1 }},
+		{"api.max_hop_limit", func(c *Config) { c.MaxHopLimit = 20000 }},
 		{"api.default_max_results", func(c *Config) { c.DefaultMaxResults = c.MaxResults + 1 }},
 		{"api.max_results", func(c *Config) { c.MaxResults = 0 }},
 		{"api.max_start_nodes", func(c *Config) { c.MaxStartNodes = 5000 }},

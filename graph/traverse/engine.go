@@ -22,6 +22,9 @@ type Options struct {
 	Concurrency int
 	// NodeBatch is the most keys one GetNodes call asks for. Default 256.
 	NodeBatch int
+	// MaxPage is the most edges one Adjacency call asks for; a source that
+	// wants more reads several pages. Default 1000.
+	MaxPage int
 }
 
 // Engine runs traversals over a graph.Reader. It is safe for concurrent use:
@@ -31,6 +34,7 @@ type Engine struct {
 	schema *graph.Schema
 	conc   int
 	batch  int
+	page   int
 }
 
 // New returns an Engine reading from r, whose graph follows schema.
@@ -41,7 +45,10 @@ func New(r graph.Reader, schema *graph.Schema, opts Options) *Engine {
 	if opts.NodeBatch <= 0 {
 		opts.NodeBatch = 256
 	}
-	return &Engine{r: r, schema: schema, conc: opts.Concurrency, batch: opts.NodeBatch}
+	if opts.MaxPage <= 0 {
+		opts.MaxPage = 1000
+	}
+	return &Engine{r: r, schema: schema, conc: opts.Concurrency, batch: opts.NodeBatch, page: opts.MaxPage}
 }
 
 // PanicError is a panic raised by the graph.Reader inside one of the
@@ -526,7 +533,7 @@ func (t *traversal) read(ctx context.Context, h *Hop, owned map[graph.NodeKey]bo
 		return sourceResult{state: stateFailed, err: fmt.Errorf("traverse: read %s %s %s: %w", src.Node, src.EdgeType, src.Direction, err)}
 	}
 	for {
-		q.Limit = max(1, min(h.NodeCap-res.read, want-len(res.cands)))
+		q.Limit = max(1, min(h.NodeCap-res.read, want-len(res.cands), t.e.page))
 		page, err := t.e.r.Adjacency(ctx, q)
 		t.reads.Add(1)
 		if err != nil {

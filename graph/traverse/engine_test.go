@@ -622,3 +622,18 @@ func TestSourceShortOfDuplicatesReadsOn(t *testing.T) {
 		t.Fatalf("hops = %+v", res.Hops)
 	}
 }
+
+func TestPagesAreBoundedByMaxPage(t *testing.T) {
+	s, schema := newStore(t, star(25)...)
+	c := &countingReader{Reader: s}
+	h := hop("follows")
+	h.Limit = 20
+	all, n := drain(t, New(c, schema, Options{MaxPage: 3}), req([]graph.NodeKey{user("hub")}, h))
+	if len(all) != 25 || n != 2 {
+		t.Fatalf("%d edges in %d requests", len(all), n)
+	}
+	// 20 edges in pages of at most 3, then the last 5.
+	if got := c.adjacency.Load(); got < 7+2 {
+		t.Fatalf("%d adjacency reads: pages were not bounded", got)
+	}
+}
