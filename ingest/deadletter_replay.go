@@ -45,9 +45,11 @@ type ReplayStats struct {
 	Unreplayable int
 }
 
-// idleEnd is how long replay waits for more records of a partition whose
-// remaining offsets may hold no records (transaction markers, compaction).
-const idleEnd = 2 * time.Second
+// idleWarn is how long replay waits for the next record of a partition
+// before it says so in the log. It never gives up on its own: the pipeline
+// writes dead letters without transactions, so every offset below the end
+// holds a record, and deciding otherwise could skip one. Cancel ctx to stop.
+const idleWarn = 30 * time.Second
 
 // ReplayDLQ publishes the dead letters of topic, from where the replay group
 // stopped (or the oldest, with FromStart) up to the end the topic had when
@@ -172,7 +174,7 @@ func (r *replayer) partition(p int32, start, end int64, st *ReplayStats) error {
 		}
 		return nil
 	}
-	idle := time.NewTimer(idleEnd)
+	idle := time.NewTimer(idleWarn)
 	defer idle.Stop()
 	for next < end {
 		select {
@@ -181,14 +183,10 @@ func (r *replayer) partition(p int32, start, end int64, st *ReplayStats) error {
 		case err := <-pc.Errors():
 			return fmt.Errorf("ingest: replay: read %s/%d: %w", r.topic, p, err)
 		case <-idle.C:
-			if pc.HighWaterMarkOffset() >= end {
-				// The offsets left below end hold no records.
-				next = end
-				continue
-			}
-			idle.Reset(idleEnd)
+			r.log.Warn("replay waiting for dead letters", "topic", r.topic, "partition", p, "next_offset", next, "end_offset", end)
+			idle.Reset(idleWarn)
 		case msg := <-pc.Messages():
-			idle.Reset(idleEnd)
+			idle.Reset(idleWarn)
 			if msg.Offset >= end {
 				next = end
 				continue

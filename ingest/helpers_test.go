@@ -23,6 +23,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(childEnv); spec != "" {
+		// This binary was started by startChild as an ingest process.
+		os.Exit(childMain(spec))
+	}
 	goleak.VerifyTestMain(m,
 		// sarama's metrics registry starts a meter ticker shared by all clients.
 		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
