@@ -45,11 +45,15 @@ test-integration: ## Run only the integration tests, against real Kafka and Cass
 	deploy/local/with-infra.sh $(GO) test $(GOTESTFLAGS) $(INTEGRATION_PKGS)
 
 .PHONY: bench
-bench: bench-store bench-fcap ## Run every benchmark (figures go to docs/benchmarks.md by hand).
+bench: bench-store bench-fcap bench-query ## Run every benchmark (figures go to docs/benchmarks.md by hand).
 
 .PHONY: bench-store
 bench-store: ## Graph-store benchmarks on Pebble and on real Cassandra.
 	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./graph/embedded/ ./graph/cassandra/
+
+.PHONY: bench-query
+bench-query: ## Query API latency: 1/2/3 hops and supernode, Pebble and real Cassandra (docs/bench-query.md).
+	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench Query -benchtime 1x -timeout 60m ./api/
 
 .PHONY: bench-fcap
 bench-fcap: ## Frequency-cap lookup benchmarks on Pebble and real Cassandra, with the raw ceiling.

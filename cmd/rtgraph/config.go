@@ -97,6 +97,9 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("store.backend: %q is not one of embedded, cassandra", c.Store.Backend))
 	}
+	if min := c.API.MinWriteTimeout(); c.HTTP.WriteTimeout < min {
+		errs = append(errs, fmt.Errorf("http.write_timeout: %s is shorter than api.max_time_budget plus a margin (%s): long traversals would be cut mid-answer", c.HTTP.WriteTimeout, min))
+	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown_timeout: must be positive"))
 	}

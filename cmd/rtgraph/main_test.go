@@ -116,6 +116,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{[]string{"RTGRAPH_KAFKA_VERSION=2.0.0"}, "kafka.version"},
 		{[]string{"RTGRAPH_LOG_FORMAT=xml"}, "log.format"},
 		{[]string{"RTGRAPH_SHUTDOWN_TIMEOUT=0s"}, "shutdown_timeout"},
+		{[]string{"RTGRAPH_HTTP_WRITE_TIMEOUT=5s"}, "http.write_timeout"},
 		{[]string{"RTGRAPH_CASANDRA_PORT=9042"}, "RTGRAPH_CASANDRA_PORT"},
 	}
 	for _, tt := range tests {
