@@ -45,7 +45,7 @@ test-integration: ## Run only the integration tests, against real Kafka and Cass
 	deploy/local/with-infra.sh $(GO) test $(GOTESTFLAGS) $(INTEGRATION_PKGS)
 
 .PHONY: bench
-bench: bench-store bench-fcap bench-query ## Run every benchmark (figures go to docs/benchmarks.md by hand).
+bench: bench-store bench-ingest bench-query bench-fcap ## Run every benchmark (figures go to docs/benchmarks.md by hand).
 
 .PHONY: bench-store
 bench-store: ## Graph-store benchmarks on Pebble and on real Cassandra.
@@ -54,6 +54,10 @@ bench-store: ## Graph-store benchmarks on Pebble and on real Cassandra.
 .PHONY: bench-query
 bench-query: ## Query API latency: 1/2/3 hops and supernode, Pebble and real Cassandra (docs/bench-query.md).
 	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench Query -benchtime 1x -timeout 60m ./api/
+
+.PHONY: bench-ingest
+bench-ingest: ## Pipeline end to end on real Kafka: events/s, freshness, raw ceilings (RTGRAPH_BENCH_EVENTS, default 1M).
+	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench Ingest -benchtime 1x -timeout 90m -v ./ingest/
 
 .PHONY: bench-fcap
 bench-fcap: ## Frequency-cap lookup benchmarks on Pebble and real Cassandra, with the raw ceiling.

@@ -21,8 +21,23 @@ const EnvPrefix = "RTGRAPH_"
 // ErrUnknownEnv is returned when an RTGRAPH_ variable names no field.
 var ErrUnknownEnv = errors.New("config: unknown environment variable")
 
-// reservedEnv are RTGRAPH_ variables that are not config fields.
-var reservedEnv = []string{"RTGRAPH_CONFIG", "RTGRAPH_TEST_KAFKA", "RTGRAPH_TEST_CASSANDRA", "RTGRAPH_SKIP_INTEGRATION", "RTGRAPH_INFRA_DIR"}
+// reservedEnv are RTGRAPH_ variables, or prefixes of them, that belong to
+// the tooling (the config file's path, the test and benchmark harnesses,
+// deploy/local) rather than to configuration.
+var reservedEnv = []string{
+	"RTGRAPH_CONFIG", "RTGRAPH_SKIP_INTEGRATION",
+	"RTGRAPH_TEST_", "RTGRAPH_BENCH_", "RTGRAPH_INFRA_", "RTGRAPH_MAVEN_", "RTGRAPH_JVM_",
+	"RTGRAPH_FCAP_TEST_", "RTGRAPH_INGEST_IT_", "RTGRAPH_INGEST_TEST_",
+}
+
+func reserved(name string) bool {
+	for _, r := range reservedEnv {
+		if name == r || strings.HasSuffix(r, "_") && strings.HasPrefix(name, r) {
+			return true
+		}
+	}
+	return false
+}
 
 // Load fills dst, a pointer to a struct that already holds its defaults,
 // from the YAML file at path (skipped when path is empty) and then from the
@@ -102,7 +117,7 @@ func applyEnv(environ []string, dst any) error {
 	var errs []error
 	for _, kv := range environ {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(k, EnvPrefix) || slices.Contains(reservedEnv, k) {
+		if !ok || !strings.HasPrefix(k, EnvPrefix) || reserved(k) {
 			continue
 		}
 		f, ok := byEnv[k]

@@ -66,6 +66,8 @@ func TestLoadFileThenEnv(t *testing.T) {
 		"RTGRAPH_DB_RATIO=0.5",
 		"RTGRAPH_CONFIG=ignored",
 		"RTGRAPH_TEST_KAFKA=ignored",
+		"RTGRAPH_BENCH_EVENTS=ignored",
+		"RTGRAPH_INFRA_START_TIMEOUT=ignored",
 	}
 	if err := Load(path, env, c); err != nil {
 		t.Fatal(err)

@@ -12,7 +12,9 @@
 // with underscores: cassandra.tls.ca_file is RTGRAPH_CASSANDRA_TLS_CA_FILE.
 // Lists are comma-separated ("a,b"); maps are "k=v,k2=v2"; durations use Go
 // syntax ("250ms", "5s"). An RTGRAPH_ variable that names no field is an
-// error, so a typo never goes unnoticed.
+// error, so a typo never goes unnoticed — except RTGRAPH_CONFIG and the
+// tooling's own variables (RTGRAPH_TEST_*, RTGRAPH_BENCH_*, RTGRAPH_INFRA_*,
+// and the others listed in reservedEnv).
 //
 // Fields tagged `secret:"true"` are masked by Print and never logged.
 package config
