@@ -15,7 +15,7 @@ import (
 type shortcut struct {
 	kind  shortcutKind
 	path  fieldPath // shortcutPath, shortcutIsNil, shortcutNotNil
-	value any  // shortcutLiteral
+	value any       // shortcutLiteral
 }
 
 // fieldPath is a variable followed by field reads. A step's field name is either
