@@ -241,6 +241,9 @@ func (c Config) consumerConfig(k KafkaConfig) (*sarama.Config, error) {
 	// A new broker creates __consumer_offsets on the first group request.
 	sc.Metadata.Retry.Max = 10
 	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
+	// A missing topic is an operator's mistake to report, not one for the
+	// broker to paper over with a topic of default partitions.
+	sc.Metadata.AllowAutoTopicCreation = false
 	return sc, nil
 }
 
@@ -260,5 +263,6 @@ func producerConfig(k KafkaConfig) (*sarama.Config, error) {
 	sc.Net.MaxOpenRequests = 1 // required by the idempotent producer
 	sc.Metadata.Retry.Max = 10
 	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
+	sc.Metadata.AllowAutoTopicCreation = false
 	return sc, nil
 }

@@ -96,6 +96,7 @@ func TestConsumerConfig(t *testing.T) {
 		{"fetch wait", sc.Consumer.MaxWaitTime == 300*time.Millisecond},
 		{"fetch bytes", sc.Consumer.Fetch.Default == 2<<20},
 		{"partition buffer", sc.ChannelBufferSize == 64},
+		{"no topic auto-creation", !sc.Metadata.AllowAutoTopicCreation},
 	}
 	for _, ch := range checks {
 		if !ch.ok {
@@ -109,7 +110,7 @@ func TestConsumerConfig(t *testing.T) {
 	if err := pc.Validate(); err != nil {
 		t.Fatalf("sarama refuses the producer config: %v", err)
 	}
-	if !pc.Producer.Idempotent || pc.Producer.RequiredAcks != sarama.WaitForAll || !pc.Producer.Return.Successes {
+	if !pc.Producer.Idempotent || pc.Producer.RequiredAcks != sarama.WaitForAll || !pc.Producer.Return.Successes || pc.Metadata.AllowAutoTopicCreation {
 		t.Errorf("producer config: idempotent=%v acks=%v successes=%v", pc.Producer.Idempotent, pc.Producer.RequiredAcks, pc.Producer.Return.Successes)
 	}
 	bad := DefaultKafkaConfig()

@@ -335,12 +335,13 @@ type testRecord struct {
 	value []byte
 	ts    time.Time // the record's Kafka timestamp
 	bad   bool      // expected in the dead-letter topic
+	class string    // the dead-letter class expected when bad
 }
 
 // mixedRecords returns n records over users u0..u(users-1) and items
 // i0..i(items-1): mostly views, some unviews and user deletes, event times
 // jittered out of order, and about 15% bad records of every kind (malformed
-// JSON, missing fields, unmappable ops, schema violations).
+// JSON, a missing or unreadable time, unmappable ops, schema violations).
 func mixedRecords(rnd *rand.Rand, n, users, items int, start time.Time) []testRecord {
 	out := make([]testRecord, n)
 	for i := range out {
@@ -353,13 +354,15 @@ func mixedRecords(rnd *rand.Rand, n, users, items int, start time.Time) []testRe
 		rec := testRecord{key: user, ts: start.Add(time.Duration(i) * time.Millisecond)}
 		switch x := rnd.IntN(100); {
 		case x < 5:
-			rec.value, rec.bad = []byte(fmt.Sprintf(`{"id":"r%d","ts":`, i)), true
+			rec.value, rec.bad, rec.class = []byte(fmt.Sprintf(`{"id":"r%d","ts":`, i)), true, "malformed_json"
+		case x < 6:
+			rec.value, rec.bad, rec.class = []byte(fmt.Sprintf(`{"id":"r%d","user":%q}`, i, user)), true, "missing_field" // no ts
 		case x < 7:
-			rec.value, rec.bad = []byte(fmt.Sprintf(`{"id":"r%d","user":%q}`, i, user)), true // no ts
+			rec.value, rec.bad, rec.class = []byte(fmt.Sprintf(`{"id":"r%d","user":%q,"ts":"soon"}`, i, user)), true, "bad_time"
 		case x < 11:
-			e.Op, rec.bad = opUnknown, true
+			e.Op, rec.bad, rec.class = opUnknown, true, "unknown_entity_type"
 		case x < 15:
-			e.Op, rec.bad = opBadProp, true
+			e.Op, rec.bad, rec.class = opBadProp, true, ClassNonConforming
 		case x < 25:
 			e.Op = opUnview
 		case x < 29:

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rtgraph/rtgraph/graph"
 	"github.com/rtgraph/rtgraph/graph/cassandra"
@@ -121,7 +122,10 @@ func openEmbedded(t testing.TB, dir string) *embedded.Store {
 // real Kafka, then:
 //   - runs the pipeline uninterrupted into a Pebble store and checks every
 //     node and edge against the reference and every bad record in the
-//     dead-letter topic with its reason;
+//     dead-letter topic with its class and reason;
+//   - rewinds that group to the middle of the records (RewindGroup, by
+//     timestamp), runs it again, and checks that exactly the rewound records
+//     were processed and the graph is the single pass's;
 //   - runs it again under another group in child processes, killing the
 //     first with SIGKILL midway (no flush, no commit) and restarting it,
 //     and checks the final state is identical to the uninterrupted run's.
@@ -135,10 +139,11 @@ func TestIntegrationPipeline(t *testing.T) {
 	want := referenceState(t, recs, users, items)
 
 	var uninterrupted string
+	onceDir := t.TempDir()
+	cfg := kafkaTestConfig(uniqueName("g_once"), topic, dlq)
 	t.Run("uninterrupted", func(t *testing.T) {
-		store := openEmbedded(t, t.TempDir())
+		store := openEmbedded(t, onceDir)
 		defer store.Close()
-		cfg := kafkaTestConfig(uniqueName("g_once"), topic, dlq)
 		r := startPipeline(t, cfg, kc, store, store, &testMapper{})
 		waitCommitted(t, kc, cfg.GroupID, topic, itTimeout)
 		if err := r.stop(t); err != nil {
@@ -162,6 +167,39 @@ func TestIntegrationPipeline(t *testing.T) {
 	if uninterrupted == "" {
 		t.Fatal("no uninterrupted run to compare with")
 	}
+
+	t.Run("rewound and re-derived", func(t *testing.T) {
+		to := recs[n/2].ts
+		rw, err := RewindGroup(context.Background(), kc, cfg.GroupID, []string{topic}, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rewound := int64(0)
+		for _, x := range rw {
+			if x.To >= x.From {
+				t.Errorf("partition %d not rewound: %+v", x.Partition, x)
+			}
+			rewound += x.From - x.To
+		}
+		if rewound < int64(n/3) || rewound > int64(2*n/3) {
+			t.Errorf("rewound %d records to %s, want about half of %d", rewound, to, n)
+		}
+		store := openEmbedded(t, onceDir)
+		defer store.Close()
+		r := startPipeline(t, cfg, kc, store, store, &testMapper{})
+		waitCommitted(t, kc, cfg.GroupID, topic, itTimeout)
+		if err := r.stop(t); err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+		processed := testutil.ToFloat64(r.p.m.messages.WithLabelValues(topic, outcomeWritten)) +
+			testutil.ToFloat64(r.p.m.messages.WithLabelValues(topic, outcomeDeadLettered))
+		if int64(processed) != rewound {
+			t.Errorf("re-derivation processed %v records, want the %d rewound", processed, rewound)
+		}
+		if got := dumpState(t, store, names("u", users), names("i", items)); got != uninterrupted {
+			t.Fatalf("graph after rewind and re-derivation differs from the single pass")
+		}
+	})
 
 	t.Run("killed and restarted", func(t *testing.T) {
 		dir := t.TempDir()
