@@ -10,6 +10,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/rtgraph/rtgraph/graph"
 	"github.com/rtgraph/rtgraph/graph/memstore"
@@ -211,6 +212,22 @@ func TestReplayDLQAfterFix(t *testing.T) {
 	}
 }
 
+// omittedDeadLetter is the dead letter of src as the pipeline produces it
+// when the value does not fit in maxBytes.
+func omittedDeadLetter(t *testing.T, src *sarama.ConsumerMessage, maxBytes int) *sarama.ProducerMessage {
+	t.Helper()
+	s := &deadLetterSender{topic: "rtgraph.dlq", group: "g", maxBytes: maxBytes}
+	o := &outgoing{src: src, cause: Cause{Stage: StageDecode, Class: "malformed_json", Reason: "x"}}
+	s.build(o, base)
+	if o.level == levelWhole {
+		t.Fatal("value kept")
+	}
+	return o.pm
+}
+
+// TestReplayDLQUnreplayable: records that are not dead letters, and dead
+// letters without their value whose source record is gone or differs, are
+// counted unreplayable and published nowhere.
 func TestReplayDLQUnreplayable(t *testing.T) {
 	kc := newKfake(t, 1)
 	sc, err := producerConfig(kc)
@@ -222,14 +239,94 @@ func TestReplayDLQUnreplayable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer prod.Close()
-	src := &sarama.ConsumerMessage{Topic: testTopicName, Partition: 0, Offset: 5, Key: []byte("k"), Value: []byte("v")}
-	omitted := omitValue(deadLetterMessage("rtgraph.dlq", "g", src, Cause{Stage: StageDecode, Class: "malformed_json", Reason: "x"}, base))
+	// The source partition holds one record, at offset 0.
+	if _, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: testTopicName, Key: sarama.StringEncoder("k"), Value: sarama.StringEncoder("{now-different")}); err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("v"), 20<<10)
+	past := &sarama.ConsumerMessage{Topic: testTopicName, Partition: 0, Offset: 5, Key: []byte("k"), Value: big}
+	differs := &sarama.ConsumerMessage{Topic: testTopicName, Partition: 0, Offset: 0, Key: []byte("k"), Value: big}
 	plain := &sarama.ProducerMessage{Topic: "rtgraph.dlq", Value: sarama.StringEncoder("not a dead letter")}
-	if err := prod.SendMessages([]*sarama.ProducerMessage{omitted, plain}); err != nil {
+	if err := prod.SendMessages([]*sarama.ProducerMessage{
+		omittedDeadLetter(t, past, minDeadLetterBytes), omittedDeadLetter(t, differs, minDeadLetterBytes), plain,
+	}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := ReplayDLQ(context.Background(), kc, "rtgraph.dlq", ReplayOptions{})
-	if err != nil || st.Unreplayable != 2 || st.Replayed != 0 {
-		t.Fatalf("stats = %+v, %v; want 2 unreplayable", st, err)
+	if err != nil || st.Unreplayable != 3 || st.Replayed != 0 {
+		t.Fatalf("stats = %+v, %v; want 3 unreplayable", st, err)
+	}
+	if n := len(readAll(t, kc, testTopicName)); n != 1 {
+		t.Errorf("source topic holds %d records, want 1 (nothing republished)", n)
+	}
+}
+
+// TestReplayDLQReadsOmittedValuesFromSource: a dead letter that went
+// without its value (and key and headers) is replayed by reading the source
+// record back, checked by size and SHA-256, and republished byte for byte,
+// in order with the others.
+func TestReplayDLQReadsOmittedValuesFromSource(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "rtgraph.dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	kc := DefaultKafkaConfig()
+	kc.Brokers = c.ListenAddrs()
+	admin := newAdmin(t, kc)
+	big := "4194304"
+	if err := admin.CreateTopic(testTopicName, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1,
+		ConfigEntries: map[string]*string{"max.message.bytes": &big}}, false); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := producerConfig(kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Producer.MaxMessageBytes = 4 << 20
+	prod, err := sarama.NewSyncProducer(kc.Brokers, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	value := bytes.Repeat([]byte("garbage "), 2<<20/8)
+	key := bytes.Repeat([]byte("K"), 64<<10)
+	src := &sarama.ProducerMessage{Topic: testTopicName, Key: sarama.ByteEncoder(key), Value: sarama.ByteEncoder(value),
+		Headers: []sarama.RecordHeader{{Key: []byte("trace"), Value: []byte("t-9")}}}
+	if _, _, err := prod.SendMessage(src); err != nil {
+		t.Fatal(err)
+	}
+	small := &sarama.ProducerMessage{Topic: testTopicName, Key: sarama.StringEncoder("s"), Value: sarama.StringEncoder("{small")}
+	if _, _, err := prod.SendMessage(small); err != nil {
+		t.Fatal(err)
+	}
+	consumed := readAll(t, kc, testTopicName)
+	if len(consumed) != 2 {
+		t.Fatalf("source holds %d records", len(consumed))
+	}
+	cause := Cause{Stage: StageDecode, Class: "malformed_json", Reason: "x"}
+	dlBig := omittedDeadLetter(t, consumed[0], minDeadLetterBytes) // key too: bare
+	dlSmall := deadLetterMessage("rtgraph.dlq", "g", consumed[1], cause, base)
+	if header(dlBig, HeaderKeyOmitted) == "" {
+		t.Fatal("key kept")
+	}
+	if err := prod.SendMessages([]*sarama.ProducerMessage{dlBig, dlSmall}); err != nil {
+		t.Fatal(err)
+	}
+
+	st, err := ReplayDLQ(context.Background(), kc, "rtgraph.dlq", ReplayOptions{})
+	if err != nil || st.Replayed != 2 || st.FromSource != 1 || st.Unreplayable != 0 {
+		t.Fatalf("stats = %+v, %v; want 2 replayed, 1 from source", st, err)
+	}
+	back := readAll(t, kc, testTopicName)
+	if len(back) != 4 {
+		t.Fatalf("source topic holds %d records, want 4", len(back))
+	}
+	got := back[2]
+	if !bytes.Equal(got.Value, value) || !bytes.Equal(got.Key, key) || len(got.Headers) != 1 || string(got.Headers[0].Value) != "t-9" {
+		t.Errorf("replayed record differs: key %d bytes, value %d bytes, headers %v", len(got.Key), len(got.Value), got.Headers)
+	}
+	if string(back[3].Value) != "{small" {
+		t.Errorf("order: record 3 = %q, want the small one after the large one", back[3].Value)
 	}
 }

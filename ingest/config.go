@@ -27,6 +27,14 @@ type Config struct {
 	// mutations, with the reason in headers. It must exist and must not be an
 	// input topic. Default "rtgraph.dlq".
 	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// DeadLetterMaxMessageBytes is the largest dead-letter record the
+	// pipeline produces [max.request.size]. 0 (the default) takes the
+	// dead-letter topic's max.message.bytes, read at start. A value above
+	// the topic's max.message.bytes is a start-up error. A dead letter that
+	// would be larger is produced without the source value (and, if need
+	// be, key and headers), with the value's size and SHA-256 in headers:
+	// `rtgraph dlq replay` fetches it from the source topic.
+	DeadLetterMaxMessageBytes int `yaml:"dead_letter_max_message_bytes"`
 	// Batch bounds what a partition worker accumulates before writing.
 	Batch BatchConfig `yaml:"batch"`
 	// MaxApplyMutations bounds one Writer.Apply call; a batch that maps to
@@ -67,6 +75,11 @@ type Config struct {
 	// that cannot finish in time (the store is down) is abandoned without
 	// committing: its records are delivered again. Default 20s.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// StallTimeout: a partition whose worker has retried a failing
+	// dependency (store, mapper, dead-letter topic) for this long is
+	// reported as stalled in /readyz. Every stall is in the metrics and the
+	// log from its start. Default 30s.
+	StallTimeout time.Duration `yaml:"stall_timeout"`
 	// WatermarkInterval is the least time between two watermark records of
 	// one partition (the last one is always recorded on a clean stop or
 	// revocation). Default 1s.
@@ -113,6 +126,7 @@ func DefaultConfig() Config {
 		PartitionBuffer:        512,
 		DrainTimeout:           20 * time.Second,
 		WatermarkInterval:      time.Second,
+		StallTimeout:           30 * time.Second,
 	}
 }
 
@@ -191,8 +205,19 @@ func (c Config) Validate() error {
 	if c.WatermarkInterval <= 0 {
 		bad("watermark_interval", "must be positive")
 	}
+	if c.StallTimeout <= 0 {
+		bad("stall_timeout", "must be positive")
+	}
+	if m := c.DeadLetterMaxMessageBytes; m != 0 && (m < minDeadLetterBytes || m >= int(sarama.MaxRequestSize)) {
+		bad("dead_letter_max_message_bytes", "must be 0 (the topic's max.message.bytes) or between %d and %d", minDeadLetterBytes, sarama.MaxRequestSize-1)
+	}
 	return errors.Join(errs...)
 }
+
+// minDeadLetterBytes is the least dead_letter_max_message_bytes: room for
+// the pipeline's headers (the reason is at most MaxReasonBytes) with the key
+// and value left out.
+const minDeadLetterBytes = 8 << 10
 
 // checkTopicName applies Kafka's rule: 1-249 characters of [a-zA-Z0-9._-],
 // and not "." or "..".

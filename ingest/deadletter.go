@@ -29,9 +29,10 @@ const (
 	HeaderTimestamp = "rtgraph.dlq.timestamp" // source record timestamp, RFC 3339
 	HeaderGroup     = "rtgraph.dlq.group"     // consumer group that dead-lettered it
 	HeaderTime      = "rtgraph.dlq.time"      // when it was dead-lettered, RFC 3339
-	// HeaderValueOmitted is set ("too_large") when the source value did not
-	// fit in a dead-letter record and was left out; the source coordinates
-	// still locate it.
+	// HeaderValueOmitted is set (OmitTooLarge or OmitRefused) when the
+	// source value could not go in a dead-letter record and was left out;
+	// the source coordinates still locate it, and HeaderValueBytes and
+	// HeaderValueSHA256 identify it.
 	HeaderValueOmitted = "rtgraph.dlq.value_omitted"
 )
 
@@ -162,16 +163,6 @@ func deadLetterMessage(topic, group string, msg *sarama.ConsumerMessage, c Cause
 	return pm
 }
 
-// omitValue turns a dead-letter record whose value is too large into one
-// without it, marked by HeaderValueOmitted.
-func omitValue(pm *sarama.ProducerMessage) *sarama.ProducerMessage {
-	c := *pm
-	c.Value = nil
-	c.Headers = append(append([]sarama.RecordHeader(nil), pm.Headers...),
-		sarama.RecordHeader{Key: []byte(HeaderValueOmitted), Value: []byte("too_large")})
-	return &c
-}
-
 func truncateUTF8(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -187,13 +178,23 @@ func truncateUTF8(s string, n int) string {
 // came from.
 type DeadLetter struct {
 	Cause
-	Topic        string
-	Partition    int32
-	Offset       int64
-	Timestamp    time.Time // source record timestamp; zero when unknown
-	Group        string
-	At           time.Time // when it was dead-lettered
-	ValueOmitted bool
+	Topic     string
+	Partition int32
+	Offset    int64
+	Timestamp time.Time // source record timestamp; zero when unknown
+	Group     string
+	At        time.Time // when it was dead-lettered
+	// ValueOmitted is set when the value was left out (OmitTooLarge or
+	// OmitRefused); ValueBytes and ValueSHA256 then describe it. The same
+	// for the key; HeadersOmitted when the source headers were left out.
+	ValueOmitted   bool
+	ValueWhy       string
+	ValueBytes     int
+	ValueSHA256    string
+	KeyOmitted     bool
+	KeyBytes       int
+	KeySHA256      string
+	HeadersOmitted bool
 }
 
 // ErrNotDeadLetter is returned by ParseDeadLetter for a record without the
@@ -241,7 +242,19 @@ func ParseDeadLetter(headers []*sarama.RecordHeader) (DeadLetter, error) {
 		case HeaderTime:
 			d.At, _ = time.Parse(time.RFC3339Nano, v)
 		case HeaderValueOmitted:
-			d.ValueOmitted = true
+			d.ValueOmitted, d.ValueWhy = true, v
+		case HeaderValueBytes:
+			d.ValueBytes, _ = strconv.Atoi(v)
+		case HeaderValueSHA256:
+			d.ValueSHA256 = v
+		case HeaderKeyOmitted:
+			d.KeyOmitted = true
+		case HeaderKeyBytes:
+			d.KeyBytes, _ = strconv.Atoi(v)
+		case HeaderKeySHA256:
+			d.KeySHA256 = v
+		case HeaderHeadersOmitted:
+			d.HeadersOmitted = true
 		}
 	}
 	if d.Topic == "" || !havePartition || !haveOffset {

@@ -40,10 +40,20 @@ type ReplayStats struct {
 	Replayed int
 	// Skipped ones did not match Classes or Topics.
 	Skipped int
-	// Unreplayable ones lack their value (HeaderValueOmitted) or are not
-	// dead letters (no source headers); they are logged.
+	// FromSource ones were dead-lettered without their value (too large
+	// or refused by the dead-letter topic) and were read back from their
+	// source topic, checked against the recorded size and SHA-256, and
+	// republished; they are counted in Replayed too.
+	FromSource int
+	// Unreplayable ones are not dead letters (no source headers), or lack
+	// their value and the source no longer has the same record (retention
+	// or compaction removed it); they are logged.
 	Unreplayable int
 }
+
+// sourceReadTimeout bounds the read of one source record whose value a
+// dead letter left out.
+const sourceReadTimeout = 30 * time.Second
 
 // idleWarn is how long replay waits for the next record of a partition
 // before it says so in the log. It never gives up on its own: the pipeline
@@ -109,8 +119,9 @@ func ReplayDLQ(ctx context.Context, kc KafkaConfig, topic string, opts ReplayOpt
 	}
 	r := &replayer{
 		ctx: ctx, client: client, admin: admin, prod: prod, cons: cons, topic: topic, opts: opts, log: logger,
-		sources: map[string][]int32{},
+		sources: map[string][]int32{}, kc: kc,
 	}
+	defer r.closeLarge()
 	for _, p := range parts {
 		oldest, err := client.GetOffset(topic, p, sarama.OffsetOldest)
 		if err != nil {
@@ -145,6 +156,17 @@ type replayer struct {
 	opts    ReplayOptions
 	log     *slog.Logger
 	sources map[string][]int32 // partitions of source topics, cached
+	kc      KafkaConfig
+	// large publishes the records read back from their source, one at a
+	// time, with no client-side size limit below Kafka's request size: the
+	// source topic accepted them once. Made on first use.
+	large sarama.SyncProducer
+}
+
+func (r *replayer) closeLarge() {
+	if r.large != nil {
+		_ = r.large.Close()
+	}
 }
 
 // partition replays offsets [start, end) of one dead-letter partition.
@@ -192,11 +214,27 @@ func (r *replayer) partition(p int32, start, end int64, st *ReplayStats) error {
 				continue
 			}
 			next = msg.Offset + 1
-			pm, err := r.message(msg, st)
+			pm, fromSource, err := r.message(msg, st)
 			if err != nil {
 				return err
 			}
-			if pm != nil {
+			switch {
+			case pm == nil:
+			case fromSource:
+				// Keep the order: what is batched goes first.
+				if len(batch) > 0 {
+					if err := r.prod.SendMessages(batch); err != nil {
+						return fmt.Errorf("ingest: replay: publish: %w", err)
+					}
+					st.Replayed += len(batch)
+					batch = batch[:0]
+				}
+				if err := r.publishLarge(pm); err != nil {
+					return err
+				}
+				st.Replayed++
+				st.FromSource++
+			default:
 				batch = append(batch, pm)
 			}
 			if len(batch) >= r.opts.BatchSize {
@@ -210,36 +248,56 @@ func (r *replayer) partition(p int32, start, end int64, st *ReplayStats) error {
 }
 
 // message turns a dead letter back into its source record, or nil when it
-// is skipped or cannot be replayed.
-func (r *replayer) message(msg *sarama.ConsumerMessage, st *ReplayStats) (*sarama.ProducerMessage, error) {
+// is skipped or cannot be replayed. fromSource says the record was read back
+// from the source topic because the dead letter left its value out.
+func (r *replayer) message(msg *sarama.ConsumerMessage, st *ReplayStats) (pm *sarama.ProducerMessage, fromSource bool, err error) {
 	dl, err := ParseDeadLetter(msg.Headers)
 	if err != nil {
 		st.Unreplayable++
 		r.log.Warn("dead-letter record without source headers", "topic", r.topic, "partition", msg.Partition, "offset", msg.Offset, "err", err)
-		return nil, nil
+		return nil, false, nil
 	}
 	if (len(r.opts.Classes) > 0 && !slices.Contains(r.opts.Classes, dl.Class)) ||
 		(len(r.opts.Topics) > 0 && !slices.Contains(r.opts.Topics, dl.Topic)) {
 		st.Skipped++
-		return nil, nil
-	}
-	if dl.ValueOmitted {
-		st.Unreplayable++
-		r.log.Warn("dead letter without its value: replay it from the source topic", "source_topic", dl.Topic,
-			"source_partition", dl.Partition, "source_offset", dl.Offset)
-		return nil, nil
+		return nil, false, nil
 	}
 	ps, ok := r.sources[dl.Topic]
 	if !ok {
 		if ps, err = r.client.Partitions(dl.Topic); err != nil {
-			return nil, fmt.Errorf("ingest: replay: source topic %s: %w", dl.Topic, err)
+			return nil, false, fmt.Errorf("ingest: replay: source topic %s: %w", dl.Topic, err)
 		}
 		r.sources[dl.Topic] = ps
 	}
 	if !slices.Contains(ps, dl.Partition) {
-		return nil, fmt.Errorf("ingest: replay: source partition %s/%d does not exist", dl.Topic, dl.Partition)
+		return nil, false, fmt.Errorf("ingest: replay: source partition %s/%d does not exist", dl.Topic, dl.Partition)
 	}
-	pm := &sarama.ProducerMessage{Topic: dl.Topic, Partition: dl.Partition, Timestamp: msg.Timestamp}
+	if dl.ValueOmitted || dl.KeyOmitted || dl.HeadersOmitted {
+		src, why, err := r.readSource(dl)
+		if err != nil {
+			return nil, false, err
+		}
+		if src == nil {
+			st.Unreplayable++
+			r.log.Warn("dead letter without its value, and the source no longer has it", "source_topic", dl.Topic,
+				"source_partition", dl.Partition, "source_offset", dl.Offset, "why", why)
+			return nil, false, nil
+		}
+		pm := &sarama.ProducerMessage{Topic: dl.Topic, Partition: dl.Partition, Timestamp: src.Timestamp}
+		if src.Key != nil {
+			pm.Key = sarama.ByteEncoder(src.Key)
+		}
+		if src.Value != nil {
+			pm.Value = sarama.ByteEncoder(src.Value)
+		}
+		for _, h := range src.Headers {
+			if h != nil {
+				pm.Headers = append(pm.Headers, *h)
+			}
+		}
+		return pm, true, nil
+	}
+	pm = &sarama.ProducerMessage{Topic: dl.Topic, Partition: dl.Partition, Timestamp: msg.Timestamp}
 	if msg.Key != nil {
 		pm.Key = sarama.ByteEncoder(msg.Key)
 	}
@@ -251,5 +309,82 @@ func (r *replayer) message(msg *sarama.ConsumerMessage, st *ReplayStats) (*saram
 			pm.Headers = append(pm.Headers, *h)
 		}
 	}
-	return pm, nil
+	return pm, false, nil
+}
+
+// readSource reads the record a dead letter points at from its source
+// topic. It returns nil and why when the source no longer holds that record
+// (deleted by retention, removed by compaction) or holds different bytes
+// than the dead letter recorded; an error only when the read itself fails.
+func (r *replayer) readSource(dl DeadLetter) (*sarama.ConsumerMessage, string, error) {
+	oldest, err := r.client.GetOffset(dl.Topic, dl.Partition, sarama.OffsetOldest)
+	if err != nil {
+		return nil, "", fmt.Errorf("ingest: replay: start of %s/%d: %w", dl.Topic, dl.Partition, err)
+	}
+	if dl.Offset < oldest {
+		return nil, fmt.Sprintf("offset below the partition's start %d (retention)", oldest), nil
+	}
+	newest, err := r.client.GetOffset(dl.Topic, dl.Partition, sarama.OffsetNewest)
+	if err != nil {
+		return nil, "", fmt.Errorf("ingest: replay: end of %s/%d: %w", dl.Topic, dl.Partition, err)
+	}
+	if dl.Offset >= newest {
+		return nil, fmt.Sprintf("offset at or past the partition's end %d (topic recreated?)", newest), nil
+	}
+	pc, err := r.cons.ConsumePartition(dl.Topic, dl.Partition, dl.Offset)
+	if err != nil {
+		return nil, "", fmt.Errorf("ingest: replay: read source %s/%d@%d: %w", dl.Topic, dl.Partition, dl.Offset, err)
+	}
+	defer func() { _ = pc.Close() }()
+	t := time.NewTimer(sourceReadTimeout)
+	defer t.Stop()
+	var src *sarama.ConsumerMessage
+	select {
+	case <-r.ctx.Done():
+		return nil, "", r.ctx.Err()
+	case err := <-pc.Errors():
+		return nil, "", fmt.Errorf("ingest: replay: read source %s/%d@%d: %w", dl.Topic, dl.Partition, dl.Offset, err)
+	case <-t.C:
+		return nil, "", fmt.Errorf("ingest: replay: read source %s/%d@%d: nothing within %s", dl.Topic, dl.Partition, dl.Offset, sourceReadTimeout)
+	case src = <-pc.Messages():
+	}
+	switch {
+	case src.Offset != dl.Offset:
+		return nil, fmt.Sprintf("offset %d is gone (compacted); the next record is at %d", dl.Offset, src.Offset), nil
+	case dl.ValueOmitted && !sameBytes(src.Value, dl.ValueBytes, dl.ValueSHA256):
+		return nil, "the source value differs from the one dead-lettered (size or SHA-256)", nil
+	case dl.KeyOmitted && !sameBytes(src.Key, dl.KeyBytes, dl.KeySHA256):
+		return nil, "the source key differs from the one dead-lettered (size or SHA-256)", nil
+	}
+	return src, "", nil
+}
+
+// sameBytes reports whether b has the recorded size and SHA-256 (an empty
+// record of either is not checked: older dead letters lack them).
+func sameBytes(b []byte, size int, sum string) bool {
+	if sum != "" && sha256Hex(b) != sum {
+		return false
+	}
+	return size == 0 || len(b) == size
+}
+
+// publishLarge sends one record read back from its source.
+func (r *replayer) publishLarge(pm *sarama.ProducerMessage) error {
+	if r.large == nil {
+		sc, err := producerConfig(r.kc)
+		if err != nil {
+			return err
+		}
+		sc.Producer.Partitioner = sarama.NewManualPartitioner
+		sc.Producer.MaxMessageBytes = int(sarama.MaxRequestSize) - 1
+		p, err := sarama.NewSyncProducer(r.kc.Brokers, sc)
+		if err != nil {
+			return fmt.Errorf("ingest: replay: producer: %w", err)
+		}
+		r.large = p
+	}
+	if _, _, err := r.large.SendMessage(pm); err != nil {
+		return fmt.Errorf("ingest: replay: publish %s/%d: %w", pm.Topic, pm.Partition, err)
+	}
+	return nil
 }

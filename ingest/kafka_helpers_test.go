@@ -286,3 +286,18 @@ func checkDeadLetters(t testing.TB, dead []*sarama.ConsumerMessage, recs []testR
 		}
 	}
 }
+
+// newAdmin is a cluster admin on kc, closed when the test ends.
+func newAdmin(t testing.TB, kc KafkaConfig) sarama.ClusterAdmin {
+	t.Helper()
+	sc, err := kc.Sarama()
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sarama.NewClusterAdmin(kc.Brokers, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close() })
+	return admin
+}

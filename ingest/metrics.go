@@ -1,8 +1,13 @@
 package ingest
 
 import (
+	"cmp"
+	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +32,9 @@ type metrics struct {
 	consumerErrors  prometheus.Counter
 	watermarkErrors prometheus.Counter
 	abandoned       *prometheus.CounterVec // reason: lost, drain_timeout
+	omitted         *prometheus.CounterVec // reason: too_large, refused
 	lag             *lagCollector
+	stalling        *stallCollector
 }
 
 // Outcomes of a consumed record.
@@ -108,7 +115,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "rtgraph_ingest_abandoned_batches_total",
 			Help: "Batches given up without marking their offsets, by reason (lost, drain_timeout); their records are delivered again.",
 		}, []string{"reason"}),
-		lag: newLagCollector(),
+		omitted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtgraph_ingest_dead_letter_values_omitted_total",
+			Help: "Dead letters produced without their source value (too_large: over the producer's or topic's size limit; refused: invalid for the topic), by reason. The source coordinates, size and SHA-256 are in their headers.",
+		}, []string{"reason"}),
+		lag:      newLagCollector(),
+		stalling: newStallCollector(),
 	}
 	if reg == nil {
 		return m, nil
@@ -116,7 +128,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.messages, m.mutations, m.deadLetters, m.flushes, m.batchMessages, m.flushSeconds, m.freshness,
 		m.stalls, m.stallSeconds, m.stalled, m.assigned, m.partitionEvents, m.consumerErrors,
-		m.watermarkErrors, m.abandoned, m.lag,
+		m.watermarkErrors, m.abandoned, m.omitted, m.lag, m.stalling,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -213,5 +225,93 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 		if v, ok := pl.value(); ok {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(v), k.topic, strconv.Itoa(int(k.partition)))
 		}
+	}
+}
+
+// stallCollector knows which owned partitions are stalled (their worker is
+// retrying a dependency instead of consuming), since when, and why. It
+// exports rtgraph_ingest_partition_stalled_seconds at scrape time and
+// answers the /readyz detail. Workers set and clear their own entry; scrapes
+// and readiness probes read them, hence the lock.
+type stallCollector struct {
+	desc *prometheus.Desc
+
+	mu    sync.Mutex
+	parts map[topicPartition]*partitionStall
+}
+
+// partitionStall is one stalled partition.
+type partitionStall struct {
+	since  time.Time
+	target string
+	err    string
+}
+
+// StalledPartition is a partition whose worker has been retrying a failing
+// dependency, as /readyz reports it.
+type StalledPartition struct {
+	Topic     string  `json:"topic"`
+	Partition int32   `json:"partition"`
+	Target    string  `json:"target"` // store, mapper or dead_letter
+	Since     string  `json:"since"`  // RFC 3339
+	Seconds   float64 `json:"stalled_seconds"`
+	Error     string  `json:"error"` // the last error, inner errors included
+}
+
+func newStallCollector() *stallCollector {
+	return &stallCollector{
+		desc: prometheus.NewDesc("rtgraph_ingest_partition_stalled_seconds",
+			"How long an owned partition's worker has been retrying a failing dependency (target: store, mapper, dead_letter) instead of consuming; absent when it is not.",
+			[]string{"topic", "partition", "target"}, nil),
+		parts: map[topicPartition]*partitionStall{},
+	}
+}
+
+// set records that tp is stalled on target since since, with err.
+func (c *stallCollector) set(tp topicPartition, since time.Time, target string, err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	c.mu.Lock()
+	c.parts[tp] = &partitionStall{since: since, target: target, err: msg}
+	c.mu.Unlock()
+}
+
+// clear records that tp makes progress again (or is no longer owned).
+func (c *stallCollector) clear(tp topicPartition) {
+	c.mu.Lock()
+	delete(c.parts, tp)
+	c.mu.Unlock()
+}
+
+// stalled lists the partitions stalled for at least d, oldest first.
+func (c *stallCollector) stalled(now time.Time, d time.Duration) []StalledPartition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []StalledPartition
+	for tp, s := range c.parts {
+		if age := now.Sub(s.since); age >= d {
+			out = append(out, StalledPartition{
+				Topic: tp.topic, Partition: tp.partition, Target: s.target,
+				Since: s.since.UTC().Format(time.RFC3339), Seconds: math.Round(age.Seconds()*10) / 10, Error: s.err,
+			})
+		}
+	}
+	slices.SortFunc(out, func(a, b StalledPartition) int {
+		return cmp.Or(cmp.Compare(b.Seconds, a.Seconds), strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	return out
+}
+
+func (c *stallCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *stallCollector) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, s := range c.parts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, now.Sub(s.since).Seconds(),
+			k.topic, strconv.Itoa(int(k.partition)), s.target)
 	}
 }

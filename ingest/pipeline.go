@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,7 +103,67 @@ var (
 	ErrAlreadyRunning = errors.New("ingest: pipeline already ran")
 	// ErrNoDeadLetterTopic: the dead-letter topic does not exist.
 	ErrNoDeadLetterTopic = errors.New("ingest: dead-letter topic does not exist")
+	// ErrDeadLetterLimit: ingest.dead_letter_max_message_bytes exceeds the
+	// dead-letter topic's max.message.bytes.
+	ErrDeadLetterLimit = errors.New("ingest: dead-letter record limit above the topic's")
 )
+
+// kafkaDefaultMaxMessageBytes is Kafka's default message.max.bytes, used
+// when the dead-letter topic's own limit cannot be read.
+const kafkaDefaultMaxMessageBytes = 1048588
+
+// deadLetterLimit is the largest dead-letter record batch the pipeline
+// produces: ingest.dead_letter_max_message_bytes, checked against the
+// dead-letter topic's max.message.bytes (read with DescribeConfigs), or
+// that limit when the setting is 0. A topic limit that cannot be read (no
+// DescribeConfigs permission) is logged and Kafka's default assumed: a
+// record the topic still refuses as too large goes without its value.
+func (p *Pipeline) deadLetterLimit(sc *sarama.Config) (int, error) {
+	want := p.cfg.DeadLetterMaxMessageBytes
+	topicMax, err := describeMaxMessageBytes(p.kafka.Brokers, sc, p.cfg.DeadLetterTopic)
+	switch {
+	case errors.Is(err, sarama.ErrUnknownTopicOrPartition):
+		return 0, fmt.Errorf("%w: %s", ErrNoDeadLetterTopic, p.cfg.DeadLetterTopic)
+	case err != nil:
+		fallback := want
+		if fallback == 0 {
+			fallback = kafkaDefaultMaxMessageBytes
+		}
+		p.log.Warn("dead-letter topic limit unknown", "topic", p.cfg.DeadLetterTopic, "err", err, "max_message_bytes", fallback)
+		return fallback, nil
+	case want == 0:
+		return max(topicMax, minDeadLetterBytes), nil
+	case want > topicMax:
+		return 0, fmt.Errorf("%w: ingest.dead_letter_max_message_bytes is %d but max.message.bytes of topic %s is %d: lower the setting (or set 0 to follow the topic), or raise the topic's max.message.bytes",
+			ErrDeadLetterLimit, want, p.cfg.DeadLetterTopic, topicMax)
+	}
+	return want, nil
+}
+
+// describeMaxMessageBytes reads a topic's effective max.message.bytes.
+func describeMaxMessageBytes(brokers []string, sc *sarama.Config, topic string) (int, error) {
+	admin, err := sarama.NewClusterAdmin(brokers, sc)
+	if err != nil {
+		return 0, fmt.Errorf("ingest: connect to kafka: %w", err)
+	}
+	defer func() { _ = admin.Close() }()
+	entries, err := admin.DescribeConfig(sarama.ConfigResource{
+		Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"max.message.bytes"},
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		if e.Name == "max.message.bytes" {
+			n, err := strconv.Atoi(e.Value)
+			if err != nil || n <= 0 {
+				return 0, fmt.Errorf("max.message.bytes of %s is %q", topic, e.Value)
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("max.message.bytes of %s not described", topic)
+}
 
 // Pipeline consumes the configured topics as one member of the consumer
 // group and writes what they map to into the store. See the package doc.
@@ -130,6 +191,8 @@ type Pipeline struct {
 // runState is what the workers of one Run share.
 type runState struct {
 	dlq producer
+	// dlqMaxBytes is the dead-letter producer's Producer.MaxMessageBytes.
+	dlqMaxBytes int
 	// consumeCtx ends when the pipeline stops (Run's ctx, or a fatal
 	// error); a worker whose session ends while consumeCtx is done is
 	// stopping cleanly, not losing its partition.
@@ -196,6 +259,14 @@ func NewPipeline(opts Options) (*Pipeline, error) {
 		fold: opts.Fold, decoders: map[string]Decoder{}, mappings: map[string]string{},
 		topics: sortedTopics(opts.Config.Topics), log: logger, m: m, ready: opts.Readiness, now: now,
 	}
+	if p.ready != nil {
+		p.ready.SetDetail("stalled_partitions", func() any {
+			if s := p.StalledPartitions(); len(s) > 0 {
+				return s
+			}
+			return nil
+		})
+	}
 	for _, t := range p.topics {
 		dc := opts.Config.Topics[t]
 		p.mappings[t] = dc.Mapping
@@ -231,6 +302,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	limit, err := p.deadLetterLimit(pc)
+	if err != nil {
+		return err
+	}
+	// sarama holds the records of a batch to MaxMessageBytes, the broker
+	// the whole batch, its header included, to max.message.bytes.
+	pc.Producer.MaxMessageBytes = limit - recordBatchOverhead
 	pclient, err := sarama.NewClient(p.kafka.Brokers, pc)
 	if err != nil {
 		return fmt.Errorf("ingest: connect to kafka: %w", err)
@@ -258,6 +336,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}()
 
 	r := p.start(ctx, prod)
+	r.dlqMaxBytes = pc.Producer.MaxMessageBytes
 	p.log.Info("ingest pipeline started", "group", p.cfg.GroupID, "topics", p.topics)
 	h := &groupHandler{p: p, r: r}
 	wait := p.cfg.Retry.Backoff
@@ -320,7 +399,8 @@ func (p *Pipeline) start(ctx context.Context, dlq producer) *runState {
 		t := time.AfterFunc(p.cfg.DrainTimeout, hardStop)
 		context.AfterFunc(hardCtx, func() { t.Stop() })
 	})
-	r := &runState{dlq: dlq, consumeCtx: consumeCtx, hardCtx: hardCtx}
+	r := &runState{dlq: dlq, consumeCtx: consumeCtx, hardCtx: hardCtx,
+		dlqMaxBytes: kafkaDefaultMaxMessageBytes - recordBatchOverhead}
 	r.stop = func(cause error) {
 		stop(cause)
 		if cause == nil {
@@ -330,6 +410,13 @@ func (p *Pipeline) start(ctx context.Context, dlq producer) *runState {
 	}
 	p.run = r
 	return r
+}
+
+// StalledPartitions lists the owned partitions whose worker has been
+// retrying a failing dependency for at least Config.StallTimeout, longest
+// first. /readyz reports them under detail.stalled_partitions.
+func (p *Pipeline) StalledPartitions() []StalledPartition {
+	return p.m.stalling.stalled(time.Now(), p.cfg.StallTimeout)
 }
 
 func (p *Pipeline) markReady(ok bool) {

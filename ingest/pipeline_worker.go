@@ -282,12 +282,17 @@ func transient(ctx context.Context, err error) bool {
 	return ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }
 
+// stallLogEvery is how often a partition that stays stalled logs again.
+const stallLogEvery = time.Minute
+
 // retry runs f until it succeeds, returns a backoff.Permanent error, or the
-// worker's context ends. While it retries the partition is stalled, which
-// the stall metrics show.
+// worker's context ends. While it retries the partition is stalled: the
+// stall metrics and /readyz show it, and it is logged when it begins, at
+// most once a minute while it lasts (with the last error), and when it ends.
 func (w *worker) retry(target string, f func(ctx context.Context) error) error {
 	m := w.p.m
-	var stalledAt time.Time
+	tp := topicPartition{w.topic, w.partition}
+	var stalledAt, loggedAt time.Time
 	bo := &backoff.ExponentialBackOff{
 		InitialInterval:     w.p.cfg.Retry.Backoff,
 		RandomizationFactor: 0.2,
@@ -296,18 +301,30 @@ func (w *worker) retry(target string, f func(ctx context.Context) error) error {
 	}
 	_, err := backoff.Retry(w.ctx, func() (struct{}, error) {
 		err := f(w.ctx)
-		if err != nil && stalledAt.IsZero() {
-			var perm *backoff.PermanentError
-			if !errors.As(err, &perm) && w.ctx.Err() == nil {
-				stalledAt = time.Now()
-				m.stalls.WithLabelValues(target).Inc()
-				m.stalled.Inc()
-				w.p.log.Warn("partition stalled", "topic", w.topic, "partition", w.partition, "target", target, "err", err)
-			}
+		if err == nil || w.ctx.Err() != nil {
+			return struct{}{}, err
 		}
+		var perm *backoff.PermanentError
+		if errors.As(err, &perm) {
+			return struct{}{}, err
+		}
+		now := time.Now()
+		switch {
+		case stalledAt.IsZero():
+			stalledAt, loggedAt = now, now
+			m.stalls.WithLabelValues(target).Inc()
+			m.stalled.Inc()
+			w.p.log.Warn("partition stalled", "topic", w.topic, "partition", w.partition, "target", target, "err", err)
+		case now.Sub(loggedAt) >= stallLogEvery:
+			loggedAt = now
+			w.p.log.Warn("partition still stalled", "topic", w.topic, "partition", w.partition, "target", target,
+				"stalled_for", now.Sub(stalledAt).Round(time.Second), "err", err)
+		}
+		m.stalling.set(tp, stalledAt, target, err)
 		return struct{}{}, err
 	}, backoff.WithBackOff(bo), backoff.WithMaxElapsedTime(0))
 	if !stalledAt.IsZero() {
+		m.stalling.clear(tp)
 		m.stalled.Dec()
 		m.stallSeconds.WithLabelValues(target).Add(time.Since(stalledAt).Seconds())
 		if err == nil {
@@ -475,42 +492,37 @@ func (w *worker) apply(muts []graph.Mutation) error {
 }
 
 // writeDeadLetters sends the batch's dead letters and waits for the
-// dead-letter topic to acknowledge them, retrying while it fails.
+// dead-letter topic to acknowledge them. A record too large or refused as
+// it is goes without its value (or, failing that, with the pipeline's
+// headers alone) at once; transient failures are retried with backoff and
+// stall the partition meanwhile. Each record is counted once, when it is
+// acknowledged.
 func (w *worker) writeDeadLetters() error {
-	var out []*sarama.ProducerMessage
-	now := w.p.now()
+	var outs []*outgoing
 	for i := range w.batch {
 		pd := &w.batch[i]
-		if pd.dead == nil {
-			continue
+		if pd.dead != nil {
+			outs = append(outs, &outgoing{src: pd.msg, cause: *pd.dead})
 		}
-		out = append(out, deadLetterMessage(w.p.cfg.DeadLetterTopic, w.p.cfg.GroupID, pd.msg, *pd.dead, now))
-		w.p.m.deadLetters.WithLabelValues(w.topic, pd.dead.Stage, pd.dead.Class).Inc()
 	}
-	if len(out) == 0 {
+	if len(outs) == 0 {
 		return nil
 	}
+	now := w.p.now()
+	s := &deadLetterSender{prod: w.r.dlq, topic: w.p.cfg.DeadLetterTopic, group: w.p.cfg.GroupID, maxBytes: w.r.dlqMaxBytes}
 	err := w.retry(targetDeadLetter, func(context.Context) error {
-		err := w.r.dlq.SendMessages(out)
-		if err == nil {
-			return nil
-		}
-		// A record too large for the topic is sent without its value: the
-		// headers still say where the source record is.
-		var perrs sarama.ProducerErrors
-		if errors.As(err, &perrs) {
-			retry := make([]*sarama.ProducerMessage, 0, len(perrs))
-			for _, pe := range perrs {
-				if errors.Is(pe.Err, sarama.ErrMessageSizeTooLarge) {
-					retry = append(retry, omitValue(pe.Msg))
-				} else {
-					retry = append(retry, pe.Msg)
-				}
-			}
-			out = retry
-		}
-		return err
+		return s.send(outs, now)
 	})
+	m := w.p.m
+	for _, o := range outs {
+		if !o.done {
+			continue
+		}
+		m.deadLetters.WithLabelValues(w.topic, o.cause.Stage, o.cause.Class).Inc()
+		if o.level > levelWhole {
+			m.omitted.WithLabelValues(o.why).Inc()
+		}
+	}
 	if err != nil {
 		return errAbandoned
 	}

@@ -50,8 +50,8 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer, enviro
 	if err != nil {
 		return fmt.Errorf("dlq replay: %w", err)
 	}
-	fmt.Fprintf(stdout, "replayed %d, skipped %d, unreplayable %d dead letters from %s\n",
-		st.Replayed, st.Skipped, st.Unreplayable, cfg.Ingest.DeadLetterTopic)
+	fmt.Fprintf(stdout, "replayed %d (%d read back from their source topic), skipped %d, unreplayable %d dead letters from %s\n",
+		st.Replayed, st.FromSource, st.Skipped, st.Unreplayable, cfg.Ingest.DeadLetterTopic)
 	return nil
 }
 

@@ -15,7 +15,8 @@ func LiveHandler() http.Handler {
 }
 
 // ReadyHandler answers 200 when r is ready and 503 with the missing
-// conditions otherwise.
+// conditions otherwise; either way with the details that are set (see
+// Readiness.SetDetail) under "detail".
 func ReadyHandler(r *Readiness) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		ok, missing := r.Ready()
@@ -25,6 +26,9 @@ func ReadyHandler(r *Readiness) http.Handler {
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			body = map[string]any{"status": "not_ready", "waiting_for": missing}
+		}
+		if d := r.Details(); len(d) > 0 {
+			body["detail"] = d
 		}
 		_ = json.NewEncoder(w).Encode(body)
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -32,6 +33,35 @@ type Readiness struct {
 	mu       sync.Mutex
 	pending  map[string]bool // condition -> marked
 	stopping bool
+	details  map[string]func() any
+}
+
+// SetDetail adds a named detail to what /readyz reports, ready or not: f is
+// called at every probe (from the probe's goroutine, so it must be safe for
+// concurrent use) and its result, when not nil, is reported under name.
+// Details never change readiness: they say what a ready process is having
+// trouble with (e.g. partitions stalled on a failing store).
+func (r *Readiness) SetDetail(name string, f func() any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.details == nil {
+		r.details = map[string]func() any{}
+	}
+	r.details[name] = f
+}
+
+// Details returns the current value of every detail that is not nil.
+func (r *Readiness) Details() map[string]any {
+	r.mu.Lock()
+	fs := maps.Clone(r.details)
+	r.mu.Unlock()
+	out := map[string]any{}
+	for name, f := range fs {
+		if v := f(); v != nil {
+			out[name] = v
+		}
+	}
+	return out
 }
 
 // NewReadiness returns readiness that waits for the named conditions.
