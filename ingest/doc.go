@@ -47,8 +47,12 @@
 // While a write is retried the worker reads nothing more from its claim.
 // The claim's buffer (PartitionBuffer records) fills and sarama stops
 // fetching the partition, so a failing store costs bounded memory and no
-// busy loop. rtgraph_ingest_stalled_partitions and
-// rtgraph_ingest_stalls_total show it.
+// busy loop. rtgraph_ingest_stalled_partitions, rtgraph_ingest_stalls_total
+// and, per partition, rtgraph_ingest_partition_stalled_seconds show it; a
+// partition stalled for StallTimeout is listed in /readyz under
+// detail.stalled_partitions with the last error, and the log says so when
+// the stall begins, once a minute while it lasts (with the inner error) and
+// when it ends.
 //
 // # Revoked and lost partitions
 //
@@ -67,8 +71,20 @@
 // A dead-letter record carries the source record's key, value and headers,
 // plus rtgraph.dlq.* headers (Header* constants): error class, stage,
 // reason, field, mapping, source topic, partition, offset and timestamp.
+// A dead letter never blocks its partition: one that the producer
+// (DeadLetterMaxMessageBytes, checked at start against the topic's
+// max.message.bytes) or the topic refuses as too large or invalid is
+// produced again at once without the source value, and if need be without
+// key and source headers too, with rtgraph.dlq.value_omitted, the value's
+// size and SHA-256 and the producer's error in headers (deadletter_send.go).
+// Producer errors are told apart by class: sarama's client-side refusal and
+// the broker's record-level codes are permanent for the record; every other
+// one (no leader, too few replicas, timeouts, authorization) is retried and
+// stalls the partition visibly.
+//
 // ReplayDLQ publishes them back to their source topic and partition after a
-// fix; RewindGroup moves an inactive group's offsets back to a point in time
+// fix, reading omitted values back from the source topic while it still
+// holds them (checked by size and SHA-256); RewindGroup moves an inactive group's offsets back to a point in time
 // so the graph is re-derived, which, writes being idempotent, ends in the
 // state a single pass gives.
 //
