@@ -87,6 +87,11 @@ type Config struct {
 	// MetricsRequireKey makes /metrics require a key with the admin scope.
 	// Default false.
 	MetricsRequireKey bool `yaml:"metrics_require_key"`
+	// MaxAsOfSkew is how far past the server's clock a counts request's
+	// as_of may be; later is a 422. Counts of the future are not known yet,
+	// and a cap judged on them would allow what is not allowed; the skew
+	// forgives a client clock slightly ahead. Default 5s, at most 1m.
+	MaxAsOfSkew time.Duration `yaml:"max_as_of_skew"`
 }
 
 // EdgeTypeDefaults are one edge type's defaults; zero fields fall back to
@@ -132,6 +137,7 @@ func DefaultConfig() Config {
 		AuthRequired:      true,
 		RateLimit:         RateLimit{RequestsPerSecond: 50, Burst: 100},
 		Metrics:           true,
+		MaxAsOfSkew:       5 * time.Second,
 	}
 }
 
@@ -194,6 +200,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxTimeBudget < c.DefaultTimeBudget {
 		bad("max_time_budget", "must be at least default_time_budget")
+	}
+	if c.MaxAsOfSkew < 0 || c.MaxAsOfSkew > time.Minute {
+		bad("max_as_of_skew", "must be between 0 and 1m")
 	}
 	for _, name := range sortedNames(c.EdgeTypes) {
 		d := c.EdgeTypes[name]

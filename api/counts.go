@@ -26,9 +26,9 @@ const MaxCountLookups = 100
 const maxCapsPerLookup = 2 * graph.MaxCountTargets
 
 type capJSON struct {
-	Target string `json:"target"`
-	Window string `json:"window"`
-	Max    int64  `json:"max"`
+	Target string  `json:"target"`
+	Window string  `json:"window"`
+	Max    jsonInt `json:"max"`
 }
 
 type capResultJSON struct {
@@ -213,8 +213,16 @@ func (s *server) buildLookup(user graph.NodeKey, edgeType string, targets, windo
 		if err != nil {
 			return l, err
 		}
-		if c.Max < 0 {
-			return l, apiErr(kindInvalidParameter, field, "max %d must not be negative", c.Max)
+		maxField := field + ".max"
+		if prefix == "" {
+			maxField = field
+		}
+		m, err := c.Max.int(maxField)
+		if err != nil {
+			return l, err
+		}
+		if m < 0 {
+			return l, apiErr(kindInvalidParameter, maxField, "max %d must not be negative", m)
 		}
 		if err := addTarget(k, field); err != nil {
 			return l, err
@@ -222,20 +230,42 @@ func (s *server) buildLookup(user graph.NodeKey, edgeType string, targets, windo
 		if err := addWindow(d, field); err != nil {
 			return l, err
 		}
-		l.caps = append(l.caps, parsedCap{target: k, window: d, max: c.Max, field: field})
+		l.caps = append(l.caps, parsedCap{target: k, window: d, max: m, field: field})
 	}
 	if len(l.q.Targets) == 0 {
 		return l, apiErr(kindInvalidParameter, prefix+"targets", "name at least one target (type:id)")
 	}
 	if asOf != "" {
-		field := prefix + "as_of"
-		t, err := parseTime(asOf, field)
+		t, err := s.parseAsOf(asOf, prefix+"as_of")
 		if err != nil {
 			return l, err
 		}
 		l.q.AsOf = t
 	}
 	return l, nil
+}
+
+// parseAsOf parses as_of and keeps it between the Unix epoch and the
+// server's clock plus Config.MaxAsOfSkew; the cap of the 422 is the bound
+// crossed, in Unix seconds. A later as_of would count impressions that have
+// not happened yet, so every cap would answer allowed: a frequency cap
+// failing open. The zero time (0001-01-01T00:00:00Z) is what the store
+// takes for "now"; it is refused with everything else before the epoch,
+// which no event time can be, rather than read as now.
+func (s *server) parseAsOf(v, field string) (time.Time, error) {
+	t, err := parseTime(v, field)
+	if err != nil {
+		return t, err
+	}
+	if t.Before(time.Unix(0, 0)) {
+		return t, overCap(field, 0, "%s is before 1970-01-01T00:00:00Z, the earliest as_of; omit as_of for now", v)
+	}
+	latest := s.now().Add(s.cfg.MaxAsOfSkew)
+	if t.After(latest) {
+		return t, overCap(field, latest.Unix(), "%s is later than the server's clock plus %s (%s): the counts of the future are not known yet",
+			v, s.cfg.MaxAsOfSkew, latest.UTC().Format(time.RFC3339))
+	}
+	return t, nil
 }
 
 // answer turns a store result into the response shape, judging the caps.
@@ -324,7 +354,10 @@ func (s *server) parseCountsQuery(r *http.Request) (countLookup, error) {
 	if err != nil {
 		return countLookup{}, err
 	}
-	q := r.URL.Query()
+	q, err := parseQuery(r)
+	if err != nil {
+		return countLookup{}, err
+	}
 	for name, vs := range q {
 		switch name {
 		case "target", "cap":
@@ -355,7 +388,7 @@ func (s *server) parseCountsQuery(r *http.Request) (countLookup, error) {
 		if err != nil {
 			return countLookup{}, apiErr(kindInvalidParameter, "cap", "%q: max is not an integer", c)
 		}
-		caps = append(caps, capJSON{Target: c[:j], Window: c[j+1 : i], Max: n})
+		caps = append(caps, capJSON{Target: c[:j], Window: c[j+1 : i], Max: jsonInt{raw: []byte(strconv.FormatInt(n, 10))}})
 	}
 	return s.buildLookup(user, q.Get("edge_type"), q["target"], windows, q.Get("as_of"), caps, "")
 }

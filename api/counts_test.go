@@ -256,7 +256,7 @@ func TestPostCountsBatchErrors(t *testing.T) {
 		{`{"lookups":[` + lookup + `,{"user":"alice","edge_type":"viewed","targets":["item:i1"]}]}`, 400, "invalid-parameter", "lookups[1].user"},
 		{`{"lookups":[{"user":"user:alice","edge_type":"viewed","targets":["item:i1","x"]}]}`, 400, "invalid-parameter", "lookups[0].targets[1]"},
 		{`{"lookups":[{"user":"user:alice","edge_type":"viewed","targets":["item:i1"],"windows":["1h","9d"]}]}`, 400, "invalid-parameter", "lookups[0].windows[1]"},
-		{`{"lookups":[{"user":"user:alice","edge_type":"viewed","targets":["item:i1"],"caps":[{"target":"item:i1","window":"1h","max":-2}]}]}`, 400, "invalid-parameter", "lookups[0].caps[0]"},
+		{`{"lookups":[{"user":"user:alice","edge_type":"viewed","targets":["item:i1"],"caps":[{"target":"item:i1","window":"1h","max":-2}]}]}`, 400, "invalid-parameter", "lookups[0].caps[0].max"},
 		{`{"lookups":[{"user":"user:alice","edge_type":"viewed","targets":["item:i1"],"as_of":"now"}]}`, 400, "invalid-parameter", "lookups[0].as_of"},
 		{`{"lookups":[{"user":"user:alice","targets":["item:i1"]}]}`, 400, "invalid-parameter", "lookups[0].edge_type"},
 		{`{"lookups":[{"user":"user:alice","edge_type":"follows","targets":["user:bob"]}]}`, 400, "invalid-query", ""},

@@ -141,6 +141,9 @@ func withBudget(r *http.Request, d time.Duration) (*http.Request, context.Cancel
 // request had escapes (an id holding "/" must be sent as %2F), so the id is
 // unescaped here.
 func (s *server) nodeParam(r *http.Request) (graph.NodeKey, error) {
+	if err := checkPathUTF8(r); err != nil {
+		return graph.NodeKey{}, err
+	}
 	typ, id := chi.URLParam(r, "type"), chi.URLParam(r, "id")
 	if r.URL.RawPath != "" {
 		var err error
@@ -179,8 +182,12 @@ func (s *server) getNode(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer func() { s.m.stage(r, stageTotal, time.Since(start)) }()
 	k, err := s.nodeParam(r)
+	var q url.Values
 	if err == nil {
-		err = checkQueryParams(r.URL.Query())
+		q, err = parseQuery(r)
+	}
+	if err == nil {
+		err = checkQueryParams(q)
 	}
 	if err != nil {
 		s.writeProblem(w, r, err)
@@ -225,7 +232,10 @@ func (s *server) parseEdgesQuery(r *http.Request) (edgesQuery, error) {
 	if err != nil {
 		return eq, err
 	}
-	v := r.URL.Query()
+	v, err := parseQuery(r)
+	if err != nil {
+		return eq, err
+	}
 	if err := checkQueryParams(v, "edge_type", "direction", "limit", "cursor", "since", "until", "order"); err != nil {
 		return eq, err
 	}

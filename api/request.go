@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rtgraph/rtgraph/graph"
 	"github.com/rtgraph/rtgraph/graph/traverse"
@@ -20,9 +20,9 @@ import (
 type traversalBody struct {
 	Start        []nodeRef `json:"start"`
 	Hops         []hopBody `json:"hops"`
-	MaxResults   *int      `json:"max_results"`
+	MaxResults   *jsonInt  `json:"max_results"`
 	IncludePaths bool      `json:"include_paths"`
-	TimeBudgetMS *int64    `json:"time_budget_ms"`
+	TimeBudgetMS *jsonInt  `json:"time_budget_ms"`
 	Cursor       string    `json:"cursor"`
 }
 
@@ -34,7 +34,7 @@ type nodeRef struct {
 type hopBody struct {
 	EdgeTypes []string       `json:"edge_types"`
 	Direction string         `json:"direction"`
-	Limit     *int           `json:"limit"`
+	Limit     *jsonInt       `json:"limit"`
 	Since     *string        `json:"since"`
 	Until     *string        `json:"until"`
 	NodeTypes []string       `json:"node_types"`
@@ -61,31 +61,32 @@ type parsedTraversal struct {
 }
 
 // decodeJSON decodes exactly one JSON value from r into dst, refusing
-// unknown fields. Numbers in untyped places stay json.Number.
+// unknown fields and text that is not UTF-8 (encoding/json would replace
+// it silently). Numbers in untyped places stay json.Number.
 func decodeJSON(r io.Reader, dst any) error {
-	dec := json.NewDecoder(r)
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err // *http.MaxBytesError, or the client went away
+	}
+	if !utf8.Valid(data) {
+		return apiErr(kindMalformed, "", "the body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
 	if err := dec.Decode(dst); err != nil {
-		return jsonError(err)
+		return jsonError(err, data)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
 		return apiErr(kindMalformed, "", "the body holds more than one JSON value")
 	}
 	return nil
 }
 
-func jsonError(err error) error {
-	var mbe *http.MaxBytesError
+func jsonError(err error, data []byte) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
-	case errors.As(err, &mbe):
-		return err
 	case errors.Is(err, io.EOF):
 		return apiErr(kindMalformed, "", "the body is empty; send a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -93,11 +94,14 @@ func jsonError(err error) error {
 	case errors.As(err, &syn):
 		return apiErr(kindMalformed, "", "invalid JSON at byte %d: %s", syn.Offset, syn.Error())
 	case errors.As(err, &typ):
-		field := typ.Field
+		field := jsonPathAt(data, typ.Offset)
+		if field == "" {
+			field = typ.Field
+		}
 		if field == "" {
 			field = "(body)"
 		}
-		return apiErr(kindMalformed, field, "a JSON %s cannot be a %s", typ.Value, jsonKind(typ.Type.String()))
+		return apiErr(kindMalformed, field, "a JSON %s cannot be %s", typ.Value, jsonKind(typ.Type.String()))
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		return apiErr(kindMalformed, strings.Trim(name, `"`), "unknown field %s", name)
@@ -108,15 +112,15 @@ func jsonError(err error) error {
 func jsonKind(goType string) string {
 	switch {
 	case strings.HasPrefix(goType, "[]"):
-		return "array"
+		return "an array"
 	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "api."):
-		return "object"
+		return "an object"
 	case strings.HasPrefix(goType, "int"), goType == "*int", goType == "*int64":
-		return "integer"
+		return "an integer"
 	case goType == "bool":
-		return "boolean"
+		return "a boolean"
 	}
-	return "string"
+	return "a string"
 }
 
 // parseTime parses an RFC 3339 time from field.
@@ -137,8 +141,12 @@ func parseTraversal(body io.Reader, cfg Config, codec cursorCodec, now time.Time
 		return nil, err
 	}
 	p := &parsedTraversal{budget: cfg.DefaultTimeBudget}
-	if b.TimeBudgetMS != nil {
-		ms := *b.TimeBudgetMS
+	budgetMS, err := optInt(b.TimeBudgetMS, "time_budget_ms")
+	if err != nil {
+		return nil, err
+	}
+	if budgetMS != nil {
+		ms := *budgetMS
 		if ms <= 0 {
 			return nil, apiErr(kindInvalidParameter, "time_budget_ms", "must be positive")
 		}
@@ -148,14 +156,18 @@ func parseTraversal(body io.Reader, cfg Config, codec cursorCodec, now time.Time
 		p.budget = time.Duration(ms) * time.Millisecond
 	}
 	maxResults := cfg.DefaultMaxResults
-	if b.MaxResults != nil {
-		maxResults = *b.MaxResults
-		if maxResults <= 0 {
+	mr, err := optInt(b.MaxResults, "max_results")
+	if err != nil {
+		return nil, err
+	}
+	if mr != nil {
+		if *mr <= 0 {
 			return nil, apiErr(kindInvalidParameter, "max_results", "must be positive")
 		}
-		if maxResults > cfg.MaxResults {
-			return nil, overCap("max_results", int64(cfg.MaxResults), "%d is over the server's limit of %d", maxResults, cfg.MaxResults)
+		if *mr > int64(cfg.MaxResults) {
+			return nil, overCap("max_results", int64(cfg.MaxResults), "%d is over the server's limit of %d", *mr, cfg.MaxResults)
 		}
+		maxResults = int(*mr)
 	}
 	if len(b.Start) > cfg.MaxStartNodes {
 		return nil, overCap("start", int64(cfg.MaxStartNodes), "%d start nodes; the server's limit is %d", len(b.Start), cfg.MaxStartNodes)
@@ -165,6 +177,13 @@ func parseTraversal(body io.Reader, cfg Config, codec cursorCodec, now time.Time
 	}
 	if len(b.Hops) > cfg.MaxHops {
 		return nil, overCap("hops", int64(cfg.MaxHops), "%d hops; the server's limit is %d", len(b.Hops), cfg.MaxHops)
+	}
+	for i, s := range b.Start {
+		// The engine refuses it too, as a 400; a length over a cap is a
+		// 422 with the cap on every route.
+		if len(s.ID) > graph.MaxIDLen {
+			return nil, overCap(fmt.Sprintf("start[%d].id", i), graph.MaxIDLen, "the id is %d bytes; the limit is %d", len(s.ID), graph.MaxIDLen)
+		}
 	}
 	p.req = traverse.Request{MaxResults: maxResults, IncludePaths: b.IncludePaths}
 	for _, s := range b.Start {
@@ -246,14 +265,18 @@ func parseHop(hb hopBody, field string, cfg Config, now time.Time, fp *fingerpri
 		return h, hopSpec{}, nil, apiErr(kindInvalidParameter, field+".order", "%q is not one of latest, any", hb.Order)
 	}
 	limit := cfg.hopLimit(hb.EdgeTypes)
-	if hb.Limit != nil {
-		limit = *hb.Limit
-		if limit <= 0 {
+	l, err := optInt(hb.Limit, field+".limit")
+	if err != nil {
+		return h, hopSpec{}, nil, err
+	}
+	if l != nil {
+		if *l <= 0 {
 			return h, hopSpec{}, nil, apiErr(kindInvalidParameter, field+".limit", "must be positive")
 		}
-		if limit > cfg.MaxHopLimit {
-			return h, hopSpec{}, nil, overCap(field+".limit", int64(cfg.MaxHopLimit), "%d is over the server's limit of %d", limit, cfg.MaxHopLimit)
+		if *l > int64(cfg.MaxHopLimit) {
+			return h, hopSpec{}, nil, overCap(field+".limit", int64(cfg.MaxHopLimit), "%d is over the server's limit of %d", *l, cfg.MaxHopLimit)
 		}
+		limit = int(*l)
 	}
 	var since, until *time.Time
 	if hb.Since != nil {
