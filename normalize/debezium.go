@@ -146,6 +146,9 @@ func (d *debeziumDecoder) fromUnwrapped(msg *Message, row map[string]any, src []
 			return envs, err
 		}
 	}
+	if f := missingEnvelopeMember(row, src != nil); f != "" {
+		return nil, decodeErr(ClassMissingField, f, "a Debezium change event (before/after with op or source) without "+f+"; it is never read as a flattened row")
+	}
 	if _, hasOp := row["op"]; hasOp && src != nil {
 		ev, err := eventFromMap(row)
 		if err != nil {
@@ -220,6 +223,10 @@ func (d *debeziumDecoder) fromReorderedWrapper(msg *Message, row map[string]any)
 
 // fromMapUnwrapped interprets an already built map as fromUnwrapped does.
 func (d *debeziumDecoder) fromMapUnwrapped(msg *Message, m map[string]any) ([]Envelope, error) {
+	_, srcObj := m["source"].(map[string]any)
+	if f := missingEnvelopeMember(m, srcObj); f != "" {
+		return nil, decodeErr(ClassMissingField, f, "a Debezium change event (before/after with op or source) without "+f+"; it is never read as a flattened row")
+	}
 	if _, hasOp := m["op"]; hasOp {
 		if _, isObj := m["source"].(map[string]any); isObj {
 			ev, err := eventFromMap(m)
@@ -230,6 +237,35 @@ func (d *debeziumDecoder) fromMapUnwrapped(msg *Message, m map[string]any) ([]En
 		}
 	}
 	return d.fromRow(msg, m, d.splitMeta(m))
+}
+
+// missingEnvelopeMember names the member a Debezium change event lacks
+// ("op" or "source"), or returns "" when row is a whole event or a
+// flattened row. An object is taken for a change event when it has a
+// before or after member that is an object or null, together with an op or
+// an object source: a flattened row has neither an op column (the op is
+// __op) nor row images. Guessing otherwise would read an event that lost
+// its op as an upsert of a row whose columns are before, after and source.
+func missingEnvelopeMember(row map[string]any, srcObj bool) string {
+	image := false
+	for _, k := range [...]string{"before", "after"} {
+		if v, ok := row[k]; ok {
+			if _, isObj := v.(map[string]any); isObj || v == nil {
+				image = true
+			}
+		}
+	}
+	if !image {
+		return ""
+	}
+	_, hasOp := row["op"]
+	switch {
+	case hasOp && !srcObj:
+		return "source"
+	case srcObj && !hasOp:
+		return "op"
+	}
+	return ""
 }
 
 // splitMeta takes the flattened metadata members out of a row built as a

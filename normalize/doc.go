@@ -31,6 +31,11 @@
 //     the source time is 0 (snapshot rows of old MySQL connectors) the
 //     envelope's own ts_* (connector time) stands in. Flattened rows use
 //     __source_ts_*, then __ts_*, then the record's Kafka timestamp.
+//   - an object with a row image (before or after: an object or null)
+//     together with an op or an object source is a change event, and one
+//     missing the other member is missing_field ("op" or "source"): an event
+//     that lost its op is never guessed to be a flattened row, which would
+//     upsert a row whose columns are before, after and source.
 //   - the version is source.lsn (PostgreSQL), else file/pos/row (MySQL),
 //     else the Kafka offset.
 //   - with the schema/payload wrapper, values follow their Connect types:
