@@ -122,7 +122,7 @@ func TestStoreFailures(t *testing.T) {
 		{"unavailable", brokenReader{unavailable}, 503, "unavailable", true},
 		{"closed", brokenReader{graph.ErrClosed}, 503, "unavailable", true},
 		{"permanent", brokenReader{errors.New("disk on fire")}, 500, "internal", false},
-		{"budget", stalledReader{}, 504, "time-budget-exceeded", false},
+		{"budget", stalledReader{}, 504, "time-budget-exceeded", true},
 		{"panic", panickyReader{}, 500, "internal", false},
 	}
 	for _, c := range cases {

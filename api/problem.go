@@ -127,8 +127,10 @@ func problemFor(ctx context.Context, err error) (Problem, int) {
 		k, detail = kindInvalidQuery, queryDetail(err)
 	case errors.Is(context.Cause(ctx), errBudget):
 		// Checked before IsRetryable: a store call cut by our own budget
-		// comes back as a retryable context error.
-		k, detail = kindTimeout, "the request's time budget ran out before the store answered"
+		// comes back as a retryable context error. A store that does not
+		// answer in time is a transient condition too: Retry-After says when
+		// to ask again.
+		k, detail, retry = kindTimeout, "the request's time budget ran out before the store answered", 1
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		k, detail = kindClientClosed, "the client went away"
 	case graph.IsRetryable(err), errors.Is(err, graph.ErrClosed):
