@@ -44,6 +44,17 @@ test-unit: ## Run the tests that need no servers (integration tests skip, loudly
 test-integration: ## Run only the integration tests, against real Kafka and Cassandra.
 	deploy/local/with-infra.sh $(GO) test $(GOTESTFLAGS) $(INTEGRATION_PKGS)
 
+# The fault tests' own servers: a state dir and ports of their own, so that
+# pausing and killing them never touches the servers the other targets use.
+FAULTS_INFRA := RTGRAPH_INFRA_DIR=$(CURDIR)/.infra/faults KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 \
+	CASSANDRA_PORT=29042 CASSANDRA_STORAGE_PORT=27000 CASSANDRA_JMX_PORT=27199 KAFKA_HEAP=512m CASSANDRA_HEAP=1g \
+	CASSANDRA_COMMITLOG_SYNC=group
+
+.PHONY: test-faults
+test-faults: ## Fault tests: Kafka and Cassandra paused, killed, restarted under load, poison records (own servers; docs/reliability.md).
+	env -u RTGRAPH_TEST_KAFKA -u RTGRAPH_TEST_CASSANDRA $(FAULTS_INFRA) RTGRAPH_FAULTS_INFRA=$(CURDIR)/deploy/local/infra.sh \
+		deploy/local/with-infra.sh $(GO) test -tags faults -count=1 -timeout 40m -v -run '^TestFault' ./ingest/
+
 .PHONY: bench
 bench: bench-store bench-ingest bench-query bench-fcap ## Run every benchmark (figures go to docs/benchmarks.md by hand).
 

@@ -22,6 +22,9 @@ CASSANDRA_STORAGE_PORT="${CASSANDRA_STORAGE_PORT:-7000}"
 CASSANDRA_JMX_PORT="${CASSANDRA_JMX_PORT:-7199}"
 KAFKA_HEAP="${KAFKA_HEAP:-512m}"
 CASSANDRA_HEAP="${CASSANDRA_HEAP:-1g}"
+# periodic (Cassandra's default: a write is acknowledged before its commit log is synced, so a killed
+# node loses up to commitlog_sync_period of them) or group (acknowledged after the sync, every 10 ms).
+CASSANDRA_COMMITLOG_SYNC="${CASSANDRA_COMMITLOG_SYNC:-periodic}"
 START_TIMEOUT="${RTGRAPH_INFRA_START_TIMEOUT:-300}" # seconds until a started server must answer (87 s seen under load 30)
 STOP_TIMEOUT="${RTGRAPH_INFRA_STOP_TIMEOUT:-60}"    # seconds after SIGTERM before SIGKILL
 HOST=127.0.0.1                                      # loopback only
@@ -33,6 +36,7 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 say() { echo "$PROG: $*" >&2; }
 
+case "$CASSANDRA_COMMITLOG_SYNC" in periodic | group) ;; *) die "CASSANDRA_COMMITLOG_SYNC must be periodic or group, got '$CASSANDRA_COMMITLOG_SYNC'" ;; esac
 for v in KAFKA_PORT KAFKA_CONTROLLER_PORT CASSANDRA_PORT CASSANDRA_STORAGE_PORT CASSANDRA_JMX_PORT \
   START_TIMEOUT STOP_TIMEOUT; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a number, got '${!v}'"
@@ -263,8 +267,11 @@ start_cassandra() {
   local jars=()
   libs="$STATE/libs/cassandra"
   mkdir -p "$base" "$conf/triggers" "$logdir"
+  local sync=()
+  [ "$CASSANDRA_COMMITLOG_SYNC" = group ] &&
+    sync=(-e 's#^commitlog_sync: periodic$#commitlog_sync: group#' -e 's#^commitlog_sync_period: .*#commitlog_sync_group_window: 10ms#')
   sed -e "s#@BASE@#$base#g" -e "s#@CASSANDRA_PORT@#$CASSANDRA_PORT#g" \
-    -e "s#@CASSANDRA_STORAGE_PORT@#$CASSANDRA_STORAGE_PORT#g" \
+    -e "s#@CASSANDRA_STORAGE_PORT@#$CASSANDRA_STORAGE_PORT#g" "${sync[@]}" \
     "$HERE/cassandra/cassandra.yaml" >"$conf/cassandra.yaml"
   jars=("$libs"/jamm-*.jar)
   [ -f "${jars[0]}" ] && jamm="${jars[0]}"
