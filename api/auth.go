@@ -5,13 +5,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/go-chi/httprate"
 )
 
 // principal is who a request acts as.
@@ -99,33 +96,70 @@ func (a *authenticator) lookup(key string) (storedKey, bool) {
 	return a.keys[found], true
 }
 
-// identify puts the request's principal in its context, or answers 401.
+// Reasons a credential is refused, as rtgraph_api_auth_failures_total
+// labels them.
+const (
+	authNoKey      = "no_key"
+	authInvalidKey = "invalid_key"
+	authThrottled  = "throttled"
+)
+
+// identify puts the request's principal in its context, or answers 401, or
+// 429 when the client address has failed authentication more than
+// Config.AuthFailureLimit allows. A throttled address is refused before its
+// key is looked at, so that guessing keys is slow even for the one guess
+// that would be right; a valid client sharing that address (behind one NAT)
+// is refused too until the bucket refills.
 func (s *server) identify(next http.Handler) http.Handler {
 	anonymousScopes := []string{ScopeGraphRead, ScopeCountsRead}
 	if s.auth.open {
 		anonymousScopes = append(anonymousScopes, ScopeAdmin)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var p principal
 		key, presented := credential(r)
-		switch {
-		case s.auth.open:
-			p = principal{anonymous: true, scopes: anonymousScopes}
-		case !presented && s.auth.required:
-			s.writeProblem(w, r, apiErr(kindUnauthenticated, "", "send an API key as Authorization: Bearer <key> or X-API-Key"))
+		if s.auth.open || (!presented && !s.auth.required) {
+			p := principal{anonymous: true, scopes: anonymousScopes}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 			return
-		case !presented:
-			p = principal{anonymous: true, scopes: anonymousScopes}
-		default:
-			k, ok := s.auth.lookup(key)
-			if !ok {
-				s.writeProblem(w, r, apiErr(kindUnauthenticated, "", "the API key is not valid"))
+		}
+		addr, now := clientAddr(r), s.now()
+		if s.authFails != nil {
+			if wait, over := s.authFails.exhausted(addr, now); over {
+				s.authFailed(r, addr, authThrottled, now)
+				e := apiErr(kindRateLimited, "", "too many requests without a valid API key from this address; retry later")
+				e.RetryAfter = retryAfter(wait)
+				s.writeProblem(w, r, e)
 				return
 			}
-			p = principal{name: k.name, scopes: k.scopes}
 		}
+		if !presented {
+			s.authFailed(r, addr, authNoKey, now)
+			s.writeProblem(w, r, apiErr(kindUnauthenticated, "", "send an API key as Authorization: Bearer <key> or X-API-Key"))
+			return
+		}
+		k, ok := s.auth.lookup(key)
+		if !ok {
+			s.authFailed(r, addr, authInvalidKey, now)
+			s.writeProblem(w, r, apiErr(kindUnauthenticated, "", "the API key is not valid"))
+			return
+		}
+		p := principal{name: k.name, scopes: k.scopes}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
+}
+
+// authFailed counts a refused credential against its address, and logs it
+// at most once per second for the process, with the number of lines held
+// back since the previous one: a flood of bad keys must not flood the log.
+func (s *server) authFailed(r *http.Request, addr, reason string, now time.Time) {
+	s.m.authFailures.WithLabelValues(reason).Inc()
+	if s.authFails != nil && reason != authThrottled {
+		s.authFails.take(addr, now)
+	}
+	if suppressed, ok := s.authLog.sample(now); ok {
+		s.log.Warn("api authentication failed", "reason", reason, "client", addr,
+			"request_id", requestIDFrom(r.Context()), "route", r.URL.Path, "suppressed", suppressed)
+	}
 }
 
 // requireScope answers 403 (401 for an anonymous caller, who can fix it by
@@ -147,27 +181,28 @@ func (s *server) requireScope(scope string) func(http.Handler) http.Handler {
 	}
 }
 
-// rateLimiter limits each key, and each client address for anonymous
-// requests, to cfg.Burst requests per Burst/RequestsPerSecond window
-// (sliding). It runs after identify. nil when limiting is off.
-func (s *server) rateLimiter(cfg RateLimit) func(http.Handler) http.Handler {
-	if cfg.RequestsPerSecond <= 0 {
-		return nil
-	}
-	window := time.Duration(float64(cfg.Burst) / cfg.RequestsPerSecond * float64(time.Second))
-	return httprate.LimitBy(cfg.Burst, window,
-		func(r *http.Request) (string, error) {
+// limitRate spends one token of the caller's bucket in t (per key, per
+// client address for anonymous requests), or answers 429 with Retry-After.
+// It runs after identify and requireScope, so that the buckets are only
+// ever those of configured keys or of addresses allowed in anonymously. A
+// nil table passes every request.
+func (s *server) limitRate(t *limiterTable) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if t == nil {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			client := "addr:" + clientAddr(r)
 			if p, ok := principalFrom(r.Context()); ok && !p.anonymous {
-				return "key:" + p.name, nil
+				client = "key:" + p.name
 			}
-			host, _, err := net.SplitHostPort(r.RemoteAddr)
-			if err != nil {
-				host = r.RemoteAddr
+			if wait, ok := t.take(client, s.now()); !ok {
+				e := apiErr(kindRateLimited, "", "over %g requests per second (burst %d); slow down", t.rl.RequestsPerSecond, t.rl.Burst)
+				e.RetryAfter = retryAfter(wait)
+				s.writeProblem(w, r, e)
+				return
 			}
-			return "addr:" + httprate.CanonicalizeIP(host), nil
-		},
-		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
-			s.writeProblem(w, r, apiErr(kindRateLimited, "", "more than %d requests in %s; slow down", cfg.Burst, window))
-		}),
-	)
+			next.ServeHTTP(w, r)
+		})
+	}
 }

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
+	"net"
+	"net/netip"
 	"os"
 	"regexp"
 	"slices"
@@ -79,9 +82,28 @@ type Config struct {
 	// checked. When no key is configured at all the API is open whatever
 	// this says, and New logs a warning.
 	AuthRequired bool `yaml:"auth_required"`
-	// RateLimit limits requests per key (per client address for anonymous
-	// requests).
+	// RateLimit limits graph:read requests (nodes, edges, traversals) per
+	// key, and per client address for anonymous requests. Default 50 per
+	// second, burst 100: a traversal can read thousands of edges.
 	RateLimit RateLimit `yaml:"rate_limit"`
+	// CountsRateLimit limits counts:read requests (/v1/counts) per key, and
+	// per client address for anonymous requests. A count read is one small
+	// store read and an ad server makes one per ad request, so the default
+	// is far higher: 5000 per second, burst 10000.
+	CountsRateLimit RateLimit `yaml:"counts_rate_limit"`
+	// AuthFailureLimit limits, per client address, requests whose key is
+	// missing (when one is required) or wrong: past it an address is
+	// answered 429 without its key being checked, whatever it sends, so
+	// keys cannot be guessed at speed. Default 1 per second, burst 10.
+	AuthFailureLimit RateLimit `yaml:"auth_failure_limit"`
+	// RateLimitClients bounds each rate-limit table (graph reads, count
+	// reads, failed authentications): past it the least recently seen
+	// client is forgotten. Default 65536 (a few MiB per table).
+	RateLimitClients int `yaml:"rate_limit_clients"`
+	// AllowUnauthenticatedNonLoopback lets `rtgraph serve` run the API
+	// without keys on an address other than loopback. Default false: an
+	// open API reachable from the network is refused at start-up.
+	AllowUnauthenticatedNonLoopback bool `yaml:"allow_unauthenticated_non_loopback"`
 	// Metrics serves GET /metrics. Default true.
 	Metrics bool `yaml:"metrics"`
 	// MetricsRequireKey makes /metrics require a key with the admin scope.
@@ -110,12 +132,13 @@ type Key struct {
 	Scopes  []string `yaml:"scopes"`
 }
 
-// RateLimit is a per-key request rate: Burst requests at once, refilled at
-// RequestsPerSecond (a sliding window of Burst/RequestsPerSecond seconds).
-// RequestsPerSecond 0 turns limiting off.
+// RateLimit is a token bucket per client: Burst requests at once, refilled
+// at RequestsPerSecond. RequestsPerSecond 0 turns limiting off. Limits are
+// per process: behind a load balancer over N replicas a client gets up to N
+// times as much.
 type RateLimit struct {
-	RequestsPerSecond float64 `yaml:"requests_per_second"` // default 50
-	Burst             int     `yaml:"burst"`               // default 100
+	RequestsPerSecond float64 `yaml:"requests_per_second"`
+	Burst             int     `yaml:"burst"`
 }
 
 // DefaultConfig returns the defaults.
@@ -136,6 +159,9 @@ func DefaultConfig() Config {
 		MaxTimeBudget:     10 * time.Second,
 		AuthRequired:      true,
 		RateLimit:         RateLimit{RequestsPerSecond: 50, Burst: 100},
+		CountsRateLimit:   RateLimit{RequestsPerSecond: 5000, Burst: 10000},
+		AuthFailureLimit:  RateLimit{RequestsPerSecond: 1, Burst: 10},
+		RateLimitClients:  65536,
 		Metrics:           true,
 		MaxAsOfSkew:       5 * time.Second,
 	}
@@ -245,12 +271,18 @@ func (c Config) Validate() error {
 			}
 		}
 	}
-	if c.RateLimit.RequestsPerSecond < 0 {
-		bad("rate_limit.requests_per_second", "must not be negative")
+	for _, l := range []struct {
+		field string
+		rl    RateLimit
+	}{{"rate_limit", c.RateLimit}, {"counts_rate_limit", c.CountsRateLimit}, {"auth_failure_limit", c.AuthFailureLimit}} {
+		if l.rl.RequestsPerSecond < 0 || math.IsNaN(l.rl.RequestsPerSecond) || math.IsInf(l.rl.RequestsPerSecond, 0) {
+			bad(l.field+".requests_per_second", "must be a finite number, not negative")
+		}
+		if l.rl.RequestsPerSecond > 0 && l.rl.Burst < 1 {
+			bad(l.field+".burst", "must be positive when rate limiting is on")
+		}
 	}
-	if c.RateLimit.RequestsPerSecond > 0 && c.RateLimit.Burst < 1 {
-		bad("rate_limit.burst", "must be positive when rate limiting is on")
-	}
+	positive("rate_limit_clients", c.RateLimitClients)
 	return errors.Join(errs...)
 }
 
@@ -307,4 +339,28 @@ func readSecret(path, field string) (string, error) {
 		return "", fmt.Errorf("%w: api.%s: %w", ErrInvalidConfig, field, err)
 	}
 	return string(bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))), nil
+}
+
+// CheckListen refuses to serve an API without keys on addr unless addr is
+// a loopback address or AllowUnauthenticatedNonLoopback says so: an open
+// API reachable from the network answers anyone with every scope. addr is
+// host:port; an empty host or an unspecified address (0.0.0.0, ::) listens
+// on every interface, and a name other than localhost may resolve to any.
+func (c Config) CheckListen(addr string) error {
+	if len(c.Keys) > 0 || c.AllowUnauthenticatedNonLoopback || isLoopback(addr) {
+		return nil
+	}
+	return fmt.Errorf("%w: api.keys: none configured, so the API would serve anyone with every scope on http.addr %s, which is not a loopback address; configure api.keys, listen on 127.0.0.1, or set api.allow_unauthenticated_non_loopback: true", ErrInvalidConfig, addr)
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }

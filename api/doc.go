@@ -2,8 +2,9 @@
 // hop traversals (run by graph/traverse), and everything around them that a
 // client can count on: RFC 9457 problem responses from one mapping function
 // (problemFor), server-side limits, signed cursors, API keys with scopes,
-// per-key rate limits, the freshness watermark on every /v1 response,
-// metrics, health endpoints, and the OpenAPI 3.1 document it serves.
+// per-key rate limits per scope, the freshness watermark on every /v1
+// response past authentication and rate limiting, metrics, health
+// endpoints, and the OpenAPI 3.1 document it serves.
 //
 // Endpoints (openapi.yaml is the reference):
 //
@@ -35,4 +36,14 @@
 // API is open and New logs a warning at start-up; see Config.AuthRequired.
 // /livez, /readyz and /openapi.yaml are always open; /metrics is open unless
 // Config.MetricsRequireKey.
+//
+// Rate limits. Token buckets per key (per client address for anonymous
+// requests) and per scope: Config.RateLimit for graph:read routes,
+// Config.CountsRateLimit for counts:read ones, whose requests are far
+// cheaper and far more frequent. A client address that presents no key or
+// a wrong one more often than Config.AuthFailureLimit is answered 429 for
+// every request until it slows down, so keys cannot be guessed at speed.
+// The address is the connection's; forwarding headers are not trusted.
+// Every table is an LRU of Config.RateLimitClients entries. Refusals (401,
+// 403, 429) carry no watermark.
 package api

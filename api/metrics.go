@@ -21,6 +21,12 @@ type metrics struct {
 	problems    *prometheus.CounterVec
 	panics      prometheus.Counter
 	inFlight    prometheus.Gauge
+	// authFailures counts refused credentials by reason (no_key,
+	// invalid_key, throttled); shed counts requests answered 503 at
+	// MaxInFlight. Both are counted in full, while their log lines are
+	// sampled.
+	authFailures *prometheus.CounterVec
+	shed         prometheus.Counter
 }
 
 // Stages a request is timed in.
@@ -64,8 +70,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "rtgraph_api_requests_in_flight",
 			Help: "API requests being served.",
 		}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtgraph_api_auth_failures_total",
+			Help: "Requests refused for their credentials, by reason: no_key, invalid_key, throttled (the client address is over api.auth_failure_limit).",
+		}, []string{"reason"}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtgraph_api_shed_requests_total",
+			Help: "Requests answered 503 because api.max_in_flight requests were being served.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.stages, m.storeReads, m.truncations, m.problems, m.panics, m.inFlight} {
+	for _, c := range []prometheus.Collector{m.requests, m.stages, m.storeReads, m.truncations, m.problems, m.panics, m.inFlight, m.authFailures, m.shed} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -48,7 +48,8 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Logger gets warnings and failures; nil discards.
 	Logger *slog.Logger
-	// Now is the clock default lookbacks count from; nil is time.Now.
+	// Now is the clock default lookbacks count from, rate limits refill by
+	// and log sampling follows; nil is time.Now.
 	Now func() time.Time
 }
 
@@ -66,6 +67,11 @@ type server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	inFlight chan struct{}
+	// Rate-limit buckets; nil when that limit is off.
+	graphLimits, countsLimits, authFails *limiterTable
+	// authLog and shedLog sample the lines of failed authentications and
+	// shed requests: one per second at most, however many there are.
+	authLog, shedLog *logSampler
 }
 
 // New builds the API's HTTP handler: /v1 (nodes, edges, traversals),
@@ -145,6 +151,12 @@ func New(opts Options) (http.Handler, error) {
 		log:      log,
 		now:      now,
 		inFlight: make(chan struct{}, cfg.MaxInFlight),
+
+		graphLimits:  newLimiterTable(cfg.RateLimit, cfg.RateLimitClients),
+		countsLimits: newLimiterTable(cfg.CountsRateLimit, cfg.RateLimitClients),
+		authFails:    newLimiterTable(cfg.AuthFailureLimit, cfg.RateLimitClients),
+		authLog:      &logSampler{every: time.Second},
+		shedLog:      &logSampler{every: time.Second},
 	}
 	return s.routes(opts.Readiness, gath), nil
 }
@@ -172,16 +184,19 @@ func (s *server) routes(ready *lifecycle.Readiness, gath prometheus.Gatherer) ht
 			r.Method(http.MethodGet, "/metrics", h)
 		}
 	}
+	// Order matters: the watermark is stamped only once the caller is
+	// authenticated, holds the scope and is within its rate, so that 401,
+	// 403 and 429 answers say nothing about the graph; the in-flight limit
+	// comes last so that refused requests never hold a slot.
 	r.Route("/v1", func(r chi.Router) {
-		r.Use(s.stampWatermark, s.limitInFlight, s.identify)
-		if rl := s.rateLimiter(s.cfg.RateLimit); rl != nil {
-			r.Use(rl)
-		}
-		r.With(s.requireScope(ScopeGraphRead)).Get("/nodes/{type}/{id}", s.getNode)
-		r.With(s.requireScope(ScopeGraphRead)).Get("/nodes/{type}/{id}/edges", s.getEdges)
-		r.With(s.requireScope(ScopeGraphRead)).Post("/traversals", s.postTraversal)
-		r.With(s.requireScope(ScopeCountsRead)).Get("/counts/{type}/{id}", s.getCounts)
-		r.With(s.requireScope(ScopeCountsRead)).Post("/counts:batch", s.postCountsBatch)
+		r.Use(s.identify)
+		graphRead := chi.Chain(s.requireScope(ScopeGraphRead), s.limitRate(s.graphLimits), s.stampWatermark, s.limitInFlight)
+		countsRead := chi.Chain(s.requireScope(ScopeCountsRead), s.limitRate(s.countsLimits), s.stampWatermark, s.limitInFlight)
+		r.With(graphRead...).Get("/nodes/{type}/{id}", s.getNode)
+		r.With(graphRead...).Get("/nodes/{type}/{id}/edges", s.getEdges)
+		r.With(graphRead...).Post("/traversals", s.postTraversal)
+		r.With(countsRead...).Get("/counts/{type}/{id}", s.getCounts)
+		r.With(countsRead...).Post("/counts:batch", s.postCountsBatch)
 	})
 	return r
 }
@@ -211,7 +226,9 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 }
 
 // limitInFlight answers 503 when MaxInFlight requests are being served
-// rather than queueing without bound.
+// rather than queueing without bound. Every shed request is counted; the
+// log says so at most once per second, with how many it stands for, as
+// shedding comes in floods.
 func (s *server) limitInFlight(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -219,6 +236,11 @@ func (s *server) limitInFlight(next http.Handler) http.Handler {
 			defer func() { <-s.inFlight }()
 			next.ServeHTTP(w, r)
 		default:
+			s.m.shed.Inc()
+			if suppressed, ok := s.shedLog.sample(s.now()); ok {
+				s.log.Warn("api request shed", "max_in_flight", cap(s.inFlight), "route", routeOf(r),
+					"request_id", requestIDFrom(r.Context()), "suppressed", suppressed)
+			}
 			e := apiErr(kindUnavailable, "", "the server is serving %d requests, its limit; retry later", cap(s.inFlight))
 			e.RetryAfter = 1
 			s.writeProblem(w, r, e)

@@ -66,6 +66,12 @@ func serveWith(ctx context.Context, cfg *Config, p process, log *slog.Logger, re
 	}
 	ready := lifecycle.NewReadiness(conds...)
 
+	if p.name == "serve" {
+		// Before listening: an open API must not be reachable, even briefly.
+		if err := cfg.API.CheckListen(cfg.HTTP.Addr); err != nil {
+			return err
+		}
+	}
 	// Listen first so a port clash fails fast.
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
