@@ -47,6 +47,12 @@ type Config struct {
 	// from the row image (after, or before for deletes). request_log:
 	// required, dotted paths into the object.
 	KeyFields []string `yaml:"key_fields"`
+	// KeyTypes declares the type of key fields (integer, string, uuid),
+	// by name: a name of KeyFields, or, for debezium without KeyFields, a
+	// field of the message key. A value of another type is a dead letter of
+	// class wrong_type naming the field, in every shape. Fields not named
+	// accept any scalar.
+	KeyTypes map[string]FieldType `yaml:"key_types"`
 	// Debezium settings; used with FormatDebezium.
 	Debezium DebeziumConfig `yaml:"debezium"`
 	// RequestLog settings; used with FormatRequestLog.
@@ -90,6 +96,9 @@ type RequestLogConfig struct {
 	// IDField holds the request id, the envelope ID. Required. A string, or
 	// an integer.
 	IDField string `yaml:"id_field"`
+	// IDType, when set, is the type the id must have (integer, string,
+	// uuid); another is a dead letter of class wrong_type.
+	IDType FieldType `yaml:"id_type"`
 	// TimeField holds the event time. Required.
 	TimeField string `yaml:"time_field"`
 	// TimeFormat of TimeField. Default TimeAuto.
@@ -115,6 +124,16 @@ func (c *Config) Validate() error {
 		if err := checkPath(f); err != nil {
 			return fmt.Errorf("%w: key_fields[%d]: %v", ErrBadSetting, i, err)
 		}
+	}
+	var typed []string // the names key_types may use; nil: any
+	if len(c.KeyFields) > 0 || c.Format == FormatRequestLog {
+		typed = c.KeyFields
+		if typed == nil {
+			typed = []string{}
+		}
+	}
+	if err := checkTypes(c.KeyTypes, typed); err != nil {
+		return err
 	}
 	switch c.Format {
 	case FormatDebezium:
@@ -146,6 +165,9 @@ func (c *Config) validateRequestLog() error {
 	}
 	if c.EntityType == "" && r.EntityTypeField == "" {
 		return fmt.Errorf("%w: entity_type or request_log.entity_type_field", ErrMissingSetting)
+	}
+	if !r.IDType.valid() {
+		return fmt.Errorf("%w: request_log.id_type %q is not one of integer, string, uuid", ErrBadSetting, r.IDType)
 	}
 	switch r.TimeFormat {
 	case "", TimeAuto, TimeRFC3339, TimeUnixS, TimeUnixMs, TimeUnixUs, TimeUnixNs:

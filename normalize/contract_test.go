@@ -69,7 +69,7 @@ func checkDecodeResult(tb testing.TB, envs []Envelope, err error) {
 			tb.Fatalf("error %v (%T) is not a *DecodeError", err, err)
 		}
 		switch de.Class {
-		case ClassMalformedJSON, ClassSchemaViolation, ClassUnsupportedOp, ClassMissingField, ClassBadTime:
+		case ClassMalformedJSON, ClassSchemaViolation, ClassUnsupportedOp, ClassMissingField, ClassBadTime, ClassWrongType:
 		default:
 			tb.Fatalf("error class %q is not in the vocabulary", de.Class)
 		}

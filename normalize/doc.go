@@ -17,7 +17,7 @@
 // [New] builds the [Decoder] for one topic from its [Config]. Decode never
 // panics; a message it cannot decode yields a [*DecodeError] whose Class
 // (malformed_json, schema_violation, unsupported_op, missing_field,
-// bad_time) is what the pipeline puts in the dead-letter headers. Decoding
+// bad_time, wrong_type) is what the pipeline puts in the dead-letter headers. Decoding
 // is deterministic: the same message and config give the same envelopes
 // (ingest time aside), which is what makes the IDs idempotency keys.
 //
@@ -56,6 +56,12 @@
 //     upstream.
 //   - truncate yields one envelope with Op truncate, the table as entity
 //     type and no key.
+//
+// Key and id types: Config.KeyTypes declares key fields integer, string or
+// uuid, and RequestLogConfig.IDType the request id; they are checked in
+// every shape (wrapped, schemaless, flattened, tombstone, message key,
+// request log), and a value of another type is wrong_type naming the field
+// rather than a node, edge or count under a bogus id.
 //
 // Request logs: Op create, ID from the configured id field, time from the
 // configured time field, key from the configured key fields, attributes the

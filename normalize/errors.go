@@ -27,6 +27,9 @@ const (
 	// ClassBadTime: the event time, or a temporal column, is absent, not a
 	// time, or out of range.
 	ClassBadTime ErrorClass = "bad_time"
+	// ClassWrongType: a key or id field holds a value of another type than
+	// the one its topic declares (Config.KeyTypes, RequestLogConfig.IDType).
+	ClassWrongType ErrorClass = "wrong_type"
 )
 
 // DecodeError is the only error type a Decoder returns. Every DecodeError is

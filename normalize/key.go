@@ -53,6 +53,9 @@ func (d *debeziumDecoder) key(msg *Message, image map[string]any) (string, map[s
 			if !ok || v == nil {
 				return "", nil, decodeErr(ClassMissingField, "key."+f, "key field "+strconv.Quote(f)+" is in neither the row image nor the message key")
 			}
+			if err := checkType(d.cfg.KeyTypes[f], v, "key."+f); err != nil {
+				return "", nil, err
+			}
 			fields[f], vals[i] = v, v
 		}
 		s, err := joinKey("key.", d.cfg.KeyFields, vals)
@@ -75,6 +78,9 @@ func (d *debeziumDecoder) key(msg *Message, image map[string]any) (string, map[s
 	vals := make([]any, len(mk.parts))
 	fields := make(map[string]any, len(mk.parts))
 	for i, p := range mk.parts {
+		if err := checkType(d.cfg.KeyTypes[p.name], p.value, "key."+p.name); err != nil {
+			return "", nil, err
+		}
 		names[i], vals[i] = p.name, p.value
 		fields[p.name] = p.value
 	}

@@ -95,6 +95,12 @@ func (d *requestLogDecoder) Decode(msg Message) ([]Envelope, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.IDType != TypeAny {
+		v, _ := lookupPath(m, d.id)
+		if err := checkType(r.IDType, v, r.IDField); err != nil {
+			return nil, err
+		}
+	}
 	t, err := d.eventTime(m)
 	if err != nil {
 		return nil, err
@@ -118,6 +124,9 @@ func (d *requestLogDecoder) Decode(msg Message) ([]Envelope, error) {
 		v, ok := lookupPath(m, path)
 		if !ok || v == nil {
 			return nil, decodeErr(ClassMissingField, names[i], "key field absent or null")
+		}
+		if err := checkType(d.cfg.KeyTypes[names[i]], v, names[i]); err != nil {
+			return nil, err
 		}
 		vals[i], fields[names[i]] = v, v
 	}
