@@ -13,6 +13,9 @@
 //	POST /v1/traversals                1 to 4 hops, breadth-first
 //	GET  /openapi.yaml, /metrics, /livez, /readyz
 //
+// Every GET route answers HEAD (net/http drops the body), and a 405 lists
+// the methods its path serves in Allow, as RFC 9110 asks.
+//
 // Honest answers. A traversal that was cut says so per hop: truncated, the
 // reasons (hop_limit, max_results, supernode_cap, time_budget), how many
 // matching edges were read but not returned and whether that count is

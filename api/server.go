@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -163,12 +164,17 @@ func New(opts Options) (http.Handler, error) {
 
 func (s *server) routes(ready *lifecycle.Readiness, gath prometheus.Gatherer) http.Handler {
 	r := chi.NewRouter()
-	r.Use(requestID, s.m.instrument, s.recoverer)
+	// GetHead answers HEAD on every GET route (net/http drops the body), as
+	// HTTP asks of a server; the handlers need not know.
+	r.Use(requestID, s.m.instrument, s.recoverer, middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, apiErr(kindNotFound, "", "no route for %s", r.URL.Path))
 	})
+	root := r
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		s.writeProblem(w, r, apiErr(kindMethodNotAllowed, "", "%s is not allowed on %s", r.Method, r.URL.Path))
+		allow := allowedMethods(root, r)
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		s.writeProblem(w, r, apiErr(kindMethodNotAllowed, "", "%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allow, ", ")))
 	})
 	r.Method(http.MethodGet, "/livez", lifecycle.LiveHandler())
 	r.Method(http.MethodGet, "/readyz", lifecycle.ReadyHandler(ready))
@@ -199,6 +205,26 @@ func (s *server) routes(ready *lifecycle.Readiness, gath prometheus.Gatherer) ht
 		r.With(countsRead...).Post("/counts:batch", s.postCountsBatch)
 	})
 	return r
+}
+
+// allowedMethods lists the methods routes serves for r's path, for the
+// Allow header a 405 must carry (RFC 9110): chi does not hand them to a
+// custom handler. HEAD goes with GET.
+func allowedMethods(routes chi.Routes, r *http.Request) []string {
+	path := r.URL.RawPath
+	if path == "" {
+		path = r.URL.Path
+	}
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if routes.Match(chi.NewRouteContext(), m, path) {
+			allow = append(allow, m)
+			if m == http.MethodGet {
+				allow = append(allow, http.MethodHead)
+			}
+		}
+	}
+	return allow
 }
 
 // recoverer turns a panic in a handler into a 500 problem, logged with the
