@@ -14,6 +14,12 @@
 //     value the record value (null is a tombstone, which needs a key),
 //     timestamp optional RFC 3339 (the Kafka record timestamp; absent: the
 //     time of sending), headers optional object of strings;
+//     Byte-exact fields: key_encoding and value_encoding (json, the
+//     default; utf8: a JSON string sent as its UTF-8 bytes, for text that
+//     is not JSON; base64: a JSON string decoded to raw bytes) and
+//     headers_encoding (utf8 or base64 for header values); headers may also
+//     be an array of {"key","value"} (repeated keys, null values); partition
+//     sends to a partition, partition_key is hashed instead of the key;
 //   - any other JSON value is the record value itself, sent without a key.
 //
 // FormatAuto (the default) takes an object whose keys are all among key,
@@ -29,6 +35,9 @@
 // Records are sent in file order through an idempotent producer acknowledged
 // by all in-sync replicas, in batches of at most BatchSize; keyed records go
 // to the partition the Java client would choose (murmur2), like Debezium's.
-// When sending fails part-way, the count returned says how many records the
+// A record over Options.MaxMessageBytes (--max-message-bytes) fails the
+// check with its line. Options.Create (--create-partitions,
+// --replication-factor, --topic-config) creates the topic first when it does
+// not exist. When sending fails part-way, the count returned says how many records the
 // broker acknowledged, in file order.
 package produce

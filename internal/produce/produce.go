@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,9 +61,24 @@ func (e *LineError) Error() string {
 
 func (e *LineError) Unwrap() []error { return []error{ErrInvalidRecord, e.Err} }
 
-// Options tune File. The zero value is FormatAuto.
+// Options tune File. The zero value is FormatAuto, records up to
+// MaxLineBytes, and no topic creation.
 type Options struct {
 	Format Format
+	// MaxMessageBytes is the largest record the producer sends
+	// [max.request.size]; 0 is MaxLineBytes. A larger record fails the
+	// command before anything is sent.
+	MaxMessageBytes int
+	// Create, when set, creates the topic if it does not exist.
+	Create *TopicSpec
+}
+
+// TopicSpec is a topic to create: partitions, replication factor and topic
+// configs (e.g. max.message.bytes, cleanup.policy).
+type TopicSpec struct {
+	Partitions        int32
+	ReplicationFactor int16
+	Configs           map[string]string
 }
 
 // Record is one record to send.
@@ -71,8 +87,25 @@ type Record struct {
 	Key       []byte // nil: no key
 	Value     []byte // nil: tombstone
 	Timestamp time.Time
-	Headers   map[string]string
+	Headers   []sarama.RecordHeader // in file order
+	// Partition is the partition to send to; -1 lets the partitioner choose
+	// (murmur2 of PartitionKey, else of Key, like the Java client).
+	Partition    int32
+	PartitionKey []byte
 }
+
+// Encodings of a record object's key, value and header values.
+const (
+	// EncodingJSON (the default for value): the JSON value itself, sent as
+	// its compact encoding. For key, a string is its text.
+	EncodingJSON = "json"
+	// EncodingUTF8: a JSON string whose UTF-8 bytes are sent as they are,
+	// for text that is not JSON (truncated or malformed events).
+	EncodingUTF8 = "utf8"
+	// EncodingBase64: a JSON string holding standard base64, decoded and
+	// sent byte for byte, for binary data.
+	EncodingBase64 = "base64"
+)
 
 // File publishes the records of the file at path to topic on the Kafka
 // cluster k describes, reading the file as FormatAuto. It returns how many
@@ -86,13 +119,31 @@ func FileWith(ctx context.Context, k ingest.KafkaConfig, topic, path string, opt
 	if topic == "" {
 		return 0, fmt.Errorf("%w: no topic", ErrSend)
 	}
+	maxBytes := opts.MaxMessageBytes
+	if maxBytes == 0 {
+		maxBytes = MaxLineBytes
+	}
+	if maxBytes < 0 || maxBytes >= int(sarama.MaxRequestSize) {
+		return 0, fmt.Errorf("%w: max message bytes %d: must be between 1 and %d", ErrSend, maxBytes, sarama.MaxRequestSize-1)
+	}
 	// Check the whole file before connecting: a bad line publishes nothing.
-	if err := scanFile(path, opts.Format, func(Record) error { return nil }); err != nil {
+	if err := scanFile(path, opts.Format, func(r Record) error {
+		if n := r.size(); n > maxBytes {
+			return &LineError{File: path, Line: r.Line, Err: fmt.Errorf("record of %d bytes is over the %d-byte limit (--max-message-bytes)", n, maxBytes)}
+		}
+		return nil
+	}); err != nil {
 		return 0, err
 	}
 	sc, err := ProducerConfig(k)
 	if err != nil {
 		return 0, err
+	}
+	sc.Producer.MaxMessageBytes = maxBytes
+	if opts.Create != nil {
+		if err := createTopic(k, sc, topic, *opts.Create); err != nil {
+			return 0, err
+		}
 	}
 	p, err := sarama.NewSyncProducer(k.Brokers, sc)
 	if err != nil {
@@ -117,7 +168,7 @@ func ProducerConfig(k ingest.KafkaConfig) (*sarama.Config, error) {
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Producer.Return.Successes = true
 	sc.Producer.Return.Errors = true
-	sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
+	sc.Producer.Partitioner = newRecordPartitioner
 	sc.Producer.Retry.Max = 10
 	sc.Producer.Retry.Backoff = 250 * time.Millisecond
 	sc.Producer.MaxMessageBytes = MaxLineBytes
@@ -160,7 +211,7 @@ func send(ctx context.Context, p Sender, topic, path string, format Format) (int
 			}
 			for _, m := range batch {
 				if ferr, ok := failed[m]; ok {
-					return fmt.Errorf("%w: %s:%d: %v", ErrSend, path, m.Metadata.(int), ferr)
+					return fmt.Errorf("%w: %s:%d: %v", ErrSend, path, m.Metadata.(routing).line, ferr)
 				}
 				sent++
 			}
@@ -171,15 +222,13 @@ func send(ctx context.Context, p Sender, topic, path string, format Format) (int
 		return nil
 	}
 	err := scanFile(path, format, func(r Record) error {
-		msg := &sarama.ProducerMessage{Topic: topic, Timestamp: r.Timestamp, Metadata: r.Line}
+		msg := &sarama.ProducerMessage{Topic: topic, Timestamp: r.Timestamp, Headers: r.Headers,
+			Metadata: routing{line: r.Line, partition: r.Partition, partitionKey: r.PartitionKey}}
 		if r.Key != nil {
 			msg.Key = sarama.ByteEncoder(r.Key)
 		}
 		if r.Value != nil {
 			msg.Value = sarama.ByteEncoder(r.Value)
-		}
-		for k, v := range r.Headers {
-			msg.Headers = append(msg.Headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
 		}
 		batch = append(batch, msg)
 		if len(batch) == BatchSize {
@@ -256,7 +305,7 @@ func scanLines(path string, r io.Reader, format Format, fn func(Record) error) e
 		var rec Record
 		var err error
 		if format == FormatLines {
-			rec = Record{Value: bytes.Clone(text)}
+			rec = Record{Value: bytes.Clone(text), Partition: -1}
 		} else {
 			rec, err = parseRecord(text, format)
 		}
@@ -330,7 +379,10 @@ func skipSeparators(data []byte, off int64) int64 {
 }
 
 // recordFields are the keys of a record object.
-var recordFields = map[string]bool{"key": true, "value": true, "timestamp": true, "headers": true}
+var recordFields = map[string]bool{
+	"key": true, "value": true, "timestamp": true, "headers": true,
+	"key_encoding": true, "value_encoding": true, "headers_encoding": true, "partition": true, "partition_key": true,
+}
 
 // parseRecord reads one JSON value as a record, per format.
 func parseRecord(raw []byte, format Format) (Record, error) {
@@ -355,21 +407,61 @@ func parseRecord(raw []byte, format Format) (Record, error) {
 		if bytes.Equal(raw, []byte("null")) {
 			return Record{}, errors.New("a null value is a tombstone, which needs a key: write it as {\"key\":…, \"value\":null}")
 		}
-		return Record{Value: compact(raw)}, nil
+		return Record{Value: compact(raw), Partition: -1}, nil
 	}
-	var rec Record
+	rec := Record{Partition: -1}
+	enc := func(name string) (string, error) {
+		v, ok := obj[name]
+		if !ok || isNull(v) {
+			return "", nil
+		}
+		var e string
+		if err := json.Unmarshal(v, &e); err != nil || (e != EncodingJSON && e != EncodingUTF8 && e != EncodingBase64) {
+			return "", fmt.Errorf("%s: %s is not one of json, utf8, base64", name, v)
+		}
+		return e, nil
+	}
+	keyEnc, err := enc("key_encoding")
+	if err != nil {
+		return Record{}, err
+	}
+	valueEnc, err := enc("value_encoding")
+	if err != nil {
+		return Record{}, err
+	}
+	headersEnc, err := enc("headers_encoding")
+	if err != nil {
+		return Record{}, err
+	}
 	for name, v := range obj {
 		switch name {
 		case "key":
-			k, err := keyBytes(v)
+			k, err := bytesOf(v, keyEnc, true)
 			if err != nil {
 				return Record{}, fmt.Errorf("key: %w", err)
 			}
 			rec.Key = k
 		case "value":
-			if !isNull(v) {
-				rec.Value = compact(v)
+			b, err := bytesOf(v, valueEnc, false)
+			if err != nil {
+				return Record{}, fmt.Errorf("value: %w", err)
 			}
+			rec.Value = b
+		case "partition_key":
+			k, err := bytesOf(v, keyEnc, true)
+			if err != nil {
+				return Record{}, fmt.Errorf("partition_key: %w", err)
+			}
+			rec.PartitionKey = k
+		case "partition":
+			if isNull(v) {
+				continue
+			}
+			var p int32
+			if err := json.Unmarshal(v, &p); err != nil || p < 0 {
+				return Record{}, fmt.Errorf("partition: %s is not a partition number", v)
+			}
+			rec.Partition = p
 		case "timestamp":
 			if isNull(v) {
 				continue
@@ -387,11 +479,14 @@ func parseRecord(raw []byte, format Format) (Record, error) {
 			if isNull(v) {
 				continue
 			}
-			if err := json.Unmarshal(v, &rec.Headers); err != nil {
-				return Record{}, errors.New("headers: not an object of strings")
+			hs, err := parseHeaders(v, headersEnc)
+			if err != nil {
+				return Record{}, err
 			}
+			rec.Headers = hs
+		case "key_encoding", "value_encoding", "headers_encoding":
 		default:
-			return Record{}, fmt.Errorf("unknown field %s of a record object (key, value, timestamp, headers)", strconv.Quote(name))
+			return Record{}, fmt.Errorf("unknown field %s of a record object (key, value, timestamp, headers, key_encoding, value_encoding, headers_encoding, partition, partition_key)", strconv.Quote(name))
 		}
 	}
 	if _, ok := obj["value"]; !ok {
@@ -401,6 +496,167 @@ func parseRecord(raw []byte, format Format) (Record, error) {
 		return Record{}, errors.New("a tombstone (null value) needs a key")
 	}
 	return rec, nil
+}
+
+// bytesOf reads a key or value per its encoding: json (for a key, a string
+// is its text; any other value its compact encoding), utf8 (a string's
+// bytes) or base64 (a string decoded). null is nil: no key, or a tombstone.
+func bytesOf(raw json.RawMessage, enc string, isKey bool) ([]byte, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	switch enc {
+	case EncodingUTF8, EncodingBase64:
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fmt.Errorf("with encoding %s it must be a JSON string", enc)
+		}
+		if enc == EncodingUTF8 {
+			return []byte(s), nil
+		}
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return nil, fmt.Errorf("not base64: %v", err)
+		}
+		return b, nil
+	}
+	if isKey {
+		return keyBytes(raw)
+	}
+	return compact(raw), nil
+}
+
+// parseHeaders reads headers: an object of strings (in file order) or an
+// array of {"key": …, "value": …} objects (repeated keys allowed); values
+// are text, or base64 with headers_encoding base64; a null value is a
+// header without value.
+func parseHeaders(raw json.RawMessage, enc string) ([]sarama.RecordHeader, error) {
+	value := func(v *string) ([]byte, error) {
+		if v == nil {
+			return nil, nil
+		}
+		if enc == EncodingBase64 {
+			b, err := base64.StdEncoding.DecodeString(*v)
+			if err != nil {
+				return nil, fmt.Errorf("headers: not base64: %v", err)
+			}
+			return b, nil
+		}
+		return []byte(*v), nil
+	}
+	var out []sarama.RecordHeader
+	if bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")) {
+		var list []struct {
+			Key   *string `json:"key"`
+			Value *string `json:"value"`
+		}
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return nil, errors.New("headers: not an array of {\"key\": string, \"value\": string or null}")
+		}
+		for _, h := range list {
+			if h.Key == nil {
+				return nil, errors.New("headers: an entry without key")
+			}
+			v, err := value(h.Value)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sarama.RecordHeader{Key: []byte(*h.Key), Value: v})
+		}
+		return out, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, errors.New("headers: not an object of strings")
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, errors.New("headers: not an object of strings")
+		}
+		var v *string
+		if err := dec.Decode(&v); err != nil {
+			return nil, errors.New("headers: not an object of strings")
+		}
+		b, err := value(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sarama.RecordHeader{Key: []byte(t.(string)), Value: b})
+	}
+	return out, nil
+}
+
+// size is an upper bound of the record's size as the producer counts it.
+func (r Record) size() int {
+	m := &sarama.ProducerMessage{Headers: r.Headers}
+	if r.Key != nil {
+		m.Key = sarama.ByteEncoder(r.Key)
+	}
+	if r.Value != nil {
+		m.Value = sarama.ByteEncoder(r.Value)
+	}
+	return m.ByteSize(2)
+}
+
+// routing travels with each message as its Metadata: where it came from
+// and where it goes.
+type routing struct {
+	line         int
+	partition    int32
+	partitionKey []byte
+}
+
+// recordPartitioner sends a record to its explicit partition, else hashes
+// its partition key, else its key, with murmur2 as the Java client does.
+type recordPartitioner struct {
+	hash sarama.Partitioner
+}
+
+func newRecordPartitioner(topic string) sarama.Partitioner {
+	return &recordPartitioner{hash: sarama.NewMurmur2Partitioner(topic)}
+}
+
+func (p *recordPartitioner) Partition(m *sarama.ProducerMessage, n int32) (int32, error) {
+	rt, _ := m.Metadata.(routing)
+	if rt.partition >= 0 && m.Metadata != nil {
+		if rt.partition >= n {
+			return 0, fmt.Errorf("partition %d: the topic has %d", rt.partition, n)
+		}
+		return rt.partition, nil
+	}
+	if rt.partitionKey != nil {
+		return p.hash.Partition(&sarama.ProducerMessage{Key: sarama.ByteEncoder(rt.partitionKey)}, n)
+	}
+	return p.hash.Partition(m, n)
+}
+
+func (p *recordPartitioner) RequiresConsistency() bool { return true }
+
+// createTopic creates topic as spec says, unless it exists.
+func createTopic(k ingest.KafkaConfig, sc *sarama.Config, topic string, spec TopicSpec) error {
+	admin, err := sarama.NewClusterAdmin(k.Brokers, sc)
+	if err != nil {
+		return fmt.Errorf("%w: connect to %v: %v", ErrSend, k.Brokers, err)
+	}
+	defer func() { _ = admin.Close() }()
+	entries := map[string]*string{}
+	for key, v := range spec.Configs {
+		entries[key] = &v
+	}
+	rf := spec.ReplicationFactor
+	if rf == 0 {
+		rf = -1 // the broker's default.replication.factor
+	}
+	parts := spec.Partitions
+	if parts == 0 {
+		parts = -1 // the broker's num.partitions
+	}
+	err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: parts, ReplicationFactor: rf, ConfigEntries: entries}, false)
+	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+		return fmt.Errorf("%w: create topic %s: %v", ErrSend, topic, err)
+	}
+	return nil
 }
 
 func looksLikeRecord(obj map[string]json.RawMessage) bool {

@@ -57,7 +57,11 @@ func scanAll(path string, f Format) ([]rec, error) {
 			x.ts = r.Timestamp.UTC().Format(time.RFC3339Nano)
 		}
 		if len(r.Headers) > 0 {
-			x.headers = fmt.Sprint(r.Headers)
+			hs := map[string]string{}
+			for _, h := range r.Headers {
+				hs[string(h.Key)] = string(h.Value)
+			}
+			x.headers = fmt.Sprint(hs)
 		}
 		out = append(out, x)
 		return nil
@@ -121,7 +125,7 @@ func TestScanErrorsNameTheLine(t *testing.T) {
 		{"null value without key", FormatAuto, "{\"a\":1}\nnull\n", 2, "needs a key"},
 		{"tombstone without key", FormatAuto, `{"value":null}` + "\n", 1, "needs a key"},
 		{"records: not an object", FormatRecords, `{"key":"k","value":1}` + "\n[1]\n", 2, "not a record object"},
-		{"records: unknown field", FormatRecords, `{"key":"k","value":1,"partition":3}` + "\n", 1, `unknown field "partition"`},
+		{"records: unknown field", FormatRecords, `{"key":"k","value":1,"shard":3}` + "\n", 1, `unknown field "shard"`},
 		{"records: no value", FormatRecords, `{"key":"k"}` + "\n", 1, `without "value"`},
 		{"bad timestamp", FormatAuto, "\n" + `{"key":"k","value":1,"timestamp":"yesterday"}` + "\n", 2, "timestamp"},
 		{"numeric timestamp", FormatAuto, `{"key":"k","value":1,"timestamp":17}` + "\n", 1, "timestamp"},
@@ -176,11 +180,11 @@ type failingSender struct {
 func (f *failingSender) SendMessages(msgs []*sarama.ProducerMessage) error {
 	var errs sarama.ProducerErrors
 	for _, m := range msgs {
-		if f.failLines[m.Metadata.(int)] {
+		if f.failLines[m.Metadata.(routing).line] {
 			errs = append(errs, &sarama.ProducerError{Msg: m, Err: sarama.ErrMessageSizeTooLarge})
 			continue
 		}
-		f.sent = append(f.sent, m.Metadata.(int))
+		f.sent = append(f.sent, m.Metadata.(routing).line)
 	}
 	if len(errs) > 0 {
 		return errs
@@ -230,7 +234,9 @@ func newKfake(t *testing.T, topics ...string) ingest.KafkaConfig {
 type consumed struct {
 	key, value string
 	tombstone  bool
+	nilKey     bool
 	ts         time.Time
+	headers    []*sarama.RecordHeader
 }
 
 // readTopic reads every record of topic, partition by partition.
@@ -268,7 +274,8 @@ func readTopic(t *testing.T, k ingest.KafkaConfig, topic string) map[int32][]con
 			t.Fatal(err)
 		}
 		for m := range pc.Messages() {
-			out[p] = append(out[p], consumed{key: string(m.Key), value: string(m.Value), tombstone: m.Value == nil, ts: m.Timestamp})
+			out[p] = append(out[p], consumed{key: string(m.Key), value: string(m.Value), tombstone: m.Value == nil,
+				nilKey: m.Key == nil, ts: m.Timestamp, headers: m.Headers})
 			if m.Offset == hw-1 {
 				break
 			}
@@ -416,5 +423,82 @@ func TestFileRealKafka(t *testing.T) {
 	slices.Sort(wantValues)
 	if !slices.Equal(got, wantValues) {
 		t.Fatalf("records on %s:\n got %q\nwant %q", topic, got, wantValues)
+	}
+}
+
+// TestFileByteExact publishes records that are not JSON, binary, keyless,
+// tombstones, with repeated and binary headers, to chosen partitions, into
+// a topic it creates with a config, and reads every byte back.
+func TestFileByteExact(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	k := ingest.DefaultKafkaConfig()
+	k.Brokers = c.ListenAddrs()
+	big := strings.Repeat("x", 3<<20)
+	lines := []string{
+		`{"key":"k1","value":"{\"id\":1,\"trunc","value_encoding":"utf8","partition":2}`,
+		`{"key":null,"value":"3q2+7wABAg==","value_encoding":"base64","partition":2}`,
+		`{"key":"AAEC/w==","key_encoding":"base64","value":{"a":1},"partition":2,"headers":[{"key":"h","value":"1"},{"key":"h","value":"2"},{"key":"n","value":null}]}`,
+		`{"key":"k2","value":null,"partition":2,"headers":{"bin":"AP8="},"headers_encoding":"base64"}`,
+		`{"key":"k3","value":"","value_encoding":"utf8","partition":2}`,
+		`{"key":"big","value":"` + big + `","value_encoding":"utf8","partition":2}`,
+		`{"key":"ünï/%2F#","value":1,"partition_key":"p"}`,
+	}
+	path := writeFile(t, strings.Join(lines, "\n"))
+	opts := Options{MaxMessageBytes: 4 << 20, Create: &TopicSpec{Partitions: 3, Configs: map[string]string{"max.message.bytes": "5242880"}}}
+
+	tight := opts
+	tight.MaxMessageBytes = 1 << 20
+	if _, err := FileWith(t.Context(), k, "exact", path, tight); !errors.Is(err, ErrInvalidRecord) || !strings.Contains(err.Error(), ":6: record of") {
+		t.Fatalf("a record over --max-message-bytes: %v, want a LineError for line 6", err)
+	}
+	n, err := FileWith(t.Context(), k, "exact", path, opts)
+	if err != nil || n != len(lines) {
+		t.Fatalf("FileWith = %d, %v", n, err)
+	}
+	admin, err := sarama.NewClusterAdmin(k.Brokers, sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	es, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: "exact", ConfigNames: []string{"max.message.bytes"}})
+	if err != nil || len(es) != 1 || es[0].Value != "5242880" {
+		t.Fatalf("topic config = %+v, %v", es, err)
+	}
+	got := readTopic(t, k, "exact")
+	var p2 []consumed
+	for _, r := range got[2] {
+		if r.key != "ünï/%2F#" {
+			p2 = append(p2, r)
+		}
+	}
+	if len(p2) != 6 {
+		t.Fatalf("partition 2 holds %d records, want 6", len(p2))
+	}
+	if p2[0].value != `{"id":1,"trunc` || p2[0].key != "k1" {
+		t.Errorf("utf8 value = %q", p2[0].value)
+	}
+	if p2[1].value != "\xde\xad\xbe\xef\x00\x01\x02" || !p2[1].nilKey {
+		t.Errorf("base64 value = %q, nil key %v", p2[1].value, p2[1].nilKey)
+	}
+	if p2[2].key != "\x00\x01\x02\xff" || p2[2].value != `{"a":1}` || len(p2[2].headers) != 3 ||
+		string(p2[2].headers[0].Value) != "1" || string(p2[2].headers[1].Value) != "2" || p2[2].headers[2].Value != nil {
+		t.Errorf("record 3 = key %q value %q headers %v", p2[2].key, p2[2].value, p2[2].headers)
+	}
+	if !p2[3].tombstone || len(p2[3].headers) != 1 || string(p2[3].headers[0].Value) != "\x00\xff" {
+		t.Errorf("tombstone = %+v", p2[3])
+	}
+	if p2[4].tombstone || p2[4].value != "" {
+		t.Errorf("empty value = %+v", p2[4])
+	}
+	if p2[5].value != big {
+		t.Errorf("3 MiB value: %d bytes back", len(p2[5].value))
+	}
+	want, _ := newRecordPartitioner("exact").Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder("p")}, 3)
+	if len(got[want]) == 0 || got[want][len(got[want])-1].key != "ünï/%2F#" {
+		t.Errorf("partition_key p: record not on partition %d: %v", want, got)
 	}
 }
