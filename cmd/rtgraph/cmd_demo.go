@@ -41,6 +41,20 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, envir
 	if err != nil {
 		return err
 	}
+	// The demo runs the built-in vertical: its topics, caches and mappings.
+	// A configuration that names its own would be silently replaced, so it
+	// is refused; `rtgraph serve` runs a deployment's own topics.
+	var own []string
+	if len(cfg.Ingest.Topics) > 0 {
+		own = append(own, "ingest.topics")
+	}
+	if len(cfg.Enrich.Caches) > 0 {
+		own = append(own, "enrich.caches")
+	}
+	if len(own) > 0 {
+		return fmt.Errorf("%w: rtgraph demo runs the built-in demo vertical and would ignore %s of the configuration; "+
+			"remove them, or run your own topics with rtgraph serve", errUsage, strings.Join(own, " and "))
+	}
 	vertical, err := demo.Load()
 	if err != nil {
 		return err

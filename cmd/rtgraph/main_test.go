@@ -222,3 +222,20 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 		t.Fatalf("second migrate: code %d\nstdout %s\nstderr %s", code, out, errs)
 	}
 }
+
+// TestDemoRefusesOwnTopics: rtgraph demo runs the built-in vertical; a
+// configuration naming its own topics or caches is refused rather than
+// silently replaced.
+func TestDemoRefusesOwnTopics(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "rtgraph.yaml")
+	yaml := "ingest:\n  topics:\n    shop.public.orders:\n      format: debezium\n" +
+		"enrich:\n  caches:\n    - name: sellers\n      topic: shop.sellers\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCmd([]string{"demo", "--config", file, "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--kafka-addr", "127.0.0.1:0"}, nil)
+	if code != exitUsage || !strings.Contains(out+errs, "would ignore ingest.topics and enrich.caches") {
+		t.Fatalf("demo with its own topics: code %d, output %q", code, out+errs)
+	}
+}
