@@ -44,6 +44,10 @@ test-unit: ## Run the tests that need no servers (integration tests skip, loudly
 test-integration: ## Run only the integration tests, against real Kafka and Cassandra.
 	deploy/local/with-infra.sh $(GO) test $(GOTESTFLAGS) $(INTEGRATION_PKGS)
 
+.PHONY: test-api-contract
+test-api-contract: ## API contract test: Schemathesis (pinned, in .venv-schemathesis) against the demo's served spec, with and without API keys.
+	scripts/schemathesis.sh
+
 # The fault tests' own servers: a state dir and ports of their own, so that
 # pausing and killing them never touches the servers the other targets use.
 FAULTS_INFRA := RTGRAPH_INFRA_DIR=$(CURDIR)/.infra/faults KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 \

@@ -6,9 +6,15 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rtgraph/rtgraph/graph"
+	"github.com/rtgraph/rtgraph/graph/traverse"
 )
 
 // TestCountsAsOfBounds: an as_of past the clock plus the configured skew is
@@ -240,6 +246,87 @@ func TestLongIDsOverCapEverywhere(t *testing.T) {
 		p := wantProblem(t, c.h.do(c.r), http.StatusUnprocessableEntity, "over-cap", c.field)
 		if p.Cap == nil || *p.Cap != 1024 {
 			t.Errorf("%s %s: cap %v, want 1024", c.r.method, c.field, p.Cap)
+		}
+	}
+}
+
+// TestRFC3339LowercaseLetters: RFC 3339 (and the spec's date-time format)
+// lets T and Z be lowercase.
+func TestRFC3339LowercaseLetters(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	r := h.get("/v1/nodes/user/alice/edges?edge_type=follows&since=2026-02-01t00:00:00z")
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("lowercase t and z: %d %s", r.StatusCode, r.body)
+	}
+	var er edgesResponse
+	r.json(t, &er)
+	if er.Window.Since == nil || !er.Window.Since.Equal(time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("since %v", er.Window.Since)
+	}
+}
+
+// TestSpecCapsMatchServer: the spec states the server's default caps, so a
+// client generated from it cannot send a value the server refuses for a
+// limit (a 422).
+func TestSpecCapsMatchServer(t *testing.T) {
+	var doc map[string]any
+	if err := yaml.Unmarshal(OpenAPISpec(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	at := func(path ...string) any {
+		var v any = doc
+		for _, p := range path {
+			switch x := v.(type) {
+			case map[string]any:
+				v = x[p]
+			case []any:
+				for _, item := range x {
+					if m, ok := item.(map[string]any); ok && m["name"] == p {
+						v = m
+					}
+				}
+			default:
+				t.Fatalf("%v: no %q", path, p)
+			}
+		}
+		return v
+	}
+	schemas := func(path ...string) any { return at(append([]string{"components", "schemas"}, path...)...) }
+	cfg := DefaultConfig()
+	for _, c := range []struct {
+		name string
+		got  any
+		want int
+	}{
+		{"TypeName.maxLength", schemas("TypeName", "maxLength"), graph.MaxNameLen},
+		{"NodeID.maxLength", schemas("NodeID", "maxLength"), graph.MaxIDLen},
+		{"NodeRef.maxLength", schemas("NodeRef", "maxLength"), graph.MaxNameLen + 1 + graph.MaxIDLen},
+		{"Hop.limit.maximum", schemas("Hop", "properties", "limit", "maximum"), cfg.MaxHopLimit},
+		{"Hop.edge_types.maxItems", schemas("Hop", "properties", "edge_types", "maxItems"), traverse.MaxEdgeTypes},
+		{"Hop.node_types.maxItems", schemas("Hop", "properties", "node_types", "maxItems"), traverse.MaxNodeTypes},
+		{"PropFilter.maxProperties", schemas("PropFilter", "maxProperties"), traverse.MaxPropFilters},
+		{"TraversalRequest.hops.maxItems", schemas("TraversalRequest", "properties", "hops", "maxItems"), cfg.MaxHops},
+		{"TraversalRequest.start.maxItems", schemas("TraversalRequest", "properties", "start", "maxItems"), cfg.MaxStartNodes},
+		{"TraversalRequest.max_results.maximum", schemas("TraversalRequest", "properties", "max_results", "maximum"), cfg.MaxResults},
+		{"TraversalRequest.time_budget_ms.maximum", schemas("TraversalRequest", "properties", "time_budget_ms", "maximum"), int(cfg.MaxTimeBudget.Milliseconds())},
+		{"CountsBatchRequest.lookups.maxItems", schemas("CountsBatchRequest", "properties", "lookups", "maxItems"), MaxCountLookups},
+		{"CountsLookup.targets.maxItems", schemas("CountsLookup", "properties", "targets", "maxItems"), graph.MaxCountTargets},
+		{"CountsLookup.windows.maxItems", schemas("CountsLookup", "properties", "windows", "maxItems"), graph.MaxCountWindows},
+		{"CountsLookup.caps.maxItems", schemas("CountsLookup", "properties", "caps", "maxItems"), maxCapsPerLookup},
+		{"getEdges limit maximum", at("paths", "/v1/nodes/{type}/{id}/edges", "get", "parameters", "limit", "schema", "maximum"), cfg.MaxHopLimit},
+		{"getCounts target maxItems", at("paths", "/v1/counts/{type}/{id}", "get", "parameters", "target", "schema", "maxItems"), graph.MaxCountTargets},
+		{"getCounts cap maxItems", at("paths", "/v1/counts/{type}/{id}", "get", "parameters", "cap", "schema", "maxItems"), maxCapsPerLookup},
+	} {
+		if got, ok := c.got.(int); !ok || got != c.want {
+			t.Errorf("%s = %v, want %d", c.name, c.got, c.want)
+		}
+	}
+	// The type-name pattern is the schema loader's: a name it accepts
+	// matches, one it refuses does not.
+	re := regexp.MustCompile(schemas("TypeName", "pattern").(string))
+	for name, ok := range map[string]bool{"user": true, "ad_impression": true, "a1": true, "User": false, "1a": false, "_a": false, "a-b": false, "": false} {
+		if re.MatchString(name) != ok {
+			t.Errorf("TypeName pattern on %q: %v", name, !ok)
 		}
 	}
 }

@@ -123,9 +123,11 @@ func jsonKind(goType string) string {
 	return "a string"
 }
 
-// parseTime parses an RFC 3339 time from field.
+// parseTime parses an RFC 3339 time from field. RFC 3339 lets the T and
+// Z be lowercase, as the spec's date-time format does; Go's layout wants
+// them uppercase, and a time holds no other letter.
 func parseTime(s, field string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := time.Parse(time.RFC3339Nano, strings.ToUpper(s))
 	if err != nil {
 		return time.Time{}, apiErr(kindInvalidParameter, field, "%q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", s)
 	}
