@@ -50,6 +50,11 @@
 //	          from: {type: account, id: 'before.account_id'}
 //	          to: {type: device, id: 'key'}
 //	          delete: true       # a delete; carries no props
+//	  - name: failed_requests    # selects events to map them to nothing
+//	    select:
+//	      topic: requests.playback
+//	      when: 'attrs.status >= 400'
+//	    skip: true               # no joins, no emit
 //
 // Every value under when, key, id and props is an expression
 // (github.com/expr-lang/expr) over these variables:
@@ -67,6 +72,15 @@
 //	attrs        map or nil      the state to map: after, before for deletes, the request log
 //	join         map             join name → document (a map), or nil on a miss
 //	missed       []string        the names of the joins that missed (on_miss: pass)
+//
+// Time helpers render a time.Time in UTC: unix_s, unix_ms, unix_us (int),
+// iso_ms ("2006-01-02T15:04:05.000Z"), iso (RFC 3339, fraction as needed)
+// and day ("2006-01-02"); nil gives nil, another type is an
+// expression_error (timefuncs.go).
+//
+// A rule with skip: true selects events on purpose to map them to nothing
+// (non-2xx requests, actions the graph does not keep): they count as
+// matched, so they are neither unknown_entity nor in need of a dummy emit.
 //
 // A missing field reads as nil, and so does any field or element of nil:
 // attrs.user.id is nil for an event without a user, join.title.name is nil

@@ -111,6 +111,9 @@ type rule struct {
 	joins []join
 	nodes []nodeEmit
 	edges []edgeEmit
+	// skip: the rule selects events on purpose to map them to nothing (a
+	// request log's non-2xx responses, actions the graph does not keep).
+	skip  bool
 	stats *ruleStats
 }
 
@@ -445,7 +448,7 @@ func (p *fileParser) topics(n *yaml.Node) error {
 
 func (p *fileParser) parseRule(n *yaml.Node, i int) (*rule, error) {
 	field := fmt.Sprintf("rules[%d]", i)
-	m, err := p.mapping(n, field, "name", "select", "joins", "emit")
+	m, err := p.mapping(n, field, "name", "select", "joins", "emit", "skip")
 	if err != nil {
 		return nil, err
 	}
@@ -470,6 +473,22 @@ func (p *fileParser) parseRule(n *yaml.Node, i int) (*rule, error) {
 	}
 	if err := p.parseSelect(r, se.val); err != nil {
 		return nil, err
+	}
+	if sk, ok := m["skip"]; ok {
+		var skip bool
+		if err := sk.val.Decode(&skip); err != nil || sk.val.Kind != yaml.ScalarNode {
+			return nil, p.errf(sk.val, "skip", "not a boolean")
+		}
+		if !skip {
+			return nil, p.errf(sk.val, "skip", "skip: false is the default; leave it out")
+		}
+		for _, other := range []string{"joins", "emit"} {
+			if o, ok := m[other]; ok {
+				return nil, p.errf(o.key, other, "a rule with skip: true maps the events it selects to nothing; it has no %s", other)
+			}
+		}
+		r.skip = true
+		return r, p.checkJoinRefs(r.when, nil)
 	}
 	joinNames := map[string]bool{}
 	if je, ok := m["joins"]; ok {
@@ -811,6 +830,7 @@ func (p *fileParser) compile(n *yaml.Node, field string, asBool bool) (program, 
 	}
 	opts := []expr.Option{expr.Env(envTypes), expr.DisableBuiltin("now"), expr.Timezone("UTC"), expr.MaxNodes(maxExprNodes),
 		expr.Patch(fetchPatcher{})}
+	opts = append(opts, timeFunctions...)
 	if asBool {
 		opts = append(opts, expr.AsBool())
 	}

@@ -125,6 +125,9 @@ func (m *Mapper) Map(ctx context.Context, env *normalize.Envelope) ([]graph.Muta
 		}
 		matched = true
 		r.stats.matched()
+		if r.skip {
+			continue
+		}
 		var err error
 		if out, err = m.apply(st, t, r, env.EventTime, out); err != nil {
 			r.stats.failed(ClassOf(err))
