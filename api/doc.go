@@ -49,4 +49,10 @@
 // The address is the connection's; forwarding headers are not trusted.
 // Every table is an LRU of Config.RateLimitClients entries. Refusals (401,
 // 403, 429) carry no watermark.
+//
+// TLS. NewServerTLS builds the server's TLS from TLSConfig (the http.tls
+// section): certificate and client CAs reloaded when their files change,
+// checked at most every ReloadInterval on handshake, and optional client
+// certificates. Config.CheckListen refuses an API without keys on a
+// non-loopback address unless AllowUnauthenticatedNonLoopback.
 package api

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"github.com/rtgraph/rtgraph/api"
@@ -77,6 +78,14 @@ func serveWith(ctx context.Context, cfg *Config, p process, log *slog.Logger, re
 	if err != nil {
 		return fmt.Errorf("listen on http.addr %s: %w", cfg.HTTP.Addr, err)
 	}
+	if cfg.HTTP.TLS.Enabled() {
+		tc, err := api.NewServerTLS(cfg.HTTP.TLS, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, tc)
+	}
 	schema, err := loadSchema(cfg)
 	if err != nil {
 		ln.Close()
@@ -104,7 +113,7 @@ func serveWith(ctx context.Context, cfg *Config, p process, log *slog.Logger, re
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("http listening", "addr", ln.Addr().String(), "command", p.name)
+	log.Info("http listening", "addr", ln.Addr().String(), "command", p.name, "tls", cfg.HTTP.TLS.Enabled())
 
 	stages := append(first,
 		lifecycle.HTTPStage("http", srv, ln, cfg.ShutdownTimeout),

@@ -44,6 +44,9 @@ type HTTPConfig struct {
 	ReadTimeout       time.Duration `yaml:"read_timeout"`        // default 30s
 	WriteTimeout      time.Duration `yaml:"write_timeout"`       // default 30s
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // default 120s
+	// TLS serves HTTPS when a certificate and key are set, for the API,
+	// health and metrics alike.
+	TLS api.TLSConfig `yaml:"tls"`
 }
 
 // SchemasConfig says where the declarative files come from. Empty means
@@ -71,6 +74,7 @@ func defaultConfig() *Config {
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       120 * time.Second,
+			TLS:               api.DefaultTLSConfig(),
 		},
 		Store:           StoreConfig{Backend: "embedded"},
 		Kafka:           ingest.DefaultKafkaConfig(),
@@ -107,7 +111,7 @@ func (c *Config) Validate() error {
 }
 
 func (h HTTPConfig) validate() error {
-	var errs []error
+	errs := []error{h.TLS.Validate()}
 	if _, _, err := net.SplitHostPort(h.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("http.addr: %w", err))
 	}
