@@ -102,6 +102,8 @@ YAML
 
 passed=0 failed=0
 if run_contract keys "$work/keys.yaml" --header "Authorization: Bearer $key"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
-if run_contract open "$work/open.yaml"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+# With no key configured the API is open by design (README, Config.AuthRequired):
+# it serves requests without credentials, which ignored_auth would report.
+if run_contract open "$work/open.yaml" --exclude-checks ignored_auth; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 echo "contract: $passed passed, $failed failed"
 [ "$failed" = 0 ]
