@@ -407,6 +407,10 @@ func (s *server) postCountsBatch(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
+	if err := checkNoQuery(r); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
 	var body countsBatchRequest
 	if err := decodeJSON(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), &body); err != nil {
 		s.writeProblem(w, r, err)

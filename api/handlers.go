@@ -356,6 +356,17 @@ func (s *server) getEdges(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, resp)
 }
 
+// checkNoQuery refuses any query string on a route that takes none, as the
+// GET routes refuse parameters they do not know: a parameter the server
+// ignores would look honoured to the client.
+func checkNoQuery(r *http.Request) error {
+	q, err := parseQuery(r)
+	if err != nil {
+		return err
+	}
+	return checkQueryParams(q)
+}
+
 // checkJSONBody refuses a body that does not declare itself JSON.
 func checkJSONBody(r *http.Request) error {
 	ct := r.Header.Get("Content-Type")
@@ -370,6 +381,10 @@ func (s *server) postTraversal(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer func() { s.m.stage(r, stageTotal, time.Since(start)) }()
 	if err := checkJSONBody(r); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	if err := checkNoQuery(r); err != nil {
 		s.writeProblem(w, r, err)
 		return
 	}

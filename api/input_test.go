@@ -216,6 +216,15 @@ func TestMalformedQueryEscapes(t *testing.T) {
 	} {
 		wantProblem(t, c.h.get(c.path), http.StatusBadRequest, "malformed-request", c.field)
 	}
+	// The POST routes take no query parameter: a bad escape is malformed,
+	// a well-formed parameter unknown.
+	body := `{"start":[{"type":"user","id":"alice"}],"hops":[{"edge_types":["follows"]}]}`
+	wantProblem(t, h.post("/v1/traversals?x=%zz", body), http.StatusBadRequest, "malformed-request", "x")
+	wantProblem(t, h.post("/v1/traversals?%FF=1", body), http.StatusBadRequest, "malformed-request", "")
+	wantProblem(t, h.post("/v1/traversals?max_results=1", body), http.StatusBadRequest, "invalid-parameter", "max_results")
+	batch := `{"lookups":[{"user":"user:alice","edge_type":"viewed","targets":["item:i1"]}]}`
+	wantProblem(t, hc.post("/v1/counts:batch?as_of=%zz", batch), http.StatusBadRequest, "malformed-request", "as_of")
+	wantProblem(t, hc.post("/v1/counts:batch?as_of=x", batch), http.StatusBadRequest, "invalid-parameter", "as_of")
 	// Well-formed escapes still decode.
 	r := hc.get("/v1/counts/user/alice?edge_type=viewed&target=item%3Ai1&windows=1m%2C1d")
 	if r.StatusCode != http.StatusOK {
