@@ -82,7 +82,7 @@ func logLines(t *testing.T, logs *syncBuffer, msg string) []map[string]any {
 // freshness, in the header or the body.
 func wantNoWatermark(t *testing.T, r response) {
 	t.Helper()
-	if v, ok := r.Header[HeaderWatermark]; ok {
+	if v := r.Header.Values(HeaderWatermark); len(v) > 0 {
 		t.Errorf("%d answer carries %s: %q", r.StatusCode, HeaderWatermark, v)
 	}
 	if strings.Contains(string(r.body), `"watermark"`) {
@@ -268,6 +268,9 @@ func TestNoWatermarkOnRefusals(t *testing.T) {
 		wantProblem(t, r, 401, "unauthenticated", "")
 		wantNoWatermark(t, r)
 	}
+	forbidden := h.do(req{method: http.MethodGet, path: node, header: map[string]string{"Authorization": "Bearer counts-key-0123456789"}})
+	wantProblem(t, forbidden, 403, "forbidden", "")
+	wantNoWatermark(t, forbidden)
 }
 
 func TestShedRequestsCountedAndLogSampled(t *testing.T) {
