@@ -53,10 +53,13 @@ test-api-contract: ## API contract test: Schemathesis (pinned, in .venv-schemath
 FAULTS_INFRA := RTGRAPH_INFRA_DIR=$(CURDIR)/.infra/faults KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 \
 	CASSANDRA_PORT=29042 CASSANDRA_STORAGE_PORT=27000 CASSANDRA_JMX_PORT=27199 KAFKA_HEAP=512m CASSANDRA_HEAP=1g \
 	CASSANDRA_COMMITLOG_SYNC=group
+# Records of the poison test (1% poison); 1M takes about 7 minutes on 2 busy cores, so CI runs fewer.
+FAULTS_POISON_RECORDS ?= 200000
 
 .PHONY: test-faults
 test-faults: ## Fault tests: Kafka and Cassandra paused, killed, restarted under load, poison records (own servers; docs/reliability.md).
 	env -u RTGRAPH_TEST_KAFKA -u RTGRAPH_TEST_CASSANDRA $(FAULTS_INFRA) RTGRAPH_FAULTS_INFRA=$(CURDIR)/deploy/local/infra.sh \
+		RTGRAPH_FAULTS_POISON_RECORDS=$(FAULTS_POISON_RECORDS) \
 		deploy/local/with-infra.sh $(GO) test -tags faults -count=1 -timeout 40m -v -run '^TestFault' ./ingest/
 
 .PHONY: bench

@@ -48,7 +48,7 @@ const (
 	envInfraDir     = "RTGRAPH_INFRA_DIR"             // state dir of the servers (PID files)
 	envPoisonCount  = "RTGRAPH_FAULTS_POISON_RECORDS" // records of the poison test
 	defaultPoisonN  = 1_000_000
-	faultFcapEvents = 50_000 // impressions per Cassandra/Kafka fault scenario
+	faultFcapEvents = 30_000 // impressions per Cassandra/Kafka fault scenario
 	faultPause      = 30 * time.Second
 )
 
@@ -547,8 +547,10 @@ func TestFaultKafkaRestarted(t *testing.T) {
 
 // TestFaultIngestKilledDuringRebalance runs three ingest processes in one
 // group: the second and third join while the first consumes, and the second
-// is killed (SIGKILL) half a second after it started its consumer, while the
-// group rebalances. The survivors finish; every count equals the input's.
+// is killed (SIGKILL: no flush, no commit, no leave) as soon as it has
+// joined the group, while the third's join rebalances the group again. The
+// survivors take its partitions over and finish; every count equals the
+// input's.
 func TestFaultIngestKilledDuringRebalance(t *testing.T) {
 	faultInfra(t)
 	start := time.Now()
@@ -557,32 +559,41 @@ func TestFaultIngestKilledDuringRebalance(t *testing.T) {
 	r.waitCommittedAbove(t, faultFcapEvents/5, 10*time.Minute)
 	b := fcapStartChild(t, r.spec, "b")
 	c := fcapStartChild(t, r.spec, "c")
-	logOf := func(cmd *exec.Cmd) string { return cmd.Stdout.(*os.File).Name() }
-	waitFor(t, "process b to start its consumer", 2*time.Minute, func() bool {
-		out, _ := os.ReadFile(logOf(b))
-		if !bytes.Contains(out, []byte("ingest pipeline started")) {
-			time.Sleep(20 * time.Millisecond)
+	logOf := func(cmd *exec.Cmd) []byte {
+		out, _ := os.ReadFile(cmd.Stdout.(*os.File).Name())
+		return out
+	}
+	joined := []byte("consumer group joined")
+	waitFor(t, "process b to join the group", 2*time.Minute, func() bool {
+		if !bytes.Contains(logOf(b), joined) {
+			time.Sleep(10 * time.Millisecond)
 			return false
 		}
 		return true
 	})
-	time.Sleep(500 * time.Millisecond)
 	killedAt := time.Now()
-	if err := b.Process.Kill(); err != nil { // SIGKILL: no flush, no commit, no leave
+	if err := b.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	_ = b.Wait()
+	atKill, err := r.committed()
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitCommitted(t, r.kc, r.spec.Group, r.spec.Topic, 10*time.Minute)
 	doneAt := time.Now()
 	fcapStopChild(t, a)
 	fcapStopChild(t, c)
-	for _, name := range []*exec.Cmd{a, c} {
-		out, _ := os.ReadFile(logOf(name))
-		t.Logf("%s: %d partition ownership log lines", filepath.Base(logOf(name)), bytes.Count(out, []byte("partition")))
+	for name, cmd := range map[string]*exec.Cmd{"a": a, "b": b, "c": c} {
+		for _, line := range bytes.Split(logOf(cmd), []byte("\n")) {
+			if bytes.Contains(line, joined) || bytes.Contains(line, []byte("partition lost")) || bytes.Contains(line, []byte("partition revoked")) {
+				t.Logf("%s: %s", name, line)
+			}
+		}
 	}
 	r.check(t)
-	t.Logf("FIGURE rebalance-kill: all committed %s after the kill; test %s",
-		doneAt.Sub(killedAt).Round(time.Millisecond), time.Since(start).Round(time.Second))
+	t.Logf("FIGURE rebalance-kill: %d of %d records committed at the kill; all committed %s after it; test %s",
+		atKill, faultFcapEvents, doneAt.Sub(killedAt).Round(time.Millisecond), time.Since(start).Round(time.Second))
 }
 
 // Poison kinds of TestFaultPoisonRecords, with the dead-letter class each
