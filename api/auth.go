@@ -122,7 +122,7 @@ func (s *server) identify(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 			return
 		}
-		addr, now := clientAddr(r), s.now()
+		addr, now := s.clientAddr(r), s.now()
 		if s.authFails != nil {
 			if wait, over := s.authFails.exhausted(addr, now); over {
 				s.authFailed(r, addr, authThrottled, now)
@@ -192,7 +192,7 @@ func (s *server) limitRate(t *limiterTable) func(http.Handler) http.Handler {
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			client := "addr:" + clientAddr(r)
+			client := "addr:" + s.clientAddr(r)
 			if p, ok := principalFrom(r.Context()); ok && !p.anonymous {
 				client = "key:" + p.name
 			}

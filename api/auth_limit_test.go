@@ -327,3 +327,34 @@ func TestCheckListen(t *testing.T) {
 		}
 	}
 }
+
+// TestTrustedProxyForwardedFor: behind a configured proxy the client is
+// the rightmost X-Forwarded-For entry that is not a trusted proxy, so two
+// clients of one proxy have their own buckets; a client cannot pick its
+// bucket by prepending entries.
+func TestTrustedProxyForwardedFor(t *testing.T) {
+	h := newHarness(t, nil, func(o *Options) {
+		o.Config.AuthFailureLimit = RateLimit{RequestsPerSecond: 1, Burst: 1}
+		o.Config.TrustedProxies = []string{"10.0.0.0/8", "192.0.2.10"}
+	})
+	node := "/v1/nodes/user/alice"
+	via := func(proxy, xff string) response {
+		return h.doFrom(proxy, req{method: http.MethodGet, path: node, header: map[string]string{"X-Forwarded-For": xff}})
+	}
+	wantProblem(t, via("10.1.2.3:1", "203.0.113.5, 10.9.9.9"), 401, "unauthenticated", "")
+	wantProblem(t, via("192.0.2.10:1", "198.51.100.1, 203.0.113.5"), 429, "rate-limited", "")
+	// Another client behind the same proxy has its own budget.
+	wantProblem(t, via("10.1.2.3:1", "203.0.113.6"), 401, "unauthenticated", "")
+	// Without a header the proxy itself is the client.
+	wantProblem(t, h.doFrom("10.1.2.3:1", req{method: http.MethodGet, path: node}), 401, "unauthenticated", "")
+	wantProblem(t, h.doFrom("10.1.2.3:1", req{method: http.MethodGet, path: node}), 429, "rate-limited", "")
+	lines := logLines(t, h.logs, "api authentication failed")
+	if len(lines) == 0 || lines[0]["client"] != "203.0.113.5" {
+		t.Fatalf("first failure logged as %v, want client 203.0.113.5", lines)
+	}
+	bad := testConfig()
+	bad.TrustedProxies = []string{"10.0.0.0/33"}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "api.trusted_proxies") {
+		t.Fatalf("Validate: %v", err)
+	}
+}

@@ -100,6 +100,12 @@ type Config struct {
 	// reads, failed authentications): past it the least recently seen
 	// client is forgotten. Default 65536 (a few MiB per table).
 	RateLimitClients int `yaml:"rate_limit_clients"`
+	// TrustedProxies are the addresses or CIDR prefixes of reverse proxies
+	// whose X-Forwarded-For is believed: for a connection from one of them,
+	// the client address (for rate limits and failed authentications) is
+	// the rightmost X-Forwarded-For entry that is not itself a trusted
+	// proxy. Default none: the header is ignored, as any client can set it.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// AllowUnauthenticatedNonLoopback lets `rtgraph serve` run the API
 	// without keys on an address other than loopback. Default false: an
 	// open API reachable from the network is refused at start-up.
@@ -283,6 +289,9 @@ func (c Config) Validate() error {
 		}
 	}
 	positive("rate_limit_clients", c.RateLimitClients)
+	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
+		bad("trusted_proxies", "%v", err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -363,4 +372,22 @@ func isLoopback(addr string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// parsePrefixes reads CIDR prefixes and single addresses (a /32 or /128).
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range list {
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR prefix", v)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }

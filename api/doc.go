@@ -46,7 +46,8 @@
 // cheaper and far more frequent. A client address that presents no key or
 // a wrong one more often than Config.AuthFailureLimit is answered 429 for
 // every request until it slows down, so keys cannot be guessed at speed.
-// The address is the connection's; forwarding headers are not trusted.
+// The address is the connection's; X-Forwarded-For is read only from
+// Config.TrustedProxies.
 // Every table is an LRU of Config.RateLimitClients entries. Refusals (401,
 // 403, 429) carry no watermark.
 //

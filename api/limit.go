@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,12 +89,13 @@ func retryAfter(d time.Duration) int {
 }
 
 // clientAddr is the address a request is limited by: the host of the
-// connection's remote address. X-Forwarded-For and similar headers are not
-// read, because any client can set them and so choose its own bucket. An
-// IPv6 address counts as its /64, the block one subscriber is usually
-// given, so that cycling through one's own addresses does not escape the
-// limit.
-func clientAddr(r *http.Request) string {
+// connection's remote address or, when that is a trusted proxy
+// (Config.TrustedProxies), the rightmost X-Forwarded-For entry that is not
+// one. Forwarding headers from anyone else are not read: any client can
+// set them and so choose its own bucket. An IPv6 address counts as its
+// /64, the block one subscriber is usually given, so that cycling through
+// one's own addresses does not escape the limit.
+func (s *server) clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
@@ -103,10 +105,43 @@ func clientAddr(r *http.Request) string {
 		return host
 	}
 	a = a.Unmap()
+	if s.trusted(a) {
+		a = s.forwardedFor(r, a)
+	}
 	if a.Is6() {
 		return netip.PrefixFrom(a, 64).Masked().String()
 	}
 	return a.String()
+}
+
+func (s *server) trusted(a netip.Addr) bool {
+	for _, p := range s.proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardedFor walks X-Forwarded-For from the right, past trusted proxies,
+// to the first address that is not one; proxy when there is none or an
+// entry is not an address.
+func (s *server) forwardedFor(r *http.Request, proxy netip.Addr) netip.Addr {
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return proxy
+		}
+		a = a.Unmap()
+		if !s.trusted(a) {
+			return a
+		}
+	}
+	return proxy
 }
 
 // logSampler lets one log line through per interval and counts the lines

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -68,6 +69,8 @@ type server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	inFlight chan struct{}
+	// proxies are Config.TrustedProxies.
+	proxies []netip.Prefix
 	// Rate-limit buckets; nil when that limit is off.
 	graphLimits, countsLimits, authFails *limiterTable
 	// authLog and shedLog sample the lines of failed authentications and
@@ -135,6 +138,10 @@ func New(opts Options) (http.Handler, error) {
 	if auth.open {
 		log.Warn("api open without authentication", "reason", "no API keys configured; every request is served with every scope")
 	}
+	proxies, err := parsePrefixes(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err // Validate has refused it already
+	}
 	now := opts.Now
 	if now == nil {
 		now = time.Now
@@ -153,6 +160,7 @@ func New(opts Options) (http.Handler, error) {
 		now:      now,
 		inFlight: make(chan struct{}, cfg.MaxInFlight),
 
+		proxies:      proxies,
 		graphLimits:  newLimiterTable(cfg.RateLimit, cfg.RateLimitClients),
 		countsLimits: newLimiterTable(cfg.CountsRateLimit, cfg.RateLimitClients),
 		authFails:    newLimiterTable(cfg.AuthFailureLimit, cfg.RateLimitClients),
