@@ -260,7 +260,7 @@ func TestPostCountsBatchErrors(t *testing.T) {
 		{`{"lookups":[{"user":"user:alice","edge_type":"viewed","targets":["item:i1"],"as_of":"now"}]}`, 400, "invalid-parameter", "lookups[0].as_of"},
 		{`{"lookups":[{"user":"user:alice","targets":["item:i1"]}]}`, 400, "invalid-parameter", "lookups[0].edge_type"},
 		{`{"lookups":[{"user":"user:alice","edge_type":"follows","targets":["user:bob"]}]}`, 400, "invalid-query", ""},
-		{`{"lookups":[{"user":"user:alice","edge_type":"viewed","targets":["item:i1"],"limit":1}]}`, 400, "malformed-request", "limit"},
+		{`{"lookups":[{"user":"user:alice","edge_type":"viewed","targets":["item:i1"],"limit":1}]}`, 400, "malformed-request", "lookups[0].limit"},
 		{`{"lookups":`, 400, "malformed-request", ""},
 	}
 	for _, c := range cases {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -242,4 +243,124 @@ func jsonPathAt(data []byte, offset int64) string {
 			stack = append(stack, frame{index: -1})
 		}
 	}
+}
+
+// unknownFieldPath names, with indices, the first field called name in the
+// JSON document data that the Go type of dst has no field for: the one
+// encoding/json's DisallowUnknownFields reported, by name only. It follows
+// the document and the type together, so a known field of the same name
+// elsewhere is not taken for it; under maps and untyped values every key
+// is allowed. It returns "" when it finds none.
+func unknownFieldPath(data []byte, dst any, name string) string {
+	type frame struct {
+		object bool
+		typ    reflect.Type // the struct, map or slice this frame decodes into; nil when untyped
+		key    string
+		index  int
+		inKey  bool
+		next   reflect.Type // the type of the value after the current key
+	}
+	deref := func(t reflect.Type) reflect.Type {
+		for t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		return t
+	}
+	var stack []frame
+	path := func() string {
+		var b strings.Builder
+		for _, f := range stack {
+			if f.object {
+				if b.Len() > 0 {
+					b.WriteByte('.')
+				}
+				b.WriteString(f.key)
+			} else {
+				fmt.Fprintf(&b, "[%d]", f.index)
+			}
+		}
+		return b.String()
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	root := deref(reflect.TypeOf(dst))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		valType := root
+		if n := len(stack); n > 0 {
+			top := &stack[n-1]
+			if top.object && top.inKey {
+				key := tok.(string)
+				top.inKey, top.next = false, nil
+				switch {
+				case top.typ == nil:
+				case top.typ.Kind() == reflect.Map:
+					top.next = deref(top.typ.Elem())
+				case top.typ.Kind() == reflect.Struct:
+					f, ok := structField(top.typ, key)
+					if !ok {
+						if key == name {
+							top.key = key
+							return path()
+						}
+					} else {
+						top.next = deref(f.Type)
+					}
+				}
+				top.key = key
+				continue
+			}
+			if top.object {
+				top.inKey = true
+				valType = top.next
+			} else {
+				top.index++
+				if top.typ != nil && top.typ.Kind() == reflect.Slice {
+					valType = deref(top.typ.Elem())
+				} else {
+					valType = nil
+				}
+			}
+		}
+		if valType != nil && (valType.Kind() == reflect.Interface || valType == reflect.TypeFor[jsonInt]()) {
+			valType = nil
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, frame{object: true, typ: valType, inKey: true})
+		case json.Delim('['):
+			stack = append(stack, frame{typ: valType, index: -1})
+		}
+	}
+}
+
+// structField finds the field key decodes into, as encoding/json does:
+// the exact tag name first, then one that differs only in case.
+func structField(t reflect.Type, key string) (reflect.StructField, bool) {
+	var fold reflect.StructField
+	found := false
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		if tag == key {
+			return f, true
+		}
+		if !found && strings.EqualFold(tag, key) {
+			fold, found = f, true
+		}
+	}
+	return fold, found
 }

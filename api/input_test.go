@@ -162,7 +162,12 @@ func TestTypeErrorsCarryIndices(t *testing.T) {
 		`{"start":[{"type":"user","id":"a"},{"type":"user","id":"b"},{"type":"user","id":7}],"hops":[{"edge_types":["follows"]}]}`: "start[2].id",
 		`{"start":[{"type":"user","id":"a"}],"hops":[{"edge_types":["follows"]},{"edge_types":["follows", 3]}]}`:                   "hops[1].edge_types[1]",
 		`{"start":[{"type":"user","id":"a"}],"hops":[{"edge_types":["follows"],"where":[]}]}`:                                      "hops[0].where",
-		`{"start":{},"hops":[]}`:              "start",
+		`{"start":{},"hops":[]}`: "start",
+		// Unknown fields: named where they are, though "type" is known in
+		// start[0] and "limitx" is a free key of where.
+		`{"start":[{"type":"user","id":"a"}],"hops":[{"edge_types":["follows"]},{"edge_types":["follows"],"type":"x"}]}`: "hops[1].type",
+		`{"start":[{"type":"user","id":"a"}],"hops":[{"edge_types":["follows"],"where":{"limitx":1},"limitx":2}]}`:       "hops[0].limitx",
+		`{"Start":[{"type":"user","id":"a"}],"hops":[{"edge_types":["follows"]}],"bogus":true}`:                          "bogus",
 		`{"include_paths":"yes","hops":[{}]}`: "include_paths",
 	} {
 		wantProblem(t, h.post("/v1/traversals", body), http.StatusBadRequest, "malformed-request", field)
@@ -170,6 +175,8 @@ func TestTypeErrorsCarryIndices(t *testing.T) {
 	hc := countsHarness(t, nil)
 	r := hc.post("/v1/counts:batch", `{"lookups":[{"user":"user:a","edge_type":"viewed","targets":["item:i1"]},{"user":"user:a","edge_type":"viewed","targets":["item:i1",{}]}]}`)
 	wantProblem(t, r, http.StatusBadRequest, "malformed-request", "lookups[1].targets[1]")
+	r = hc.post("/v1/counts:batch", `{"lookups":[{"user":"user:a","edge_type":"viewed","targets":["item:i1"]},{"user":"user:a","edge_type":"viewed","caps":[{"target":"item:i1","window":"1d","max":1,"user":"x"}]}]}`)
+	wantProblem(t, r, http.StatusBadRequest, "malformed-request", "lookups[1].caps[0].user")
 }
 
 // TestInvalidUTF8 is a 400 malformed-request wherever the bytes are.

@@ -75,7 +75,7 @@ func decodeJSON(r io.Reader, dst any) error {
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
 	if err := dec.Decode(dst); err != nil {
-		return jsonError(err, data)
+		return jsonError(err, data, dst)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return apiErr(kindMalformed, "", "the body holds more than one JSON value")
@@ -83,7 +83,7 @@ func decodeJSON(r io.Reader, dst any) error {
 	return nil
 }
 
-func jsonError(err error, data []byte) error {
+func jsonError(err error, data []byte, dst any) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
@@ -104,7 +104,11 @@ func jsonError(err error, data []byte) error {
 		return apiErr(kindMalformed, field, "a JSON %s cannot be %s", typ.Value, jsonKind(typ.Type.String()))
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return apiErr(kindMalformed, strings.Trim(name, `"`), "unknown field %s", name)
+		field := strings.Trim(name, `"`)
+		if p := unknownFieldPath(data, dst, field); p != "" {
+			field = p
+		}
+		return apiErr(kindMalformed, field, "unknown field %s", name)
 	}
 	return apiErr(kindMalformed, "", "invalid JSON: %s", err.Error())
 }

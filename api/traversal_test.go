@@ -259,7 +259,7 @@ func TestTraversalErrors(t *testing.T) {
 		{"two values", ok + ok, 400, "malformed-request", ""},
 		{"array body", `[]`, 400, "malformed-request", ""},
 		{"unknown field", `{` + start + `,"hops":[` + hop + `],"depth":2}`, 400, "malformed-request", "depth"},
-		{"unknown hop field", `{` + start + `,"hops":[{"edge_types":["follows"],"max":1}]}`, 400, "malformed-request", "max"},
+		{"unknown hop field", `{` + start + `,"hops":[{"edge_types":["follows"],"max":1}]}`, 400, "malformed-request", "hops[0].max"},
 		{"wrong type", `{` + start + `,"hops":[{"edge_types":"follows"}]}`, 400, "malformed-request", "hops[0].edge_types"},
 		{"limit not integer", `{` + start + `,"hops":[{"edge_types":["follows"],"limit":1.5}]}`, 400, "invalid-parameter", "hops[0].limit"},
 		{"no hops", `{` + start + `,"hops":[]}`, 400, "invalid-parameter", "hops"},
