@@ -24,6 +24,19 @@
 // single-read endpoints (node, edges) answer 504 instead, as they have
 // nothing partial to return.
 //
+// Input is refused the same way on every route. Text that is not UTF-8 in
+// the path, query or body, and a query escape that does not decode, are a
+// 400 malformed-request: url.ParseQuery would drop such a pair silently, and
+// a dropped target or cap is a count never checked. An id over
+// graph.MaxIDLen is a 422 over-cap with its cap. Problems name the field
+// with its indices (hops[0].limit, lookups[1].targets[0]). Integer fields
+// take any JSON number whose fraction is zero (5, 5.0, 5e0), as JSON
+// Schema's integer does. A counts as_of later than the clock plus
+// Config.MaxAsOfSkew, or before the Unix epoch (the zero time included), is
+// a 422: counts of the future would let every cap allow. openapi.yaml states
+// the same limits (patterns, lengths, maxima), so a client generated from it
+// does not send what the server refuses for a limit.
+//
 // Cursors are opaque: versioned, HMAC-signed with the configured secret and
 // bound to a fingerprint of the query that issued them, so a cursor sent
 // with another query, altered, or signed by another secret is a 400. A
