@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -48,7 +49,7 @@ const (
 	envInfraDir     = "RTGRAPH_INFRA_DIR"             // state dir of the servers (PID files)
 	envPoisonCount  = "RTGRAPH_FAULTS_POISON_RECORDS" // records of the poison test
 	defaultPoisonN  = 1_000_000
-	faultFcapEvents = 30_000 // impressions per Cassandra/Kafka fault scenario
+	faultFcapEvents = 20_000 // impressions per Cassandra/Kafka fault scenario
 	faultPause      = 30 * time.Second
 )
 
@@ -293,6 +294,7 @@ type queryLoad struct {
 	base    string
 	mu      sync.Mutex
 	answers []answer
+	log     syncBuf // the API's warnings
 	stop    chan struct{}
 	wg      sync.WaitGroup
 }
@@ -319,7 +321,9 @@ func startQueryLoad(t *testing.T, r *fcapRun) *queryLoad {
 	cfg := api.DefaultConfig()
 	cfg.AuthRequired = false
 	cfg.RateLimit = api.RateLimit{}
-	h, err := api.New(api.Options{Config: cfg, Store: st, Schema: schema, Counts: counts, Readiness: lifecycle.NewReadiness()})
+	q := &queryLoad{stop: make(chan struct{})}
+	logger := slog.New(slog.NewTextHandler(&q.log, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	h, err := api.New(api.Options{Config: cfg, Store: st, Schema: schema, Counts: counts, Readiness: lifecycle.NewReadiness(), Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +333,7 @@ func startQueryLoad(t *testing.T, r *fcapRun) *queryLoad {
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	q := &queryLoad{base: "http://" + ln.Addr().String(), stop: make(chan struct{})}
+	q.base = "http://" + ln.Addr().String()
 	t.Cleanup(func() { q.halt(); _ = srv.Close() })
 	client := &http.Client{Timeout: 30 * time.Second}
 	for w := range 4 {
@@ -365,6 +369,24 @@ func startQueryLoad(t *testing.T, r *fcapRun) *queryLoad {
 		}()
 	}
 	return q
+}
+
+// syncBuf is a bytes.Buffer safe for concurrent writers.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func (q *queryLoad) halt() {
@@ -426,6 +448,13 @@ func (q *queryLoad) checkOutage(t *testing.T, from, to time.Time) {
 	}
 	if during == 0 {
 		t.Errorf("no request was answered during the outage")
+	}
+	if byStatus[http.StatusInternalServerError] > 0 {
+		for _, line := range strings.Split(q.log.String(), "\n") {
+			if strings.Contains(line, "status=500") {
+				t.Logf("API log: %s", line)
+			}
+		}
 	}
 	t.Logf("API answers: %d during the outage; whole run by status %v", during, byStatus)
 }
