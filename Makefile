@@ -65,6 +65,11 @@ test-faults: ## Fault tests: Kafka and Cassandra paused, killed, restarted under
 .PHONY: bench
 bench: bench-store bench-ingest bench-query bench-fcap ## Run every benchmark (figures go to docs/benchmarks.md by hand).
 
+.PHONY: bench-smoke
+bench-smoke: ## Every benchmark once at small sizes, on Pebble and real servers: keeps them running (CI); the figures mean nothing.
+	RTGRAPH_BENCH_EVENTS=10000 RTGRAPH_BENCH_USERS=2000 RTGRAPH_BENCH_QUERIES=20 \
+	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
+
 .PHONY: bench-store
 bench-store: ## Graph-store benchmarks on Pebble and on real Cassandra.
 	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./graph/embedded/ ./graph/cassandra/

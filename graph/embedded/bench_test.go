@@ -60,7 +60,18 @@ type mixGen struct {
 
 var population = map[string]int{
 	"account": 50000, "profile": 120000, "device": 150000, "subscription": 50000,
-	"user": 200000, "campaign": 500, "creative": 3000,
+	"user": 200000, "campaign": 500, "creative": 3000, "title": 20000,
+}
+
+// defaultPopulation sizes node types the table does not name, so a node
+// type added to the schema never makes the generator draw from nothing.
+const defaultPopulation = 10000
+
+func populationOf(typ string) int {
+	if n := population[typ]; n > 0 {
+		return n
+	}
+	return defaultPopulation
 }
 
 func newMixGen(seed uint64, schema *graph.Schema) *mixGen {
@@ -70,7 +81,7 @@ func newMixGen(seed uint64, schema *graph.Schema) *mixGen {
 
 func (g *mixGen) key(types []string) graph.NodeKey {
 	typ := types[g.rng.IntN(len(types))]
-	return graph.NodeKey{Type: typ, ID: fmt.Sprintf("%s-%07d", typ, g.rng.IntN(population[typ]))}
+	return graph.NodeKey{Type: typ, ID: fmt.Sprintf("%s-%07d", typ, g.rng.IntN(populationOf(typ)))}
 }
 
 func (g *mixGen) props(declared map[string]graph.PropType) graph.Props {
