@@ -112,7 +112,7 @@ func (f *faultServers) signal(t *testing.T, name string, sig syscall.Signal) int
 	if err := syscall.Kill(pid, sig); err != nil {
 		t.Fatalf("%s to %s (PID %d): %v", sig, name, pid, err)
 	}
-	t.Logf("%s: sent %s to PID %d", name, sig, pid)
+	t.Logf("%s: sent %s to PID %d at %s", name, sig, pid, time.Now().UTC().Format(time.RFC3339Nano))
 	return pid
 }
 
