@@ -63,7 +63,7 @@ func classify(ctx context.Context, err error) errClass {
 	)
 	switch {
 	case errors.As(err, &wto), errors.As(err, &rto), errors.Is(err, gocql.ErrTimeoutNoResponse),
-		errors.Is(err, context.DeadlineExceeded):
+		errors.Is(err, gocql.ErrTooManyTimeouts), errors.Is(err, context.DeadlineExceeded):
 		return classTimeout
 	case errors.As(err, &una):
 		return classUnavailable
@@ -74,7 +74,7 @@ func classify(ctx context.Context, err error) errClass {
 	case errors.Is(err, gocql.ErrNoConnections), errors.Is(err, gocql.ErrConnectionClosed),
 		errors.Is(err, gocql.ErrNoStreams), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE),
-		errors.As(err, &nerr):
+		errors.As(err, &nerr), isHeartbeatFailure(err):
 		return classConnection
 	case errors.As(err, &syn), errors.As(err, &inv), errors.As(err, &cfg), errors.As(err, &ae):
 		return classInvalid
@@ -82,6 +82,21 @@ func classify(ctx context.Context, err error) errClass {
 		return classAuth
 	}
 	return classOther
+}
+
+// heartbeatFailure is the text of the error the driver gives every request
+// in flight on a connection it closes after its heartbeats failed (a node
+// that stopped answering, e.g. paused or overloaded, then came back). The
+// driver makes it with fmt.Errorf, so there is no sentinel to match.
+const heartbeatFailure = "gocql: heartbeat failed"
+
+func isHeartbeatFailure(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if e.Error() == heartbeatFailure {
+			return true
+		}
+	}
+	return false
 }
 
 // retrier runs one request with the configured backoff. It is safe for
