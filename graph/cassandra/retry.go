@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
 	"syscall"
 	"time"
 
@@ -63,7 +64,7 @@ func classify(ctx context.Context, err error) errClass {
 	)
 	switch {
 	case errors.As(err, &wto), errors.As(err, &rto), errors.Is(err, gocql.ErrTimeoutNoResponse),
-		errors.Is(err, gocql.ErrTooManyTimeouts), errors.Is(err, context.DeadlineExceeded):
+		errors.Is(err, context.DeadlineExceeded):
 		return classTimeout
 	case errors.As(err, &una):
 		return classUnavailable
@@ -74,7 +75,7 @@ func classify(ctx context.Context, err error) errClass {
 	case errors.Is(err, gocql.ErrNoConnections), errors.Is(err, gocql.ErrConnectionClosed),
 		errors.Is(err, gocql.ErrNoStreams), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE),
-		errors.As(err, &nerr), isHeartbeatFailure(err):
+		errors.As(err, &nerr), isHeartbeatFailure(err), isConnProtocolError(err):
 		return classConnection
 	case errors.As(err, &syn), errors.As(err, &inv), errors.As(err, &cfg), errors.As(err, &ae):
 		return classInvalid
@@ -93,6 +94,24 @@ const heartbeatFailure = "gocql: heartbeat failed"
 func isHeartbeatFailure(err error) bool {
 	for e := err; e != nil; e = errors.Unwrap(e) {
 		if e.Error() == heartbeatFailure {
+			return true
+		}
+	}
+	return false
+}
+
+// connProtocolError is the driver's (unexported) error type for a frame a
+// node sent on a reserved stream. Cassandra 5.0 does that when it sheds a
+// request that waited longer than native_transport_timeout in its queue
+// (an OverloadedException "Query timed out before it could start", written
+// on stream 0 instead of the request's): the driver then closes the
+// connection and hands this error to every request in flight on it,
+// whatever became of them. Seen after a node paused for 30 s resumes.
+const connProtocolError = "*gocql.protocolError"
+
+func isConnProtocolError(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if reflect.TypeOf(e).String() == connProtocolError {
 			return true
 		}
 	}

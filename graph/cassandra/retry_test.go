@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rtgraph/rtgraph/graph"
+	drivererr "github.com/rtgraph/rtgraph/graph/cassandra/internal/drivererr"
 )
 
 func TestClassify(t *testing.T) {
@@ -29,8 +30,9 @@ func TestClassify(t *testing.T) {
 		{"write timeout", bg, &gocql.RequestErrWriteTimeout{}, classTimeout},
 		{"read timeout", bg, fmt.Errorf("wrapped: %w", &gocql.RequestErrReadTimeout{}), classTimeout},
 		{"no response", bg, gocql.ErrTimeoutNoResponse, classTimeout},
-		{"too many timeouts", bg, gocql.ErrTooManyTimeouts, classTimeout},
 		{"heartbeat failed", bg, fmt.Errorf("gocql: heartbeat failed"), classConnection},
+		{"frame on a reserved stream", bg, drivererr.ProtocolError("Query timed out before it could start"), classConnection},
+		{"frame on a reserved stream, wrapped", bg, fmt.Errorf("read edges: %w", drivererr.ProtocolError("x")), classConnection},
 		{"heartbeat failed, wrapped", bg, fmt.Errorf("read nodes: %w", fmt.Errorf("gocql: heartbeat failed")), classConnection},
 		{"unavailable", bg, &gocql.RequestErrUnavailable{}, classUnavailable},
 		{"overloaded", bg, &gocql.RequestErrOverloaded{}, classOverloaded},
