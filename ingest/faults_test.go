@@ -321,6 +321,7 @@ func startQueryLoad(t *testing.T, r *fcapRun) *queryLoad {
 	cfg := api.DefaultConfig()
 	cfg.AuthRequired = false
 	cfg.RateLimit = api.RateLimit{}
+	cfg.CountsRateLimit = api.RateLimit{} // the query load is not what is measured
 	q := &queryLoad{stop: make(chan struct{})}
 	logger := slog.New(slog.NewTextHandler(&q.log, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	h, err := api.New(api.Options{Config: cfg, Store: st, Schema: schema, Counts: counts, Readiness: lifecycle.NewReadiness(), Logger: logger})
