@@ -180,6 +180,19 @@ func optInt(n *jsonInt, field string) (*int64, error) {
 	return &v, nil
 }
 
+// pathStep appends one step of a field path: ".key" (no dot first) in an
+// object, "[i]" in an array.
+func pathStep(b *strings.Builder, object bool, key string, index int) {
+	if !object {
+		fmt.Fprintf(b, "[%d]", index)
+		return
+	}
+	if b.Len() > 0 {
+		b.WriteByte('.')
+	}
+	b.WriteString(key)
+}
+
 // jsonPathAt names the value of a JSON document that ends at offset, with
 // array indices (hops[1].limit). The decoder reports a type mismatch with
 // the offset just past the value (past the '[' or '{' for an array or
@@ -196,14 +209,7 @@ func jsonPathAt(data []byte, offset int64) string {
 	path := func() string {
 		var b strings.Builder
 		for _, f := range stack {
-			if f.object {
-				if b.Len() > 0 {
-					b.WriteByte('.')
-				}
-				b.WriteString(f.key)
-			} else {
-				fmt.Fprintf(&b, "[%d]", f.index)
-			}
+			pathStep(&b, f.object, f.key, f.index)
 		}
 		return b.String()
 	}
@@ -270,14 +276,7 @@ func unknownFieldPath(data []byte, dst any, name string) string {
 	path := func() string {
 		var b strings.Builder
 		for _, f := range stack {
-			if f.object {
-				if b.Len() > 0 {
-					b.WriteByte('.')
-				}
-				b.WriteString(f.key)
-			} else {
-				fmt.Fprintf(&b, "[%d]", f.index)
-			}
+			pathStep(&b, f.object, f.key, f.index)
 		}
 		return b.String()
 	}

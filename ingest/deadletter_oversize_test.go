@@ -122,8 +122,9 @@ func oversizeScenario(t *testing.T, kc KafkaConfig) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the lowered limit", 30*time.Second, func() bool {
-		es, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: dlq, ConfigNames: []string{"max.message.bytes"}})
-		return err == nil && len(es) == 1 && es[0].Value == low
+		rs, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: dlq, ConfigNames: []string{"max.message.bytes"}}},
+			sarama.DescribeConfigsOptions{})
+		return err == nil && len(rs) == 1 && len(rs[0].Configs) == 1 && rs[0].Configs[0].Value == low
 	})
 	var second []testRecord
 	second = append(second, testRecord{key: "mid", value: garbage(rnd, 600<<10), ts: recent(), bad: true, class: "malformed_json"})

@@ -147,19 +147,27 @@ func describeMaxMessageBytes(brokers []string, sc *sarama.Config, topic string) 
 		return 0, fmt.Errorf("ingest: connect to kafka: %w", err)
 	}
 	defer func() { _ = admin.Close() }()
-	entries, err := admin.DescribeConfig(sarama.ConfigResource{
+	results, err := admin.DescribeConfigs([]*sarama.ConfigResource{{
 		Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"max.message.bytes"},
-	})
+	}}, sarama.DescribeConfigsOptions{})
 	if err != nil {
 		return 0, err
 	}
-	for _, e := range entries {
-		if e.Name == "max.message.bytes" {
-			n, err := strconv.Atoi(e.Value)
-			if err != nil || n <= 0 {
-				return 0, fmt.Errorf("max.message.bytes of %s is %q", topic, e.Value)
+	for _, r := range results {
+		if r.Name != topic {
+			continue
+		}
+		if r.ErrorCode != sarama.ErrNoError {
+			return 0, fmt.Errorf("describe %s: %w: %s", topic, r.ErrorCode, r.ErrorMsg)
+		}
+		for _, e := range r.Configs {
+			if e.Name == "max.message.bytes" {
+				n, err := strconv.Atoi(e.Value)
+				if err != nil || n <= 0 {
+					return 0, fmt.Errorf("max.message.bytes of %s is %q", topic, e.Value)
+				}
+				return n, nil
 			}
-			return n, nil
 		}
 	}
 	return 0, fmt.Errorf("max.message.bytes of %s not described", topic)

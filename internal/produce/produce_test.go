@@ -464,9 +464,10 @@ func TestFileByteExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	es, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: "exact", ConfigNames: []string{"max.message.bytes"}})
-	if err != nil || len(es) != 1 || es[0].Value != "5242880" {
-		t.Fatalf("topic config = %+v, %v", es, err)
+	rs, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: "exact", ConfigNames: []string{"max.message.bytes"}}},
+		sarama.DescribeConfigsOptions{})
+	if err != nil || len(rs) != 1 || len(rs[0].Configs) != 1 || rs[0].Configs[0].Value != "5242880" {
+		t.Fatalf("topic config = %+v, %v", rs, err)
 	}
 	got := readTopic(t, k, "exact")
 	var p2 []consumed
