@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/rtgraph/rtgraph/graph/memstore"
+	"github.com/rtgraph/rtgraph/internal/testenv"
 )
 
 // createTopic creates a topic with configs, deleted when the test ends.
@@ -233,6 +234,8 @@ func TestPipelineOversizeDeadLettersMoveOn(t *testing.T) {
 
 // TestIntegrationOversizeDeadLettersMoveOn is the same on real Kafka.
 func TestIntegrationOversizeDeadLettersMoveOn(t *testing.T) {
-	kc := realKafka(t, nil)
+	// The scenario creates its own topics, with configs.
+	kc := DefaultKafkaConfig()
+	kc.Brokers = []string{testenv.Kafka(t)}
 	oversizeScenario(t, kc)
 }
