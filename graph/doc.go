@@ -5,15 +5,21 @@
 //
 // Semantics shared by every backend:
 //
-//   - Last write wins by source event time. Each node and each edge is one
-//     value stamped with the EventTime of the mutation that wrote it; a
-//     mutation older than the stored value (or than a later delete) changes
-//     nothing. Ties on equal event time are broken as Cassandra breaks them:
-//     a delete wins over an upsert; between two upserts the one whose encoded
-//     properties ([EncodeProps]) compare greater byte-wise wins. So any order
-//     of the same mutations, with any duplicates, gives the same state.
+//   - Last write wins by version. A mutation's version is its source event
+//     time (microseconds) and then its position [Pos] (the source log
+//     position, offset or id of its event), compared as a tuple
+//     ([CompareVersions]). Each node and each edge is one value stamped with
+//     the version of the mutation that wrote it; a mutation older than the
+//     stored value (or than a later delete) changes nothing. So two updates
+//     of one row in one transaction, which share the commit time, resolve by
+//     their log positions, whatever order they arrive in. On equal versions
+//     a delete wins over an upsert; between two upserts the one whose
+//     encoded properties ([EncodeProps]) compare greater byte-wise wins. So
+//     any order of the same mutations, with any duplicates, gives the same
+//     state.
 //   - An upsert replaces the whole property set (a CDC after-image is the full
 //     row); it does not merge with older properties.
-//   - A delete at time T removes only what was written at or before T.
+//   - A delete at version V removes only what was written at or before V;
+//     a node delete also hides the node's edges written at or before V.
 //   - Edges expire ExpiresAt = EventTime + TTL of their edge type (0 = never).
 package graph

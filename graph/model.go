@@ -115,14 +115,17 @@ func (o Op) String() string {
 
 // Mutation is one change to the graph. Node ops use Node; edge ops use Edge.
 // EventTime is the source event time (never ingest time) and must be set;
-// backends keep microsecond precision. TTL is filled from the edge type by
-// [Schema.Check]; zero means the edge never expires.
+// backends keep microsecond precision. Pos orders the mutation among those
+// of the same event time (see [Pos]); together they are its version. TTL is
+// filled from the edge type by [Schema.Check]; zero means the edge never
+// expires.
 type Mutation struct {
 	Op        Op            `json:"op"`
 	Node      NodeKey       `json:"node,omitzero"`
 	Edge      EdgeKey       `json:"edge,omitzero"`
 	Props     Props         `json:"props,omitempty"`
 	EventTime time.Time     `json:"event_time"`
+	Pos       Pos           `json:"pos,omitzero"`
 	TTL       time.Duration `json:"ttl,omitempty"`
 }
 

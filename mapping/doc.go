@@ -33,6 +33,7 @@
 //	        cache: titles        # an enrichment cache
 //	        key: 'attrs.title_id'
 //	        on_miss: pass        # or dead_letter
+//	    version: 'attrs.seq'     # optional: the position of the rule's mutations
 //	    emit:
 //	      nodes:
 //	        - type: title        # a node type of the graph schema
@@ -77,6 +78,19 @@
 // iso_ms ("2006-01-02T15:04:05.000Z"), iso (RFC 3339, fraction as needed)
 // and day ("2006-01-02"); nil gives nil, another type is an
 // expression_error (timefuncs.go).
+//
+// # Versions
+//
+// Every mutation carries the version of its event: the event time, then a
+// position ([Position]) that orders events of the same event time — the LSN
+// or binlog coordinates of a CDC change (two updates of a row in one
+// transaction share their commit time), the offset of a record of a topic
+// without source positions, or the id of a request log. Stores keep, per node
+// and edge, the write with the greatest version (package graph). A rule's
+// version expression replaces the position: a non-negative integer (a
+// sequence number the source puts in its records), a string (compared like a
+// request id) or a list of two non-negative integers compared in order; null
+// or another value is an expression_error.
 //
 // A rule with skip: true selects events on purpose to map them to nothing
 // (non-2xx requests, actions the graph does not keep): they count as

@@ -9,8 +9,8 @@ import (
 // Fold folds the mutations of one batch so that each node and each edge is
 // written at most once per kind: of the upserts to one node or edge only the
 // winner under the last-write-wins rule of package graph is kept (the later
-// event time; on equal times the greater encoded properties), and of its
-// deletes only the latest. Applying the folded list leaves exactly the state
+// version, event time then position; on equal versions the greater encoded
+// properties), and of its deletes only the latest. Applying the folded list leaves exactly the state
 // applying muts would, in any order, because every backend keeps per node
 // and edge only the winning upsert and the latest delete.
 //
@@ -63,7 +63,7 @@ func Fold(muts []graph.Mutation) []graph.Mutation {
 		s := &slots[at]
 		switch m.Op {
 		case graph.OpDeleteNode, graph.OpDeleteEdge:
-			if s.del < 0 || m.EventTime.After(muts[s.del].EventTime) {
+			if s.del < 0 || compareVersions(m, &muts[s.del]) > 0 {
 				s.del = i
 			}
 		default:
@@ -72,10 +72,10 @@ func Fold(muts []graph.Mutation) []graph.Mutation {
 				continue
 			}
 			cur := &muts[s.up]
-			switch {
-			case m.EventTime.After(cur.EventTime):
+			switch c := compareVersions(m, cur); {
+			case c > 0:
 				s.up, s.upEnc = i, nil
-			case m.EventTime.Equal(cur.EventTime):
+			case c == 0:
 				if s.upEnc == nil {
 					s.upEnc = encode(cur.Props)
 				}
@@ -91,7 +91,7 @@ func Fold(muts []graph.Mutation) []graph.Mutation {
 		s := &slots[i]
 		if s.del >= 0 {
 			d := &muts[s.del]
-			dropped := d.Op == graph.OpDeleteEdge && s.up >= 0 && muts[s.up].EventTime.After(d.EventTime)
+			dropped := d.Op == graph.OpDeleteEdge && s.up >= 0 && compareVersions(&muts[s.up], d) > 0
 			if !dropped {
 				out = append(out, *d)
 			}
@@ -104,6 +104,13 @@ func Fold(muts []graph.Mutation) []graph.Mutation {
 		out = append(out, muts[i])
 	}
 	return out
+}
+
+// compareVersions orders two mutations by version: event time, then position.
+func compareVersions(a, b *graph.Mutation) int {
+	at, ap := a.Version()
+	bt, bp := b.Version()
+	return graph.CompareVersions(at, ap, bt, bp)
 }
 
 // encode is graph.EncodeProps for comparing ties. Props that cannot be

@@ -18,6 +18,14 @@ import (
 // distinct event times and property sets, so that the same node or edge is
 // written many times, with ties, in one batch.
 func genMutation(t *rapid.T) graph.Mutation {
+	m := genOp(t)
+	// Few positions, so equal event times with different positions (one
+	// transaction) and equal versions are both common.
+	m.Pos = graph.PosUint64(uint64(rapid.IntRange(0, 2).Draw(t, "pos")))
+	return m
+}
+
+func genOp(t *rapid.T) graph.Mutation {
 	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	at := base.Add(time.Duration(rapid.IntRange(0, 4).Draw(t, "sec")) * time.Second)
 	accounts := []string{"a1", "a2"}

@@ -99,13 +99,14 @@ type goldenMutation struct {
 	Edge      *graph.EdgeKey `json:"edge,omitempty"`
 	Props     graph.Props    `json:"props,omitempty"`
 	EventTime time.Time      `json:"event_time"`
+	Pos       graph.Pos      `json:"pos,omitzero"`
 	TTL       string         `json:"ttl,omitempty"`
 }
 
 func goldenMutations(muts []graph.Mutation) []goldenMutation {
 	var out []goldenMutation
 	for _, m := range muts {
-		g := goldenMutation{Op: m.Op.String(), Props: m.Props, EventTime: m.EventTime}
+		g := goldenMutation{Op: m.Op.String(), Props: m.Props, EventTime: m.EventTime, Pos: m.Pos}
 		switch m.Op {
 		case graph.OpUpsertNode, graph.OpDeleteNode:
 			g.Node = &m.Node

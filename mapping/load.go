@@ -113,7 +113,10 @@ type rule struct {
 	edges []edgeEmit
 	// skip: the rule selects events on purpose to map them to nothing (a
 	// request log's non-2xx responses, actions the graph does not keep).
-	skip  bool
+	skip bool
+	// version, when set, gives the position of the rule's mutations in
+	// place of the envelope's (see Position).
+	version *program
 	stats *ruleStats
 }
 
@@ -448,7 +451,7 @@ func (p *fileParser) topics(n *yaml.Node) error {
 
 func (p *fileParser) parseRule(n *yaml.Node, i int) (*rule, error) {
 	field := fmt.Sprintf("rules[%d]", i)
-	m, err := p.mapping(n, field, "name", "select", "joins", "emit", "skip")
+	m, err := p.mapping(n, field, "name", "select", "joins", "emit", "skip", "version")
 	if err != nil {
 		return nil, err
 	}
@@ -482,7 +485,7 @@ func (p *fileParser) parseRule(n *yaml.Node, i int) (*rule, error) {
 		if !skip {
 			return nil, p.errf(sk.val, "skip", "skip: false is the default; leave it out")
 		}
-		for _, other := range []string{"joins", "emit"} {
+		for _, other := range []string{"joins", "emit", "version"} {
 			if o, ok := m[other]; ok {
 				return nil, p.errf(o.key, other, "a rule with skip: true maps the events it selects to nothing; it has no %s", other)
 			}
@@ -511,6 +514,16 @@ func (p *fileParser) parseRule(n *yaml.Node, i int) (*rule, error) {
 	// the select condition runs before the joins, so it may not read them.
 	if err := p.checkJoinRefs(r.when, nil); err != nil {
 		return nil, err
+	}
+	if ve, ok := m["version"]; ok {
+		pr, err := p.compile(ve.val, "version", false)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.checkJoinRefs(&pr, joinNames); err != nil {
+			return nil, err
+		}
+		r.version = &pr
 	}
 	ee, ok := required(m, "emit")
 	if !ok {

@@ -129,7 +129,7 @@ func (m *Mapper) Map(ctx context.Context, env *normalize.Envelope) ([]graph.Muta
 			continue
 		}
 		var err error
-		if out, err = m.apply(st, t, r, env.EventTime, out); err != nil {
+		if out, err = m.apply(st, t, r, env, out); err != nil {
 			r.stats.failed(ClassOf(err))
 			return nil, err
 		}
@@ -185,7 +185,8 @@ func (st *state) cond(r *rule, p *program) (bool, error) {
 	return b, nil
 }
 
-func (m *Mapper) apply(st *state, t *topicInfo, r *rule, at time.Time, out []graph.Mutation) ([]graph.Mutation, error) {
+func (m *Mapper) apply(st *state, t *topicInfo, r *rule, env *normalize.Envelope, out []graph.Mutation) ([]graph.Mutation, error) {
+	at := env.EventTime
 	join := st.env.join()
 	clear(join)
 	st.missed = st.missed[:0]
@@ -219,6 +220,16 @@ func (m *Mapper) apply(st *state, t *topicInfo, r *rule, at time.Time, out []gra
 		// an empty list.
 		st.env[varMissed] = st.missed
 	}
+	pos := Position(env)
+	if r.version != nil {
+		v, err := st.run(r.version)
+		if err != nil {
+			return out, r.fail(ClassExpressionError, r.version.field, err)
+		}
+		if pos, err = versionPos(v); err != nil {
+			return out, r.fail(ClassExpressionError, r.version.field, err)
+		}
+	}
 	if out == nil {
 		out = make([]graph.Mutation, 0, r.emits())
 	}
@@ -237,7 +248,7 @@ func (m *Mapper) apply(st *state, t *topicInfo, r *rule, at time.Time, out []gra
 		if err != nil {
 			return out, err
 		}
-		mut := graph.Mutation{Op: graph.OpUpsertNode, Node: graph.NodeKey{Type: e.typ, ID: id}, EventTime: at}
+		mut := graph.Mutation{Op: graph.OpUpsertNode, Node: graph.NodeKey{Type: e.typ, ID: id}, EventTime: at, Pos: pos}
 		if e.del {
 			mut.Op = graph.OpDeleteNode
 		} else if mut.Props, err = st.props(r, e.props); err != nil {
@@ -267,7 +278,7 @@ func (m *Mapper) apply(st *state, t *topicInfo, r *rule, at time.Time, out []gra
 		if err != nil {
 			return out, err
 		}
-		mut := graph.Mutation{Op: graph.OpUpsertEdge, EventTime: at, Edge: graph.EdgeKey{Type: e.typ,
+		mut := graph.Mutation{Op: graph.OpUpsertEdge, EventTime: at, Pos: pos, Edge: graph.EdgeKey{Type: e.typ,
 			From: graph.NodeKey{Type: e.from.typ, ID: from}, To: graph.NodeKey{Type: e.to.typ, ID: to}}}
 		if e.del {
 			mut.Op = graph.OpDeleteEdge

@@ -72,6 +72,9 @@ const (
 	// VersionOffset: no source position was available; the Kafka offset of the
 	// record orders events within Origin's topic partition only.
 	VersionOffset VersionScheme = "offset"
+	// VersionID: request logs. Events of one event time are ordered by the
+	// envelope's idempotency id; the version itself holds nothing else.
+	VersionID VersionScheme = "id"
 )
 
 // Version is the ordering version of an event within its source. Snapshot
@@ -89,7 +92,8 @@ type Version struct {
 // Compare orders two versions of the same source: -1, 0 or +1 as v is before,
 // equal to or after o. ok is false when the schemes differ, which means the
 // versions are not comparable. Offsets compare only within one partition; the
-// caller knows whether both came from the same one.
+// caller knows whether both came from the same one. Two VersionID versions
+// are equal: the envelopes' IDs order them.
 func (v Version) Compare(o Version) (c int, ok bool) {
 	if v.Scheme != o.Scheme {
 		return 0, false
@@ -107,6 +111,8 @@ func (v Version) Compare(o Version) (c int, ok bool) {
 		return cmp.Compare(v.Row, o.Row), true
 	case VersionOffset:
 		return cmp.Compare(v.Offset, o.Offset), true
+	case VersionID:
+		return 0, true
 	}
 	return 0, false
 }
@@ -222,7 +228,7 @@ func (e *Envelope) Validate() error {
 		return bad("origin %+v", e.Origin)
 	}
 	switch e.Version.Scheme {
-	case VersionLSN, VersionOffset:
+	case VersionLSN, VersionOffset, VersionID:
 	case VersionBinlog:
 		if e.Version.File == "" {
 			return bad("binlog version without file")

@@ -152,7 +152,7 @@ func (d *requestLogDecoder) Decode(msg Message) ([]Envelope, error) {
 		KeyFields:  fields,
 		EventTime:  t,
 		IngestTime: d.now().UTC(),
-		Version:    Version{Scheme: VersionOffset, Offset: msg.Offset},
+		Version:    Version{Scheme: VersionID},
 		Attributes: attrs,
 		Origin:     Origin{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset, Mapping: d.cfg.Mapping},
 	}}, nil

@@ -139,16 +139,16 @@ func (t *txn) applyAll(ctx context.Context, muts []graph.Mutation, encs [][]byte
 			return &graph.RetryableError{Op: "apply", Err: ctx.Err()}
 		}
 		var err error
-		at := micros(m.EventTime)
+		v := ver{at: micros(m.EventTime), pos: m.Pos}
 		switch m.Op {
 		case graph.OpUpsertNode:
-			err = t.upsertNode(m.Node, at, encs[i])
+			err = t.upsertNode(m.Node, v, encs[i])
 		case graph.OpDeleteNode:
-			err = t.deleteNode(ctx, m.Node, at)
+			err = t.deleteNode(ctx, m.Node, v)
 		case graph.OpUpsertEdge:
-			err = t.upsertEdge(m.Edge, at, m.TTL, encs[i])
+			err = t.upsertEdge(m.Edge, v, m.TTL, encs[i])
 		case graph.OpDeleteEdge:
-			err = t.deleteEdge(m.Edge, at)
+			err = t.deleteEdge(m.Edge, v)
 		}
 		if err != nil {
 			return fmt.Errorf("mutation %d (%s): %w", i, m.Op, err)
@@ -157,44 +157,58 @@ func (t *txn) applyAll(ctx context.Context, muts []graph.Mutation, encs [][]byte
 	return nil
 }
 
-// wins reports whether an upsert at (at, enc) replaces r's upsert, and is
-// not hidden by r's delete (a delete wins a tie).
-func wins(r record, found bool, at int64, enc []byte) bool {
+// ver is a mutation's version: event time in microseconds, then position.
+type ver struct {
+	at  int64
+	pos graph.Pos
+}
+
+// wins reports whether an upsert of version v with properties enc replaces
+// r's upsert, and is not hidden by r's delete (a delete wins a tie).
+func wins(r record, found bool, v ver, enc []byte) bool {
 	if !found {
 		return true
 	}
-	if r.hasDel && at <= r.delAt {
+	if r.deletedAtOrAfter(v.at, v.pos) {
 		return false
 	}
 	if !r.hasUp {
 		return true
 	}
-	return at > r.upAt || (at == r.upAt && bytes.Compare(enc, r.props) > 0)
+	if c := graph.CompareVersions(v.at, v.pos, r.upAt, r.upPos); c != 0 {
+		return c > 0
+	}
+	return bytes.Compare(enc, r.props) > 0
 }
 
-func (t *txn) upsertNode(k graph.NodeKey, at int64, enc []byte) error {
+// upTo reports whether r's upsert is at or before version v.
+func (r record) upTo(v ver) bool {
+	return r.hasUp && graph.CompareVersions(r.upAt, r.upPos, v.at, v.pos) <= 0
+}
+
+func (t *txn) upsertNode(k graph.NodeKey, v ver, enc []byte) error {
 	key := nodeKey(k)
 	r, found, err := t.get(key)
 	if err != nil {
 		return err
 	}
-	if !wins(r, found, at, enc) {
+	if !wins(r, found, v, enc) {
 		t.s.m.superseded.Inc()
 		return nil
 	}
-	r.hasUp, r.upAt, r.props = true, at, enc
+	r.hasUp, r.upAt, r.upPos, r.props = true, v.at, v.pos, enc
 	return t.set(key, r)
 }
 
-func (t *txn) upsertEdge(k graph.EdgeKey, at int64, ttl time.Duration, enc []byte) error {
-	// A delete of either end node at or after this event time hides the
-	// edge for good: do not store it.
+func (t *txn) upsertEdge(k graph.EdgeKey, v ver, ttl time.Duration, enc []byte) error {
+	// A delete of either end node at or after this version hides the edge
+	// for good: do not store it.
 	for _, n := range []graph.NodeKey{k.From, k.To} {
 		nr, found, err := t.get(nodeKey(n))
 		if err != nil {
 			return err
 		}
-		if found && nr.hasDel && at <= nr.delAt {
+		if found && nr.deletedAtOrAfter(v.at, v.pos) {
 			t.s.m.superseded.Inc()
 			return nil
 		}
@@ -204,7 +218,7 @@ func (t *txn) upsertEdge(k graph.EdgeKey, at int64, ttl time.Duration, enc []byt
 	if err != nil {
 		return err
 	}
-	if !wins(r, found, at, enc) {
+	if !wins(r, found, v, enc) {
 		t.s.m.superseded.Inc()
 		return nil
 	}
@@ -213,9 +227,9 @@ func (t *txn) upsertEdge(k graph.EdgeKey, at int64, ttl time.Duration, enc []byt
 			return err
 		}
 	}
-	r.hasUp, r.upAt, r.props, r.expires = true, at, enc, 0
+	r.hasUp, r.upAt, r.upPos, r.props, r.expires = true, v.at, v.pos, enc, 0
 	if ttl > 0 {
-		r.expires = at + ttl.Microseconds()
+		r.expires = v.at + ttl.Microseconds()
 	}
 	if err := t.set(key, r); err != nil {
 		return err
@@ -230,7 +244,7 @@ func (t *txn) index(k graph.EdgeKey, r record) error {
 	if !ok {
 		return fmt.Errorf("edge type %q not in schema", k.Type)
 	}
-	copyRec := record{hasUp: true, upAt: r.upAt, expires: r.expires, props: r.props}
+	copyRec := record{hasUp: true, upAt: r.upAt, upPos: r.upPos, expires: r.expires, props: r.props}
 	if err := t.set(outTimeKey(k, r.upAt), copyRec); err != nil {
 		return err
 	}
@@ -271,29 +285,29 @@ func (t *txn) dropUp(k graph.EdgeKey, r record) error {
 	if err := t.unindex(k, r); err != nil {
 		return err
 	}
-	r.hasUp, r.upAt, r.expires, r.props = false, 0, 0, nil
+	r.hasUp, r.upAt, r.upPos, r.expires, r.props = false, 0, graph.Pos{}, 0, nil
 	if !r.hasDel {
 		return t.del(edgeKey(k))
 	}
 	return t.set(edgeKey(k), r)
 }
 
-func (t *txn) deleteEdge(k graph.EdgeKey, at int64) error {
+func (t *txn) deleteEdge(k graph.EdgeKey, v ver) error {
 	key := edgeKey(k)
 	r, found, err := t.get(key)
 	if err != nil {
 		return err
 	}
-	if found && r.hasDel && at <= r.delAt {
+	if found && r.deletedAtOrAfter(v.at, v.pos) {
 		t.s.m.superseded.Inc()
 		return nil
 	}
-	r.hasDel, r.delAt = true, at
-	if r.hasUp && r.upAt <= at {
+	r.hasDel, r.delAt, r.delPos = true, v.at, v.pos
+	if r.upTo(v) {
 		if err := t.unindex(k, r); err != nil {
 			return err
 		}
-		r.hasUp, r.upAt, r.expires, r.props = false, 0, 0, nil
+		r.hasUp, r.upAt, r.upPos, r.expires, r.props = false, 0, graph.Pos{}, 0, nil
 	}
 	return t.set(key, r)
 }
@@ -302,13 +316,13 @@ func (t *txn) deleteEdge(k graph.EdgeKey, at int64) error {
 // the delete that has the node at either end, then records the node's
 // tombstone. Later-arriving edges at or before it are refused by
 // upsertEdge, so reads never need to consult node tombstones.
-func (t *txn) deleteNode(ctx context.Context, n graph.NodeKey, at int64) error {
+func (t *txn) deleteNode(ctx context.Context, n graph.NodeKey, v ver) error {
 	key := nodeKey(n)
 	r, found, err := t.get(key)
 	if err != nil {
 		return err
 	}
-	if found && r.hasDel && at <= r.delAt {
+	if found && r.deletedAtOrAfter(v.at, v.pos) {
 		// A delete at least as new already ran this cleanup.
 		t.s.m.superseded.Inc()
 		return nil
@@ -316,16 +330,16 @@ func (t *txn) deleteNode(ctx context.Context, n graph.NodeKey, at int64) error {
 	removed := 0
 	// Out: the node's edge records, every type, in key order.
 	outPrefix := appendNode([]byte{tEdge}, n)
-	if err := t.scan(ctx, outPrefix, func(k []byte, v []byte) error {
+	if err := t.scan(ctx, outPrefix, func(k []byte, val []byte) error {
 		typ, to, err := readInSuffix(k[len(outPrefix):])
 		if err != nil {
 			return err
 		}
-		er, err := decodeRecord(v)
+		er, err := decodeRecord(val)
 		if err != nil {
 			return err
 		}
-		if !er.hasUp || er.upAt > at {
+		if !er.upTo(v) {
 			return nil
 		}
 		removed++
@@ -342,7 +356,7 @@ func (t *txn) deleteNode(ctx context.Context, n graph.NodeKey, at int64) error {
 		}
 		ek := graph.EdgeKey{Type: typ, From: from, To: n}
 		er, found, err := t.get(edgeKey(ek))
-		if err != nil || !found || !er.hasUp || er.upAt > at {
+		if err != nil || !found || !er.upTo(v) {
 			return err
 		}
 		removed++
@@ -351,9 +365,9 @@ func (t *txn) deleteNode(ctx context.Context, n graph.NodeKey, at int64) error {
 		return err
 	}
 	t.s.m.cleanedEdges.Add(float64(removed))
-	r.hasDel, r.delAt = true, at
-	if r.hasUp && r.upAt <= at {
-		r.hasUp, r.upAt, r.props = false, 0, nil
+	r.hasDel, r.delAt, r.delPos = true, v.at, v.pos
+	if r.upTo(v) {
+		r.hasUp, r.upAt, r.upPos, r.props = false, 0, graph.Pos{}, nil
 	}
 	return t.set(key, r)
 }

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"testing"
 
@@ -64,16 +65,30 @@ func TestPrefixEnd(t *testing.T) {
 }
 
 func TestRecordRoundTripAndMalformed(t *testing.T) {
-	r := record{hasUp: true, upAt: 5, expires: 9, props: []byte(`{"a":1}`), hasDel: true, delAt: 3}
+	r := record{hasUp: true, upAt: 5, upPos: graph.PosUint64(7), expires: 9, props: []byte(`{"a":1}`),
+		hasDel: true, delAt: 3, delPos: graph.PosUint64Pair(1, 2)}
 	back, err := decodeRecord(r.encode())
-	if err != nil || back.upAt != 5 || back.expires != 9 || back.delAt != 3 || !back.hasUp || !back.hasDel || string(back.props) != `{"a":1}` {
+	if err != nil || back.upAt != 5 || back.upPos != r.upPos || back.expires != 9 || back.delAt != 3 || back.delPos != r.delPos ||
+		!back.hasUp || !back.hasDel || string(back.props) != `{"a":1}` {
 		t.Fatalf("round trip: %+v %v", back, err)
+	}
+	// A version 1 record (before positions) reads with zero positions.
+	v1 := []byte{recordV1, flagUp | flagDel}
+	for _, n := range []uint64{5, 9, 3} {
+		v1 = binary.BigEndian.AppendUint64(v1, n)
+	}
+	v1 = append(v1, `{"a":1}`...)
+	old, err := decodeRecord(v1)
+	if err != nil || old.upAt != 5 || old.expires != 9 || old.delAt != 3 || !old.upPos.IsZero() || !old.delPos.IsZero() ||
+		string(old.props) != `{"a":1}` {
+		t.Fatalf("version 1 record: %+v %v", old, err)
 	}
 	good := r.encode()
 	for name, b := range map[string][]byte{
 		"short":       good[:10],
-		"version":     append([]byte{2}, good[1:]...),
-		"flags":       append([]byte{recordV1, 0x80}, good[2:]...),
+		"short v2":    good[:recordHeaderV1+4],
+		"version":     append([]byte{3}, good[1:]...),
+		"flags":       append([]byte{recordV2, 0x80}, good[2:]...),
 		"empty value": {},
 	} {
 		if _, err := decodeRecord(b); !errors.Is(err, errBadRecord) {

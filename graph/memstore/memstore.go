@@ -20,9 +20,11 @@ type Options struct {
 }
 
 // version is the newest upsert of a node or edge, by the last-write-wins
-// order of package graph: event time, then encoded properties byte-wise.
+// order of package graph: event time, position, then encoded properties
+// byte-wise.
 type version struct {
 	at    time.Time
+	pos   graph.Pos
 	enc   []byte
 	props graph.Props
 	ttl   time.Duration
@@ -32,8 +34,16 @@ type version struct {
 // and the newest delete matter: the item is visible when the upsert is newer
 // than the delete, so arrival order cannot change the outcome.
 type record struct {
-	up      *version
-	deleted time.Time // newest delete; zero when never deleted
+	up     *version
+	hasDel bool
+	delAt  time.Time // newest delete's event time
+	delPos graph.Pos // and position
+}
+
+// deletedAtOrAfter reports whether r holds a delete whose version is at or
+// after (at, pos).
+func (r *record) deletedAtOrAfter(at time.Time, pos graph.Pos) bool {
+	return r != nil && r.hasDel && graph.CompareVersions(r.delAt.UnixMicro(), r.delPos, at.UnixMicro(), pos) >= 0
 }
 
 type adjKey struct {
@@ -108,13 +118,13 @@ func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 		case graph.OpUpsertNode:
 			upsert(getRec(s.nodes, m.Node), m, encs[i])
 		case graph.OpDeleteNode:
-			del(getRec(s.nodes, m.Node), m.EventTime)
+			del(getRec(s.nodes, m.Node), m.EventTime, m.Pos)
 		case graph.OpUpsertEdge:
 			s.index(m.Edge)
 			upsert(getRec(s.edges, m.Edge), m, encs[i])
 		case graph.OpDeleteEdge:
 			s.index(m.Edge)
-			del(getRec(s.edges, m.Edge), m.EventTime)
+			del(getRec(s.edges, m.Edge), m.EventTime, m.Pos)
 		}
 	}
 	return nil
@@ -140,25 +150,25 @@ func (s *Store) index(k graph.EdgeKey) {
 	}
 }
 
-// Newer reports whether an upsert at (at, enc) beats one at (oat, oenc)
-// under the package graph tie rule. Exported for backends' own tests.
-func Newer(at time.Time, enc []byte, oat time.Time, oenc []byte) bool {
-	if !at.Equal(oat) {
-		return at.After(oat)
+// Newer reports whether an upsert at (at, pos, enc) beats one at (oat, opos,
+// oenc) under the package graph rule. Exported for backends' own tests.
+func Newer(at time.Time, pos graph.Pos, enc []byte, oat time.Time, opos graph.Pos, oenc []byte) bool {
+	if c := graph.CompareVersions(at.UnixMicro(), pos, oat.UnixMicro(), opos); c != 0 {
+		return c > 0
 	}
 	return bytes.Compare(enc, oenc) > 0
 }
 
 func upsert(r *record, m graph.Mutation, enc []byte) {
-	if r.up != nil && !Newer(m.EventTime, enc, r.up.at, r.up.enc) {
+	if r.up != nil && !Newer(m.EventTime, m.Pos, enc, r.up.at, r.up.pos, r.up.enc) {
 		return
 	}
-	r.up = &version{at: m.EventTime, enc: enc, props: clone(m.Props), ttl: m.TTL}
+	r.up = &version{at: m.EventTime, pos: m.Pos, enc: enc, props: clone(m.Props), ttl: m.TTL}
 }
 
-func del(r *record, at time.Time) {
-	if at.After(r.deleted) {
-		r.deleted = at
+func del(r *record, at time.Time, pos graph.Pos) {
+	if !r.hasDel || graph.CompareVersions(at.UnixMicro(), pos, r.delAt.UnixMicro(), r.delPos) > 0 {
+		r.hasDel, r.delAt, r.delPos = true, at, pos
 	}
 }
 
@@ -170,10 +180,10 @@ func clone(p graph.Props) graph.Props {
 	return out
 }
 
-// visible returns the live version of r, or nil; a delete at the same event
-// time as the upsert wins, as in Cassandra.
+// visible returns the live version of r, or nil; a delete of the same
+// version as the upsert wins.
 func (r *record) visible() *version {
-	if r == nil || r.up == nil || !r.up.at.After(r.deleted) {
+	if r == nil || r.up == nil || r.deletedAtOrAfter(r.up.at, r.up.pos) {
 		return nil
 	}
 	return r.up
@@ -206,7 +216,7 @@ func (s *Store) edgeVisible(k graph.EdgeKey, now time.Time) (graph.Edge, bool) {
 		return graph.Edge{}, false
 	}
 	for _, n := range []graph.NodeKey{k.From, k.To} {
-		if r := s.nodes[n]; r != nil && !v.at.After(r.deleted) {
+		if s.nodes[n].deletedAtOrAfter(v.at, v.pos) {
 			return graph.Edge{}, false
 		}
 	}

@@ -78,6 +78,14 @@ func sortedNames(m map[string]graph.PropType) []string {
 }
 
 func (g *propGen) mutation(rt *rapid.T) graph.Mutation {
+	m := g.op(rt)
+	// Positions of a few values too: equal event times with different
+	// positions (one transaction) and equal versions both occur.
+	m.Pos = graph.PosUint64(uint64(rapid.IntRange(0, 2).Draw(rt, "pos")))
+	return m
+}
+
+func (g *propGen) op(rt *rapid.T) graph.Mutation {
 	at := rapid.SampledFrom(g.times).Draw(rt, "at")
 	switch rapid.IntRange(0, 9).Draw(rt, "op") {
 	case 0, 1:

@@ -84,6 +84,9 @@ func Run(t *testing.T, open Factory, opts Options) {
 		{"OutOfOrderNewestWins", testOutOfOrder},
 		{"EqualTimeTieBreak", testTieBreak},
 		{"DeleteVersusUpsert", testDeleteVersusUpsert},
+		{"EqualTimeOrderedByPosition", testPosition},
+		{"EqualTimeDeleteAndInsert", testPositionDelete},
+		{"NodeDeleteByPosition", testNodeDeletePosition},
 		{"NodeDeleteHidesEdgesBothDirections", testNodeDelete},
 		{"TTLExpiry", testTTL},
 		{"BothDirections", testBothDirections},
@@ -421,6 +424,104 @@ func testTieBreak(t *testing.T, h *harness) {
 		wantEdges(t, "follows out of u", h.one(t, q(u, "follows", graph.Out, graph.OrderKey, 0)),
 			[]graph.Edge{edge("follows", u, v, h.at(5), graph.Props{"weight": 2.0})})
 	}
+}
+
+// at sets a mutation's position.
+func atPos(m graph.Mutation, pos uint64) graph.Mutation {
+	m.Pos = graph.PosUint64(pos)
+	return m
+}
+
+// arrivals is every way two mutations can arrive: in one batch either way
+// round, or in two batches either way round (the older one redelivered
+// later, as after a connector restart).
+func arrivals(h *harness, t tb, a, b []graph.Mutation) [4]func() {
+	return [4]func(){
+		func() { h.apply(t, append(slices.Clone(a), b...)...) },
+		func() { h.apply(t, append(slices.Clone(b), a...)...) },
+		func() { h.apply(t, a...); h.apply(t, b...) },
+		func() { h.apply(t, b...); h.apply(t, a...) },
+	}
+}
+
+// testPosition: two upserts of one node or edge at the same event time (two
+// updates of a row in one transaction) resolve by position, not by their
+// properties: the later position wins although its properties encode smaller.
+func testPosition(t *testing.T, h *harness) {
+	for i := range 4 {
+		u, v := h.user(fmt.Sprintf("u%d", i)), h.user(fmt.Sprintf("v%d", i))
+		first := []graph.Mutation{
+			atPos(upN(u, h.at(5), graph.Props{"name": "z"}), 7),
+			atPos(upE("follows", u, v, h.at(5), graph.Props{"weight": 9.0}), 7),
+			atPos(upE("tagged", u, h.tag("t"), h.at(5), graph.Props{"note": "z"}), 7),
+		}
+		second := []graph.Mutation{
+			atPos(upN(u, h.at(5), graph.Props{"name": "a"}), 8),
+			atPos(upE("follows", u, v, h.at(5), graph.Props{"weight": 1.0}), 8),
+			atPos(upE("tagged", u, h.tag("t"), h.at(5), graph.Props{"note": "a"}), 8),
+		}
+		arrivals(h, t, first, second)[i]()
+		wantNode(t, h, u, &graph.Node{Key: u, Props: graph.Props{"name": "a"}, EventTime: h.at(5)})
+		follows := []graph.Edge{edge("follows", u, v, h.at(5), graph.Props{"weight": 1.0})}
+		wantEdges(t, fmt.Sprintf("arrival %d: follows out of u", i), h.one(t, q(u, "follows", graph.Out, graph.OrderKey, 0)), follows)
+		wantEdges(t, fmt.Sprintf("arrival %d: follows into v", i), h.one(t, q(v, "follows", graph.In, graph.OrderLatest, 0)), follows)
+		wantEdges(t, fmt.Sprintf("arrival %d: tagged out of u", i), h.one(t, q(u, "tagged", graph.Out, graph.OrderLatest, 0)),
+			[]graph.Edge{edge("tagged", u, h.tag("t"), h.at(5), graph.Props{"note": "a"})})
+		// An event time one microsecond later beats any position.
+		h.apply(t, atPos(upN(u, h.at(5).Add(time.Microsecond), graph.Props{"name": "b"}), 0))
+		wantNode(t, h, u, &graph.Node{Key: u, Props: graph.Props{"name": "b"}, EventTime: h.at(5).Add(time.Microsecond)})
+	}
+}
+
+// testPositionDelete: a DELETE and an INSERT of one key in one transaction
+// share the event time; the later position decides, in every arrival order.
+func testPositionDelete(t *testing.T, h *harness) {
+	for i := range 4 {
+		n, o := h.user(fmt.Sprintf("n%d", i)), h.user(fmt.Sprintf("o%d", i))
+		x := h.item(fmt.Sprintf("x%d", i))
+		// Delete, then insert: the row exists.
+		del := []graph.Mutation{atPos(delN(n, h.at(3)), 10), atPos(delE("likes", o, x, h.at(3)), 10)}
+		ins := []graph.Mutation{atPos(upN(n, h.at(3), graph.Props{"age": int64(1)}), 11),
+			atPos(upE("likes", o, x, h.at(3), graph.Props{"rating": int64(1)}), 11)}
+		arrivals(h, t, del, ins)[i]()
+		wantNode(t, h, n, &graph.Node{Key: n, Props: graph.Props{"age": int64(1)}, EventTime: h.at(3)})
+		wantEdges(t, fmt.Sprintf("arrival %d: likes after delete+insert", i), h.one(t, q(o, "likes", graph.Out, graph.OrderKey, 0)),
+			[]graph.Edge{edge("likes", o, x, h.at(3), graph.Props{"rating": int64(1)})})
+
+		// Insert, then delete: the row is gone.
+		m, p := h.user(fmt.Sprintf("m%d", i)), h.user(fmt.Sprintf("p%d", i))
+		ins2 := []graph.Mutation{atPos(upN(m, h.at(3), graph.Props{"age": int64(1)}), 10),
+			atPos(upE("likes", p, x, h.at(3), graph.Props{"rating": int64(1)}), 10)}
+		del2 := []graph.Mutation{atPos(delN(m, h.at(3)), 11), atPos(delE("likes", p, x, h.at(3)), 11)}
+		arrivals(h, t, ins2, del2)[i]()
+		wantNode(t, h, m, nil)
+		wantEdges(t, fmt.Sprintf("arrival %d: likes after insert+delete", i), h.one(t, q(p, "likes", graph.Out, graph.OrderKey, 0)), nil)
+	}
+}
+
+// testNodeDeletePosition: a node delete hides the node's edges of the same
+// event time written at an earlier position, and not those written later.
+func testNodeDeletePosition(t *testing.T, h *harness) {
+	x, y, z := h.user("x"), h.user("y"), h.user("z")
+	h.apply(t,
+		atPos(upN(x, h.at(1), graph.Props{"name": "x"}), 1),
+		atPos(upE("follows", x, y, h.at(5), nil), 3),
+		atPos(upE("follows", z, x, h.at(5), nil), 7),
+	)
+	h.apply(t, atPos(delN(x, h.at(5)), 5))
+	// Arriving after the delete, at an earlier and a later position.
+	h.apply(t,
+		atPos(upE("blocks", z, x, h.at(5), nil), 4),
+		atPos(upE("likes", x, h.item("i"), h.at(5), nil), 6),
+	)
+	wantNode(t, h, x, nil)
+	wantEdges(t, "follows out of x", h.one(t, q(x, "follows", graph.Out, graph.OrderKey, 0)), nil)
+	wantEdges(t, "follows into y", h.one(t, q(y, "follows", graph.In, graph.OrderKey, 0)), nil)
+	wantEdges(t, "blocks out of z", h.one(t, q(z, "blocks", graph.Out, graph.OrderKey, 0)), nil)
+	wantEdges(t, "follows out of z", h.one(t, q(z, "follows", graph.Out, graph.OrderKey, 0)),
+		[]graph.Edge{edge("follows", z, x, h.at(5), nil)})
+	wantEdges(t, "likes out of x", h.one(t, q(x, "likes", graph.Out, graph.OrderKey, 0)),
+		[]graph.Edge{edge("likes", x, h.item("i"), h.at(5), nil)})
 }
 
 func testDeleteVersusUpsert(t *testing.T, h *harness) {
