@@ -18,6 +18,13 @@ const (
 	// FormatRequestLog: one JSON object per record, fields named by
 	// RequestLogConfig.
 	FormatRequestLog Format = "request_log"
+	// FormatMetadata: a compacted topic of key → JSON document, read as
+	// entities: the record key is the key, the document the attributes
+	// (op upsert), a tombstone a delete (op delete, no image). The record's
+	// Kafka timestamp is the event time and its offset the version: give the
+	// topic message.timestamp.type=LogAppendTime when producers' clocks
+	// cannot be trusted to be monotonic per key.
+	FormatMetadata Format = "metadata"
 )
 
 // DefaultSchemaCacheSize is the number of distinct Connect schemas a decoder
@@ -126,7 +133,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	var typed []string // the names key_types may use; nil: any
-	if len(c.KeyFields) > 0 || c.Format == FormatRequestLog {
+	if c.Format == FormatMetadata {
+		typed = []string{MetadataKeyName}
+	} else if len(c.KeyFields) > 0 || c.Format == FormatRequestLog {
 		typed = c.KeyFields
 		if typed == nil {
 			typed = []string{}
@@ -143,6 +152,14 @@ func (c *Config) Validate() error {
 		return nil
 	case FormatRequestLog:
 		return c.validateRequestLog()
+	case FormatMetadata:
+		if c.Kind != "" && c.Kind != KindMetadata {
+			return fmt.Errorf("%w: kind %s with format metadata", ErrBadSetting, c.Kind)
+		}
+		if len(c.KeyFields) > 0 {
+			return fmt.Errorf("%w: key_fields with format metadata: the record key is the key", ErrBadSetting)
+		}
+		return nil
 	case "":
 		return fmt.Errorf("%w: format", ErrMissingSetting)
 	}
@@ -223,6 +240,8 @@ func New(cfg Config, opts ...Option) (Decoder, error) {
 	switch cfg.Format {
 	case FormatRequestLog:
 		return newRequestLogDecoder(cfg, o), nil
+	case FormatMetadata:
+		return newMetadataDecoder(cfg, o), nil
 	default:
 		return newDebeziumDecoder(cfg, o)
 	}

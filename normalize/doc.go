@@ -65,7 +65,14 @@
 //
 // Request logs: Op create, ID from the configured id field, time from the
 // configured time field, key from the configured key fields, attributes the
-// whole object (or the configured fields), version the Kafka offset.
+// whole object (or the configured fields), version scheme id: events of one
+// event time are ordered by their id.
+//
+// Metadata topics (format metadata: compacted, key → JSON document): Op
+// upsert with the document as attributes, or Op delete without an image for
+// a tombstone; the key is the record key as text (a JSON string key is
+// unquoted, as enrichment caches read it; key_types names it "key"); the
+// event time is the record's Kafka timestamp and the version its offset.
 //
 // # Cost
 //
