@@ -221,10 +221,18 @@ func newRawWriter(s *gocql.Session, cl gocql.Consistency, n int) *rawWriter {
 
 func (w *rawWriter) send(stmts []stmt) error {
 	ctx := context.Background()
+	now := stmts[0].now // shared by the group, as in Store.send
 	if len(stmts) == 1 {
-		return w.s.Query(stmts[0].cql, stmts[0].args...).Consistency(w.cl).ExecContext(ctx)
+		q := w.s.Query(stmts[0].cql, stmts[0].args...).Consistency(w.cl)
+		if now != 0 {
+			q = q.WithNowInSeconds(int(now))
+		}
+		return q.ExecContext(ctx)
 	}
 	bt := w.s.Batch(gocql.UnloggedBatch).Consistency(w.cl)
+	if now != 0 {
+		bt = bt.WithNowInSeconds(int(now))
+	}
 	for _, st := range stmts {
 		bt.Entries = append(bt.Entries, gocql.BatchEntry{Stmt: st.cql, Args: st.args, Idempotent: true})
 	}

@@ -199,7 +199,7 @@ func (c *Counts) RecordImpressions(ctx context.Context, imps []graph.Impression)
 		// CheckImpressions kept only event times after now − retention, so
 		// the remaining lifetime is at least ttlSlack.
 		ttl := ttlSeconds(ts + expiresAfter - nowUS)
-		groups[k] = append(groups[k], stmt{cqlInsertImpression, []any{
+		groups[k] = append(groups[k], stmt{cql: cqlInsertImpression, args: []any{
 			im.User.Type, []byte(im.User.ID), im.EdgeType, neighborKey(im.Target), ts, []byte(im.EventID), ts, ttl,
 		}})
 	}

@@ -4,25 +4,60 @@
 //
 // # Last write wins is Cassandra's
 //
-// Every write carries the mutation's event time as its timestamp (USING
-// TIMESTAMP, microseconds), deletes included. A node's or an edge's
-// properties are one blob cell (graph.EncodeProps), so Cassandra's cell
-// reconciliation is exactly the rule of package graph: the newer timestamp
-// wins; at equal timestamps a tombstone wins over a value, and between two
-// values the greater byte string wins (unsigned, as bytes.Compare). Any
-// order of the same mutations, with duplicates, leaves the same state, and
-// no write reads first. Event times are read back as WRITETIME(props).
+// A mutation's version is its event time, then its position (graph.Pos).
+// Every write carries the event time as its timestamp (USING TIMESTAMP,
+// microseconds), deletes included, and a node's or an edge's state is one
+// blob cell whose value starts with the position (layout.go):
+//
+//	[0x80] [16-byte position] [0x01 live] [graph.EncodeProps JSON]
+//	[0x80] [16-byte position] [0x02 deleted]
+//
+// Cassandra keeps the cell of the newer timestamp and, at equal timestamps,
+// the greater value (unsigned bytes, as bytes.Compare): the greater
+// position, then the delete (0x02 > 0x01), then the greater properties,
+// which is the rule of package graph. A delete is therefore such a value (a
+// soft delete), never a tombstone: Cassandra lets a tombstone win every tie,
+// so a DELETE and an INSERT of one key in one transaction (one commit time)
+// would lose the row whatever their positions. Any order of the same
+// mutations, with duplicates, leaves the same state, and no write reads
+// first. Event times are read back as WRITETIME(props), positions from the
+// value.
+//
+// Cells that expire (edge types with a TTL) need one more thing. At equal
+// timestamps Cassandra 5.0 (Cells.resolveRegular) compares expiry before
+// values: an expiring cell beats one that never expires, then the later
+// local deletion time wins, then the smaller TTL, and only then the greater
+// value. So every edges_by_key write of one event time, upsert or delete,
+// binds the same TTL (the type's, in whole seconds) and sets the request's
+// now_in_seconds (native protocol v5, which NewSession asks for) so that the
+// local deletion time is expires_at rounded up to the second: both are
+// functions of the event time alone, not of when the write is applied, and
+// the value decides. Writes of one partition with different now_in_seconds
+// go in different requests.
+//
+// What stays inexact: values written before this format (the bare JSON)
+// read as live at the zero position, but at equal timestamps any value of
+// this format beats them (0x80 > '{'), even an upsert at the zero position
+// whose JSON is smaller; tombstones written then (edge and node deletes)
+// still beat every write of their timestamp, and legacy cells of TTL types
+// were stamped with the writer's clock, so at their timestamp the later
+// expiry wins. A change of an edge type's TTL makes writes of one event
+// time made before and after it compare by expiry (the later expiry wins,
+// and any TTL beats none) rather than by position.
 //
 // # Tables
 //
-//   - nodes: one partition per (type, id).
-//   - node_deletes: the newest delete time of each node ever deleted.
+//   - nodes: one partition per (type, id); props is the node's value, live
+//     or deleted.
+//   - node_deletes: the version (deleted_at, deleted_pos) of the newest
+//     delete of each node ever deleted.
 //   - edges_by_key: adjacency in neighbour-key order, forward (direction
 //     out) and reverse (direction in, only for edge types whose schema keeps
 //     a reverse index). Partition (node, edge type, direction, bucket), with
 //     bucket = FNV-1a(neighbour key) mod 8, clustered by neighbour key. A
-//     row holds the properties, expires_at and last_time (the event time of
-//     the newest upsert, which an edge delete leaves in place).
+//     row holds the edge's value (props, live or deleted) and expires_at;
+//     rows written before the current value format also hold last_time
+//     (the event time of the newest upsert, which a delete left in place).
 //   - edges_by_time: adjacency newest first. Partition (node, edge type,
 //     direction, UTC day of the event time), clustered by (event time DESC,
 //     neighbour key).
@@ -35,8 +70,8 @@
 // An edges_by_key partition holds about 1/8 of one node's live edges of one
 // type in one direction; an edges_by_time partition holds the edges of one
 // node, type and direction upserted with event times in one UTC day. A row
-// is the neighbour key plus the encoded properties (typically 50-300
-// bytes). Against Cassandra's guidance of ~100k rows / 100 MB per
+// is the neighbour key plus the value (18 bytes of format, position and
+// state, then the encoded properties: typically 50-300 bytes). Against Cassandra's guidance of ~100k rows / 100 MB per
 // partition, a node stays within it up to ~800k live edges of one type and
 // direction, written at up to ~100k per day. Past that, partitions grow
 // linearly (8 times slower than without buckets); the bucket count is part
@@ -48,26 +83,29 @@
 // parallel, each about 1/8 of the page plus slack, refilled on demand).
 // OrderLatest reads the edge_days directory, then walks edges_by_time days
 // newest first. An edges_by_time row is only a hint: it is the edge if the
-// edges_by_key row still has that event time, which one batched IN read per
-// bucket per page checks. since/until restrict the clustering range of
+// edges_by_key row still holds a live value of that event time, which one
+// batched IN read per bucket per page checks. since/until restrict the clustering range of
 // edges_by_time and filter edges_by_key rows.
 //
 // Writes never read. An upsert that moves an edge to a newer time leaves
-// its old edges_by_time row behind, and an edge delete removes only the
-// edge's properties and expiry in edges_by_key (a column delete at the
-// delete's timestamp), leaving last_time and the edges_by_time rows. A
-// newest-first read recognises such rows as dead for good, skips them and
-// deletes them in the background at their own timestamp, which removes
-// exactly that row version: when the edge's properties were written after
-// the row's time (the write time only moves forward), or are deleted while
-// last_time is at or after the row's time (that upsert was written, then
-// hidden by a delete at or after it, which also hides any replay of it). A
-// row whose edges_by_key row is missing or older is skipped and kept: its
-// upsert may be in flight. Dead rows no read visits stay until their TTL, or
-// for good in types without TTL; so does the small edges_by_key row (the
-// neighbour key and last_time) of a deleted edge. That is the price of a
-// write path without reads (rtgraph_cassandra_stale_index_rows_total counts
-// the rows skipped and repaired).
+// its old edges_by_time row behind, and an edge delete writes only the
+// deleted value over the edge's props in edges_by_key, leaving expires_at
+// and the edges_by_time rows. A newest-first read recognises such rows as
+// dead for good, skips them and deletes them in the background at their own
+// timestamp, which removes exactly that row version: when the edge's value,
+// live or deleted, was written after the row's time (the write time only
+// moves forward), or, in rows of the legacy format, when the properties
+// are a tombstone while last_time is at or after the row's time (that
+// upsert was written, then hidden by a tombstone at or after it, which also
+// hides any replay of it). A row whose edges_by_key value is missing or
+// older is skipped and kept: its upsert may be in flight. So is a row whose
+// edge holds a deleted value of the row's very event time: an upsert of
+// that time at a greater position may still come and rewrite that row. Dead
+// rows no read visits stay until their TTL, or for good in types without
+// TTL; so does the small edges_by_key row (the neighbour key and the
+// deleted value) of a deleted edge. That is the price of a write path
+// without reads (rtgraph_cassandra_stale_index_rows_total counts the rows
+// skipped and repaired).
 //
 // A page reads one row more than its limit, so Next is nil exactly when no
 // edge follows. Cursors are the position of the last edge returned (event
@@ -80,23 +118,40 @@
 //
 // # Node deletes
 //
-// Deleting a node writes a partition tombstone in nodes and its delete time
-// in node_deletes, both at the delete's event time. Its edges are hidden at
-// read time, in both directions and for every edge type (with or without a
-// reverse index): an edge is returned only if its event time is after the
-// delete time of both ends. The node's own delete time narrows the scan; the
-// neighbours' come from one IN read of node_deletes per page. The effect is
-// immediate once Apply returns; an edge upserted later than the delete is
-// visible again. Edge rows of a deleted node are not removed physically:
-// they expire with their TTL, if their type has one, or stay hidden.
+// Deleting a node writes the deleted value in nodes and the delete's
+// version in node_deletes (deleted_at and deleted_pos, both cells at the
+// delete's event time, so between deletes of equal time the greater
+// position wins). Its edges are hidden at read time, in both directions and
+// for every edge type (with or without a reverse index): an edge is
+// returned only if its version (event time, position) is after the delete
+// version of both ends (graph.CompareVersions). The node's own delete time
+// narrows the scan; the neighbours' come from one IN read of node_deletes
+// per page. The effect is immediate once Apply returns; an edge upserted at
+// a later version than the delete is visible again. Edge rows of a deleted
+// node are not removed physically: they expire with their TTL, if their
+// type has one, or stay hidden. Like node_deletes rows, the deleted values
+// of nodes stay for good. A node_deletes row written before deleted_pos
+// existed (or whose deleted_pos was written at another time than
+// deleted_at) reads as the zero position.
 //
 // # TTL
 //
-// An edge expires at event time + its type's TTL. Rows are written with the
-// remaining lifetime (rounded up to a second), so Cassandra drops them after
-// they expire; reads also compare expires_at with the clock, so expiry is
+// An edge expires at event time + its type's TTL. Its edges_by_key cells
+// are written with the type's TTL and a now_in_seconds that make Cassandra
+// drop them at that expiry rounded up to the second, by its own clock, for
+// every write of that event time alike (see the first section);
+// edges_by_time and edge_days rows are written with the remaining lifetime
+// from the Store's clock and the same now_in_seconds, so they expire at the
+// same second. Reads also compare expires_at with the clock, so expiry is
 // exact to the microsecond. An upsert already expired when applied is not
 // written (rtgraph_cassandra_expired_writes_skipped_total).
+//
+// The deleted value of an edge of a type with TTL expires like an upsert of
+// the delete's event time: every upsert it can hide (of that time or older)
+// has expired by then. A delete already past that is not written (counted
+// in the same metric). In types without TTL the deleted value stays for
+// good. A type whose TTL exceeds Cassandra's ceiling (20 years) is written
+// without TTL at all; reads alone enforce its expiry.
 //
 // # Writes
 //

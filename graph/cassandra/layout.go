@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"hash/fnv"
+	"math"
 	"time"
 
 	"github.com/rtgraph/rtgraph/graph"
@@ -30,6 +31,88 @@ const (
 // years). A write whose remaining lifetime is longer is written without a
 // TTL; reads still hide it once expires_at has passed.
 const maxCassandraTTL = 630720000
+
+// maxNowInSeconds is the largest now_in_seconds the native protocol carries
+// (an unsigned 32-bit count of seconds, read so by Cassandra 5.0: early 2106).
+const maxNowInSeconds = math.MaxUint32
+
+// The stored value of nodes.props and edges_by_key.props. Cassandra decides
+// two writes of one cell by their timestamps (the event time) and, at equal
+// timestamps, keeps the greater value byte-wise (unsigned), so the value
+// starts with what must decide next: the position.
+//
+//	[valueV1] [16-byte graph.Pos] [stateLive]    [graph.EncodeProps JSON]
+//	[valueV1] [16-byte graph.Pos] [stateDeleted]
+//
+// A delete is such a value (a soft-delete marker), not a tombstone, because
+// Cassandra lets a tombstone win every tie: at equal event times the greater
+// position now wins whatever the kinds, at equal versions the delete wins
+// (stateDeleted > stateLive), and between two upserts of one version the
+// greater JSON wins, which is the rule of package graph.
+//
+// Values written before this format are the bare JSON (first byte '{'):
+// they decode as live with the zero position. valueV1 is above '{' (0x7b)
+// so that at equal timestamps a value of this format, which knows its
+// position, beats a legacy one, which does not: a replayed event then
+// replaces what the old tie rule kept (see doc.go for what stays inexact).
+const (
+	valueV1      byte = 0x80
+	stateLive    byte = 0x01
+	stateDeleted byte = 0x02
+	valueHeader       = 1 + graph.PosLen + 1
+)
+
+// liveValue is the stored value of an upsert at position pos with encoded
+// properties enc.
+func liveValue(pos graph.Pos, enc []byte) []byte {
+	b := make([]byte, valueHeader, valueHeader+len(enc))
+	b[0] = valueV1
+	copy(b[1:], pos[:])
+	b[valueHeader-1] = stateLive
+	return append(b, enc...)
+}
+
+// deletedValue is the stored value of a delete at position pos.
+func deletedValue(pos graph.Pos) []byte {
+	b := make([]byte, valueHeader)
+	b[0] = valueV1
+	copy(b[1:], pos[:])
+	b[valueHeader-1] = stateDeleted
+	return b
+}
+
+var errBadValue = errors.New("cassandra: malformed stored value")
+
+// storedValue is a decoded nodes.props or edges_by_key.props value.
+type storedValue struct {
+	pos     graph.Pos
+	deleted bool
+	props   []byte // graph.EncodeProps JSON; nil when deleted
+}
+
+// decodeValue reads a stored value, in this format or the legacy one.
+func decodeValue(b []byte) (storedValue, error) {
+	switch {
+	case len(b) > 0 && b[0] == '{':
+		return storedValue{props: b}, nil
+	case len(b) < valueHeader || b[0] != valueV1:
+		return storedValue{}, errBadValue
+	}
+	var v storedValue
+	copy(v.pos[:], b[1:])
+	switch b[valueHeader-1] {
+	case stateLive:
+		v.props = b[valueHeader:]
+	case stateDeleted:
+		if len(b) != valueHeader {
+			return storedValue{}, errBadValue
+		}
+		v.deleted = true
+	default:
+		return storedValue{}, errBadValue
+	}
+	return v, nil
+}
 
 // neighborKey encodes a neighbour as stored in the neighbor column: type,
 // one 0x00 byte, id. Node type names never contain 0x00 (the schema allows

@@ -56,7 +56,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"op", "class"}),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rtgraph_cassandra_expired_writes_skipped_total",
-			Help: "Edge upserts not written because event time + TTL was already past.",
+			Help: "Edge upserts and deletes not written because event time + TTL was already past.",
 		}),
 		stale: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtgraph_cassandra_stale_index_rows_total",

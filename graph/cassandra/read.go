@@ -18,8 +18,8 @@ import (
 // Read statements.
 const (
 	cqlGetNode     = `SELECT props, WRITETIME(props) FROM nodes WHERE type = ? AND id = ?`
-	cqlNodeDelete  = `SELECT deleted_at FROM node_deletes WHERE type = ? AND id = ?`
-	cqlNodeDeletes = `SELECT id, deleted_at FROM node_deletes WHERE type = ? AND id IN ?`
+	cqlNodeDelete  = `SELECT deleted_at, deleted_pos, WRITETIME(deleted_pos) FROM node_deletes WHERE type = ? AND id = ?`
+	cqlNodeDeletes = `SELECT id, deleted_at, deleted_pos, WRITETIME(deleted_pos) FROM node_deletes WHERE type = ? AND id IN ?`
 	cqlScanByKey   = `SELECT neighbor, props, WRITETIME(props), expires_at, last_time FROM edges_by_key` +
 		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND bucket = ? AND neighbor > ? LIMIT ?`
 	cqlLookupByKey = `SELECT neighbor, props, WRITETIME(props), expires_at, last_time FROM edges_by_key` +
@@ -89,8 +89,15 @@ func (s *Store) GetNodes(ctx context.Context, keys []graph.NodeKey) (map[graph.N
 		if r.props == nil {
 			continue
 		}
+		v, err := decodeValue(r.props)
+		if err != nil {
+			return nil, fmt.Errorf("cassandra: get node %s: %w", r.key, err)
+		}
+		if v.deleted {
+			continue
+		}
 		nt, _ := s.schema.NodeType(r.key.Type)
-		p, err := decodeProps(r.props, nt.Props)
+		p, err := decodeProps(v.props, nt.Props)
 		if err != nil {
 			return nil, fmt.Errorf("cassandra: get node %s: %w", r.key, err)
 		}
@@ -117,10 +124,49 @@ func decodeProps(b []byte, declared map[string]graph.PropType) (graph.Props, err
 // keyRow is an edges_by_key row.
 type keyRow struct {
 	nbr   []byte
-	props []byte // nil when the edge is deleted
-	wt    int64  // WRITETIME(props): the edge's event time
+	props []byte // the stored value; nil when there is none (legacy delete, expired)
+	wt    int64  // WRITETIME(props): the version's event time
 	exp   int64  // expires_at; 0 = never
-	last  int64  // last_time: event time of the newest upsert, deleted or not
+	// last is last_time, which only rows written before the current value
+	// format have: the event time of the newest upsert, deleted or not.
+	last int64
+	val  storedValue // props decoded, when not nil
+}
+
+// decode fills kr.val from kr.props.
+func (kr *keyRow) decode(node graph.NodeKey) error {
+	if kr.props == nil {
+		return nil
+	}
+	v, err := decodeValue(kr.props)
+	if err != nil {
+		return fmt.Errorf("cassandra: adjacency of %s: value of the edge to %q: %w", node, kr.nbr, err)
+	}
+	kr.val = v
+	return nil
+}
+
+// nodeDelete is the version of a node's newest delete (node_deletes).
+type nodeDelete struct {
+	at  int64 // deleted_at: event time, microseconds
+	pos graph.Pos
+}
+
+// nodeDeleteOf builds a nodeDelete from the row. deleted_pos counts only
+// when it was written with deleted_at (same write time): a delete written
+// before positions were kept leaves none, and its position is the zero one.
+func nodeDeleteOf(at int64, pos []byte, posWT int64) nodeDelete {
+	d := nodeDelete{at: at}
+	if len(pos) == graph.PosLen && posWT == at {
+		copy(d.pos[:], pos)
+	}
+	return d
+}
+
+// hides reports whether the delete hides an edge of version (wt, pos): the
+// delete's version is at or after it.
+func (d nodeDelete) hides(wt int64, pos graph.Pos) bool {
+	return graph.CompareVersions(d.at, d.pos, wt, pos) >= 0
 }
 
 // candidate is an edge that passed every filter, at its scan position.
@@ -137,8 +183,10 @@ type adjRead struct {
 	dir   int8
 	id    []byte
 	after *position
+	// own is the node's own newest delete, nil when it was never deleted.
+	own *nodeDelete
 	// lo and hi bound event times, in microseconds: lo inclusive (raised
-	// past the node's own delete time), hi exclusive.
+	// to the node's own delete time), hi exclusive.
 	lo, hi int64
 	now    int64
 	need   int // Limit+1: one more than a page, to know whether a next page exists
@@ -147,7 +195,8 @@ type adjRead struct {
 // Adjacency returns one page of q. OrderKey merges the node's edges_by_key
 // buckets; OrderLatest walks edges_by_time days newest first and validates
 // each row against edges_by_key. Both hide edges expired, outside
-// since/until, or not newer than the latest delete of either end node.
+// since/until, or whose version (event time, position) is not after the
+// newest delete of either end node.
 func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.AdjacencyPage, error) {
 	if !s.enter() {
 		return graph.AdjacencyPage{}, graph.ErrClosed
@@ -203,30 +252,41 @@ func ceilMicros(t time.Time) int64 {
 	return us
 }
 
-// nodeDeleted reads the node's newest delete time into d (0 when never
-// deleted).
-func (r *adjRead) nodeDeleted(d *int64) task {
+// nodeDeleted is the task that reads the node's newest delete into r.own
+// (nil when never deleted).
+func (r *adjRead) nodeDeleted() task {
 	return task{op: opReadNodeDel, f: func(ctx context.Context) error {
-		err := r.s.query(r.s.readCL, cqlNodeDelete, r.q.Node.Type, r.id).ScanContext(ctx, d)
+		var (
+			at, posWT int64
+			pos       []byte
+		)
+		err := r.s.query(r.s.readCL, cqlNodeDelete, r.q.Node.Type, r.id).ScanContext(ctx, &at, &pos, &posWT)
 		if errors.Is(err, gocql.ErrNotFound) {
-			*d = 0
+			r.own = nil
 			return nil
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		d := nodeDeleteOf(at, pos, posWT)
+		r.own = &d
+		return nil
 	}}
 }
 
-// raiseLo hides edges not newer than the node's own delete.
-func (r *adjRead) raiseLo(deleted int64) {
-	if deleted > 0 && deleted+1 > r.lo {
-		r.lo = deleted + 1
+// raiseLo skips edges older than the node's own delete; those of its very
+// event time are decided by position (live).
+func (r *adjRead) raiseLo() {
+	if r.own != nil && r.own.at > r.lo {
+		r.lo = r.own.at
 	}
 }
 
-// live applies the filters known from the edges_by_key row alone: not
-// deleted, not expired, within since/until and after the node's delete.
+// live applies the filters known from the edges_by_key row alone: a live
+// value, not expired, within since/until and newer than the node's delete.
 func (r *adjRead) live(kr keyRow) bool {
-	return kr.props != nil && kr.wt >= r.lo && kr.wt < r.hi && (kr.exp == 0 || kr.exp > r.now)
+	return kr.props != nil && !kr.val.deleted && kr.wt >= r.lo && kr.wt < r.hi && (kr.exp == 0 || kr.exp > r.now) &&
+		(r.own == nil || !r.own.hides(kr.wt, kr.val.pos))
 }
 
 // page builds the result from candidates in scan order. more reports that
@@ -261,7 +321,7 @@ func (r *adjRead) edge(row keyRow) (graph.Edge, error) {
 	if r.q.Direction == graph.In {
 		k.From, k.To = nbr, r.q.Node
 	}
-	p, err := decodeProps(row.props, r.et.Props)
+	p, err := decodeProps(row.val.props, r.et.Props)
 	if err != nil {
 		return graph.Edge{}, fmt.Errorf("cassandra: adjacency of %s: edge to %s: %w", r.q.Node, nbr, err)
 	}
@@ -273,7 +333,7 @@ func (r *adjRead) edge(row keyRow) (graph.Edge, error) {
 }
 
 // dropDeletedNeighbors removes candidates whose neighbour was deleted at
-// or after the edge's event time.
+// or after the edge's version.
 func (r *adjRead) dropDeletedNeighbors(ctx context.Context, cs []candidate) ([]candidate, error) {
 	if len(cs) == 0 {
 		return cs, nil
@@ -294,7 +354,7 @@ func (r *adjRead) dropDeletedNeighbors(ctx context.Context, cs []candidate) ([]c
 	}
 	kept := cs[:0]
 	for _, c := range cs {
-		if d, ok := del[string(c.row.nbr)]; ok && c.row.wt <= d {
+		if d, ok := del[string(c.row.nbr)]; ok && d.hides(c.row.wt, c.row.val.pos) {
 			continue
 		}
 		kept = append(kept, c)
@@ -302,12 +362,12 @@ func (r *adjRead) dropDeletedNeighbors(ctx context.Context, cs []candidate) ([]c
 	return kept, nil
 }
 
-// neighborDeletes returns the tasks that read the delete times of the
+// neighborDeletes returns the tasks that read the delete versions of the
 // neighbours that were ever deleted, and the map (keyed by neighbor key)
 // they fill. One IN query per neighbour type and maxINValues ids;
 // node_deletes holds only deleted nodes, so most lookups end at the bloom
 // filter.
-func (r *adjRead) neighborDeletes(nbrs [][]byte) (map[string]int64, []task, error) {
+func (r *adjRead) neighborDeletes(nbrs [][]byte) (map[string]nodeDelete, []task, error) {
 	byType := map[string][][]byte{}
 	seen := map[string]bool{}
 	for _, nb := range nbrs {
@@ -321,7 +381,7 @@ func (r *adjRead) neighborDeletes(nbrs [][]byte) (map[string]int64, []task, erro
 		}
 		byType[k.Type] = append(byType[k.Type], []byte(k.ID))
 	}
-	out := map[string]int64{}
+	out := map[string]nodeDelete{}
 	var mu sync.Mutex
 	var tasks []task
 	for typ, ids := range byType {
@@ -329,11 +389,13 @@ func (r *adjRead) neighborDeletes(nbrs [][]byte) (map[string]int64, []task, erro
 			chunk := ids[start:min(start+maxINValues, len(ids))]
 			tasks = append(tasks, task{op: opReadNodeDel, f: func(ctx context.Context) error {
 				iter := r.s.query(r.s.readCL, cqlNodeDeletes, typ, chunk).IterContext(ctx)
-				var id []byte
-				var at int64
-				found := map[string]int64{}
-				for iter.Scan(&id, &at) {
-					found[string(neighborKey(graph.NodeKey{Type: typ, ID: string(id)}))] = at
+				var (
+					id, pos   []byte
+					at, posWT int64
+				)
+				found := map[string]nodeDelete{}
+				for iter.Scan(&id, &at, &pos, &posWT) {
+					found[string(neighborKey(graph.NodeKey{Type: typ, ID: string(id)}))] = nodeDeleteOf(at, pos, posWT)
 				}
 				if err := iter.Close(); err != nil {
 					return err
@@ -372,15 +434,14 @@ func (r *adjRead) byKey(ctx context.Context) (graph.AdjacencyPage, error) {
 	// Each bucket holds about 1/keyBuckets of the page, plus slack for
 	// uneven hashing and filtered rows, so one round usually suffices.
 	per := max(8, (r.need*5/4+keyBuckets-1)/keyBuckets+4)
-	var deleted int64
-	tasks := []task{r.nodeDeleted(&deleted)}
+	tasks := []task{r.nodeDeleted()}
 	for _, st := range streams {
 		tasks = append(tasks, r.fetchKeys(st, per))
 	}
 	if err := r.s.runAll(ctx, tasks); err != nil {
 		return graph.AdjacencyPage{}, err
 	}
-	r.raiseLo(deleted)
+	r.raiseLo()
 
 	var (
 		out       []candidate
@@ -456,6 +517,11 @@ func (r *adjRead) fetchKeys(st *keyStream, n int) task {
 		if err := iter.Close(); err != nil {
 			return err
 		}
+		for i := range rows {
+			if err := rows[i].decode(r.q.Node); err != nil {
+				return err
+			}
+		}
 		st.rows, st.pos = rows, 0
 		st.done = len(rows) < n
 		if len(rows) > 0 {
@@ -479,14 +545,11 @@ func (r *adjRead) latest(ctx context.Context) (graph.AdjacencyPage, error) {
 	if r.after != nil {
 		dayHi = min(dayHi, dayOf(r.after.e))
 	}
-	var (
-		deleted int64
-		days    []int32
-	)
-	if err := r.s.runAll(ctx, []task{r.nodeDeleted(&deleted), r.readDays(&days, dayOf(r.lo), dayHi)}); err != nil {
+	var days []int32
+	if err := r.s.runAll(ctx, []task{r.nodeDeleted(), r.readDays(&days, dayOf(r.lo), dayHi)}); err != nil {
 		return graph.AdjacencyPage{}, err
 	}
-	r.raiseLo(deleted)
+	r.raiseLo()
 
 	var (
 		out     []candidate
@@ -588,23 +651,28 @@ func (r *adjRead) fetchDay(ctx context.Context, d int32, pos *position, n int) (
 	return append(rows, more...), len(more) < n, nil
 }
 
-// validate keeps the rows whose edges_by_key row still has their event
-// time and is live, and whose neighbour was not deleted since. The key rows
-// and the neighbours' delete times are read in one round.
+// validate keeps the rows whose edges_by_key row still holds a live value
+// written at their event time, and whose neighbour was not deleted since.
+// The key rows and the neighbours' deletes are read in one round.
 //
 // A row that can never be valid again is deleted in the background, at its
 // own timestamp (which removes exactly that row version):
-//   - the edge has a newer upsert (props written after the row's time): the
-//     edge's write time only moves forward, so it cannot come back to it;
-//   - the edge is deleted (props gone) and last_time, the newest upsert's
-//     time, is at or after the row's: that upsert was written (last_time
-//     and props are one INSERT) and then hidden by a delete at or after
-//     it, which also hides any replay of it.
+//   - the edge's value (live or deleted) was written after the row's time:
+//     the value's write time only moves forward, so it cannot come back to
+//     it;
+//   - a row of the legacy format whose properties are deleted (a column
+//     tombstone) while last_time, the newest upsert's time, is at or after
+//     the row's: that upsert was written (last_time and props were one
+//     INSERT) and then hidden by a tombstone at or after it, which also
+//     hides any replay of it.
 //
-// Other rows are skipped but kept: with no edges_by_key row, or a
-// last_time before the row's, the row's upsert may still be in flight
+// Other rows are skipped but kept: with no edges_by_key row, or a value
+// older than the row's, the row's upsert may still be in flight
 // (edges_by_time and edges_by_key are separate writes), or may have
-// expired, which the row's own TTL takes care of.
+// expired, which the row's own TTL takes care of. So is a row whose edge
+// holds a deleted value of the row's very time: an upsert of that time at a
+// greater position may still come and rewrite the same row, which a repair
+// at that timestamp would hide for good.
 func (r *adjRead) validate(ctx context.Context, d int32, rows []timeRow) ([]candidate, error) {
 	if len(rows) == 0 {
 		return nil, nil
@@ -638,13 +706,13 @@ func (r *adjRead) validate(ctx context.Context, d int32, rows []timeRow) ([]cand
 		case kr.wt > tr.e:
 			r.s.repair(r.q, r.dir, d, tr)
 			continue
-		case kr.wt != tr.e:
+		case kr.wt != tr.e, kr.val.deleted:
 			r.s.m.stale.WithLabelValues("skipped").Inc()
 			continue
 		case !r.live(kr):
 			continue
 		}
-		if dt, ok := del[string(tr.nbr)]; ok && tr.e <= dt {
+		if dt, ok := del[string(tr.nbr)]; ok && dt.hides(tr.e, kr.val.pos) {
 			continue
 		}
 		out = append(out, candidate{pos: position(tr), row: kr})
@@ -685,6 +753,11 @@ func (r *adjRead) lookupKeys(nbrs [][]byte) (map[string]keyRow, []task) {
 				if err := iter.Close(); err != nil {
 					return err
 				}
+				for i := range got {
+					if err := got[i].decode(r.q.Node); err != nil {
+						return err
+					}
+				}
 				mu.Lock()
 				for _, kr := range got {
 					out[string(kr.nbr)] = kr
@@ -699,9 +772,10 @@ func (r *adjRead) lookupKeys(nbrs [][]byte) (map[string]keyRow, []task) {
 
 // repair deletes an edges_by_time row that can never be valid again (see
 // validate), at the row's own timestamp: that removes exactly this row
-// version, and a replay of its upsert loses to the tombstone (a tie goes
-// to the delete) as it loses in edges_by_key. At most maxRepairsInFlight
-// run in the background; beyond that the row is left for a later read.
+// version, and a replay of an upsert of that time loses to the tombstone (a
+// tie goes to the tombstone) as it loses in edges_by_key. At most
+// maxRepairsInFlight run in the background; beyond that the row is left for
+// a later read.
 func (s *Store) repair(q graph.AdjacencyQuery, dir int8, d int32, tr timeRow) {
 	select {
 	case s.repairSem <- struct{}{}:

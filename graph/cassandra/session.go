@@ -42,6 +42,11 @@ func newSession(ctx context.Context, cfg Config, keyspace string, logger *slog.L
 	cluster.NumConns = cfg.NumConns
 	// Validate has checked both levels.
 	cluster.Consistency = gocql.ParseConsistency(cfg.Consistency.Write)
+	// Native protocol v5 (Cassandra 4.0 and later): the Store sets
+	// now_in_seconds on writes of expiring cells (see keyExpiry), which
+	// older protocols cannot carry. Asking for it outright makes an older
+	// cluster fail here, plainly, rather than at the first such write.
+	cluster.ProtoVersion = 5
 	// Every rtgraph statement is idempotent (writes carry their own
 	// timestamp), so the default lets speculative retries and the driver's
 	// own reconnects resend them.

@@ -22,7 +22,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger receives the Store's events. Nil discards them.
 	Logger *slog.Logger
-	// Now is the clock that decides TTL expiry; nil means time.Now.
+	// Now is the clock that decides TTL expiry on reads and which expired
+	// writes to skip; nil means time.Now. Cassandra drops expiring rows at
+	// their expires_at (rounded up to the second) by its own clock,
+	// whatever this one says.
 	Now func() time.Time
 	// DayCacheSize bounds the cache of edge_days rows known to be written,
 	// which spares rewriting one row per edge upsert. Default 65536.
@@ -176,20 +179,25 @@ func (s *Store) query(cl gocql.Consistency, cql string, args ...any) *gocql.Quer
 }
 
 // Write statements. Every one carries the mutation's event time as its
-// timestamp, so Cassandra's last-write-wins is the graph's.
+// timestamp, so Cassandra's last-write-wins is the graph's; props values
+// carry the position and the live or deleted state first (layout.go), so
+// equal timestamps are decided by position, then by the delete, then by
+// the properties. No write is a tombstone.
 const (
+	// cqlUpsertNode writes a node's value, live (an upsert) or deleted (a
+	// node delete).
 	cqlUpsertNode  = `INSERT INTO nodes (type, id, props) VALUES (?, ?, ?) USING TIMESTAMP ?`
-	cqlDeleteNode  = `DELETE FROM nodes USING TIMESTAMP ? WHERE type = ? AND id = ?`
-	cqlNodeDeleted = `INSERT INTO node_deletes (type, id, deleted_at) VALUES (?, ?, ?) USING TIMESTAMP ?`
-	cqlUpsertByKey = `INSERT INTO edges_by_key (node_type, node_id, edge_type, direction, bucket, neighbor, props, expires_at, last_time)` +
-		` VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`
+	cqlNodeDeleted = `INSERT INTO node_deletes (type, id, deleted_at, deleted_pos) VALUES (?, ?, ?, ?) USING TIMESTAMP ?`
+	cqlUpsertByKey = `INSERT INTO edges_by_key (node_type, node_id, edge_type, direction, bucket, neighbor, props, expires_at)` +
+		` VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`
 	cqlUpsertByTime = `INSERT INTO edges_by_time (node_type, node_id, edge_type, direction, day, event_time, neighbor)` +
 		` VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`
 	cqlUpsertDay = `INSERT INTO edge_days (node_type, node_id, edge_type, direction, day)` +
 		` VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`
-	// An edge delete removes the properties (and expiry) only: last_time
-	// stays, so reads can tell which upsert the delete hid (see validate).
-	cqlDeleteByKey = `DELETE props, expires_at FROM edges_by_key USING TIMESTAMP ?` +
+	// An edge delete writes the deleted value over the properties only:
+	// expires_at stays, and edges_by_time rows are left to reads (see
+	// validate).
+	cqlDeleteByKey = `UPDATE edges_by_key USING TIMESTAMP ? AND TTL ? SET props = ?` +
 		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND bucket = ? AND neighbor = ?`
 	cqlDeleteByTime = `DELETE FROM edges_by_time USING TIMESTAMP ?` +
 		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND day = ? AND event_time = ? AND neighbor = ?`
@@ -212,6 +220,9 @@ type partKey struct {
 	edgeType string
 	dir      int8
 	bucket   int32 // bucket (edges_by_key) or day (edges_by_time)
+	// now is the now_in_seconds of the group's request (0: none), so that
+	// expiring cells get the local deletion time planned (see keyExpiry).
+	now int64
 }
 
 // dayKey identifies one edge_days row.
@@ -224,6 +235,7 @@ type dayKey struct {
 type stmt struct {
 	cql  string
 	args []any
+	now  int64 // now_in_seconds of the request sending it; 0 = none
 }
 
 type group struct {
@@ -253,20 +265,21 @@ func (p *plan) add(k partKey, cql string, args ...any) *group {
 		p.groups[k] = g
 		p.order = append(p.order, k)
 	}
-	g.stmts = append(g.stmts, stmt{cql, args})
+	g.stmts = append(g.stmts, stmt{cql, args, k.now})
 	return g
 }
 
 // Apply checks every mutation against the schema (none is written if one
 // fails: the error wraps the *graph.SchemaError), then writes them all,
 // grouped into one unlogged batch per partition, the batches in parallel
-// (at most max_concurrent_requests at once). No write reads first: an edge
-// delete removes the edge's properties in edges_by_key and leaves its
-// edges_by_time rows to reads, which recognise and remove them. Forward and reverse rows of an
-// edge are different partitions and are not written atomically: a failed
-// Apply may leave one side written, and the caller's retry of the whole
-// batch completes it. Edge upserts already expired (event time + TTL in the
-// past) are not written at all.
+// (at most max_concurrent_requests at once; one request per partition and
+// now_in_seconds, see keyExpiry). No write reads first: an edge delete
+// writes a deleted value over the edge's properties in edges_by_key and
+// leaves its edges_by_time rows to reads, which recognise and remove them.
+// Forward and reverse rows of an edge are different partitions and are not
+// written atomically: a failed Apply may leave one side written, and the
+// caller's retry of the whole batch completes it. Edge upserts and deletes
+// already expired (event time + TTL in the past) are not written at all.
 func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 	if !s.enter() {
 		return graph.ErrClosed
@@ -306,36 +319,34 @@ func (s *Store) buildPlan(muts []graph.Mutation) (*plan, map[graph.Op]int, error
 	counts := map[graph.Op]int{}
 	for i, m := range checked {
 		counts[m.Op]++
+		ts := m.EventTime.UnixMicro()
 		switch m.Op {
 		case graph.OpUpsertNode:
 			enc, err := graph.EncodeProps(m.Props)
 			if err != nil {
 				return nil, nil, fmt.Errorf("cassandra: apply mutation %d: %w", i, err)
 			}
-			ts := m.EventTime.UnixMicro()
 			p.add(partKey{table: tNodes, typ: m.Node.Type, id: m.Node.ID},
-				cqlUpsertNode, m.Node.Type, []byte(m.Node.ID), enc, ts)
+				cqlUpsertNode, m.Node.Type, []byte(m.Node.ID), liveValue(m.Pos, enc), ts)
 		case graph.OpDeleteNode:
-			ts := m.EventTime.UnixMicro()
+			// The node's value becomes the deleted one, and node_deletes
+			// keeps the delete's version (deleted_at, deleted_pos) for the
+			// edges it hides: at equal times the greater position wins
+			// there too, as both cells are written at the delete's time.
+			pos := m.Pos
+			idv, tsv, posv := any([]byte(m.Node.ID)), any(ts), any(pos[:])
 			p.add(partKey{table: tNodes, typ: m.Node.Type, id: m.Node.ID},
-				cqlDeleteNode, ts, m.Node.Type, []byte(m.Node.ID))
+				cqlUpsertNode, m.Node.Type, idv, deletedValue(m.Pos), tsv)
 			p.add(partKey{table: tNodeDeletes, typ: m.Node.Type, id: m.Node.ID},
-				cqlNodeDeleted, m.Node.Type, []byte(m.Node.ID), ts, ts)
+				cqlNodeDeleted, m.Node.Type, idv, tsv, posv, tsv)
 		case graph.OpUpsertEdge:
 			enc, err := graph.EncodeProps(m.Props)
 			if err != nil {
 				return nil, nil, fmt.Errorf("cassandra: apply mutation %d: %w", i, err)
 			}
-			s.planEdgeUpsert(p, m, enc, nowUS)
+			s.planEdgeUpsert(p, m, liveValue(m.Pos, enc), nowUS)
 		case graph.OpDeleteEdge:
-			et, _ := s.schema.EdgeType(m.Edge.Type) // Check has found it
-			ts := m.EventTime.UnixMicro()
-			for _, sd := range sides(m.Edge, et.Reverse) {
-				nb := neighborKey(sd.nbr)
-				b := bucketOf(nb)
-				p.add(partKey{table: tByKey, typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir, bucket: int32(b)},
-					cqlDeleteByKey, ts, sd.node.Type, []byte(sd.node.ID), m.Edge.Type, sd.dir, b, nb)
-			}
+			s.planEdgeDelete(p, m, nowUS)
 		}
 	}
 	return p, counts, nil
@@ -358,63 +369,156 @@ func sides(k graph.EdgeKey, reverse bool) []side {
 
 // planEdgeUpsert adds an edge upsert's rows, in each direction kept: the
 // edges_by_key row (props, expiry), the edges_by_time row and, unless this
-// Store wrote it already, the edge_days row.
-func (s *Store) planEdgeUpsert(p *plan, m graph.Mutation, enc []byte, nowUS int64) {
+// Store wrote it already, the edge_days row. val is the stored value
+// (liveValue).
+func (s *Store) planEdgeUpsert(p *plan, m graph.Mutation, val []byte, nowUS int64) {
 	ts := m.EventTime.UnixMicro()
-	ttl := 0        // seconds; 0 = no TTL
 	var exp64 int64 // expires_at, microseconds; 0 = never
 	if m.TTL > 0 {
 		exp64 = ts + m.TTL.Microseconds()
-		remaining := exp64 - nowUS
-		if remaining <= 0 {
+		if exp64 <= nowUS {
 			s.m.expired.Inc()
 			return
 		}
-		ttl = ttlSeconds(remaining)
 	}
+	kx := keyExpiry(ts, m.TTL)
+	// The edges_by_time row expires at the same second as the edges_by_key
+	// cells (indexExpiry).
+	var ix cellExpiry
 	day := dayOf(ts)
 	// The day row must outlive every edge of its day: the last of them
 	// expires by the end of the day plus the TTL.
 	var dayExpiry int64
-	dayTTL := 0
+	var dx cellExpiry
 	if m.TTL > 0 {
+		ix = indexExpiry(exp64, nowUS)
 		dayExpiry = (int64(day)+1)*dayMicros + m.TTL.Microseconds()
-		dayTTL = ttlSeconds(dayExpiry - nowUS)
+		dx = indexExpiry(dayExpiry, nowUS)
 	}
 	et, _ := s.schema.EdgeType(m.Edge.Type)
 	// Each value is boxed once for all the statements that bind it: the
 	// write path allocates per statement otherwise, and its garbage is most
 	// of the client's cost besides the driver's.
-	tsv, ttlv, dayv, etv := any(ts), any(ttl), any(day), any(m.Edge.Type)
+	tsv, kttlv, ittlv, dayv, etv, valv := any(ts), any(kx.ttl), any(ix.ttl), any(day), any(m.Edge.Type), any(val)
 	for _, sd := range sides(m.Edge, et.Reverse) {
 		nb := neighborKey(sd.nbr)
 		b := bucketOf(nb)
 		typv, idv, dirv, nbv := any(sd.node.Type), any([]byte(sd.node.ID)), any(sd.dir), any(nb)
-		p.add(partKey{table: tByKey, typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir, bucket: int32(b)},
-			cqlUpsertByKey, typv, idv, etv, dirv, b, nbv, enc, exp64, tsv, tsv, ttlv)
-		p.add(partKey{table: tByTime, typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir, bucket: day},
-			cqlUpsertByTime, typv, idv, etv, dirv, dayv, tsv, nbv, tsv, ttlv)
+		p.add(partKey{table: tByKey, typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir, bucket: int32(b), now: kx.now},
+			cqlUpsertByKey, typv, idv, etv, dirv, b, nbv, valv, exp64, tsv, kttlv)
+		p.add(partKey{table: tByTime, typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir, bucket: day, now: ix.now},
+			cqlUpsertByTime, typv, idv, etv, dirv, dayv, tsv, nbv, tsv, ittlv)
 		dk := dayKey{typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir, day: day}
 		if covered(p.dayPlanned, dk, dayExpiry) || s.dayCached(dk, dayExpiry) {
 			continue
 		}
 		p.dayPlanned[dk] = dayExpiry
-		g := p.add(partKey{table: tDays, typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir},
-			cqlUpsertDay, typv, idv, etv, dirv, dayv, tsv, dayTTL)
+		g := p.add(partKey{table: tDays, typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir, now: dx.now},
+			cqlUpsertDay, typv, idv, etv, dirv, dayv, tsv, dx.ttl)
 		g.days = append(g.days, dayWrite{key: dk, expiry: dayExpiry})
 	}
 }
 
+// planEdgeDelete adds an edge delete's rows: the deleted value over the
+// edges_by_key properties, in each direction kept. In edge types with a TTL
+// the value expires like an upsert of the same event time would (the same
+// keyExpiry, so that the two compare by value), which is also when every
+// upsert it can hide has expired: at or before the delete's time plus the
+// TTL. A delete already past that is not written, as nothing it could hide
+// is visible. In types without TTL the deleted value stays for good, as
+// node_deletes rows do.
+func (s *Store) planEdgeDelete(p *plan, m graph.Mutation, nowUS int64) {
+	ts := m.EventTime.UnixMicro()
+	if m.TTL > 0 && ts+m.TTL.Microseconds() <= nowUS {
+		s.m.expired.Inc()
+		return
+	}
+	kx := keyExpiry(ts, m.TTL)
+	et, _ := s.schema.EdgeType(m.Edge.Type) // Check has found it
+	tsv, ttlv, valv, etv := any(ts), any(kx.ttl), any(deletedValue(m.Pos)), any(m.Edge.Type)
+	for _, sd := range sides(m.Edge, et.Reverse) {
+		nb := neighborKey(sd.nbr)
+		b := bucketOf(nb)
+		p.add(partKey{table: tByKey, typ: sd.node.Type, id: sd.node.ID, edgeType: m.Edge.Type, dir: sd.dir, bucket: int32(b), now: kx.now},
+			cqlDeleteByKey, tsv, ttlv, valv, sd.node.Type, []byte(sd.node.ID), etv, sd.dir, b, nb)
+	}
+}
+
+// cellExpiry is how a statement's cells expire in Cassandra: the TTL it
+// binds (seconds; 0 = never) and the now_in_seconds its request carries
+// (0 = none, the coordinator's clock). Cassandra sets an expiring cell's
+// local deletion time to now + TTL.
+type cellExpiry struct {
+	ttl int
+	now int64
+}
+
+// keyExpiry is the expiry of the edges_by_key cells written at event time
+// ts (microseconds) for an edge type with TTL ttl (0 = none): the same for
+// every write of that event time, whenever it is applied and whatever the
+// clocks say.
+//
+// It has to be. At equal timestamps Cassandra 5.0 (Cells.resolveRegular)
+// looks at expiry before values: an expiring cell (or a tombstone) beats
+// one that never expires, then the later local deletion time wins, then the
+// smaller TTL, and only then the greater value. With the TTL of a write
+// computed as its remaining lifetime, two upserts of one event time applied
+// a second apart would be decided by when they were applied, not by
+// position. So the TTL is the type's (whole seconds, rounded up) and the
+// request's now_in_seconds is the expiry rounded up to a second, minus that
+// TTL: both are functions of ts alone, and Cassandra drops the cell at
+// expires_at rounded up to the second, by its own clock.
+//
+// A type whose TTL is beyond Cassandra's ceiling is written without TTL at
+// all (reads alone enforce expires_at), so its cells compare by value too;
+// so are event times whose expiry the protocol cannot carry (after 2106).
+// A cluster in storage_compatibility_mode CASSANDRA_4 (5.0's default) caps
+// local deletion times at 2038-01-19: expiries after that are cut to it,
+// alike for every write of one event time (so still decided by value), and
+// such rows go before their expires_at (reads still hide them after it).
+func keyExpiry(ts int64, ttl time.Duration) cellExpiry {
+	if ttl <= 0 {
+		return cellExpiry{}
+	}
+	ttlSec := ceilDiv(ttl.Microseconds(), 1_000_000)
+	if ttlSec > maxCassandraTTL {
+		return cellExpiry{}
+	}
+	now := ceilDiv(ts+ttl.Microseconds(), 1_000_000) - ttlSec
+	if now <= 0 || now+ttlSec > maxNowInSeconds {
+		return cellExpiry{}
+	}
+	return cellExpiry{ttl: int(ttlSec), now: now}
+}
+
+// indexExpiry is the expiry of an index row (edges_by_time, edge_days) that
+// must live until expUS: the remaining lifetime from the plan's clock,
+// rounded so that the row's local deletion time is expUS rounded up to the
+// second, like the edges_by_key cells of keyExpiry. Index rows have no value
+// to compare, so only that time matters. Past Cassandra's ceiling the row
+// is written without TTL and reads alone enforce the expiry.
+func indexExpiry(expUS, nowUS int64) cellExpiry {
+	now := nowUS / 1_000_000
+	ttl := ceilDiv(expUS, 1_000_000) - now
+	if ttl > maxCassandraTTL || now <= 0 || now+ttl > maxNowInSeconds {
+		return cellExpiry{}
+	}
+	return cellExpiry{ttl: int(max(ttl, 1)), now: now}
+}
+
 // ttlSeconds rounds a remaining lifetime up to whole seconds, so Cassandra
-// never drops a row before its expires_at; past Cassandra's ceiling it
-// returns 0 (no TTL) and reads alone enforce the expiry.
+// never drops a row before its expiry; past Cassandra's ceiling it returns
+// 0 (no TTL) and reads alone enforce the expiry.
 func ttlSeconds(remainingUS int64) int {
-	sec := (remainingUS + 999_999) / 1_000_000
+	sec := ceilDiv(remainingUS, 1_000_000)
 	if sec > maxCassandraTTL {
 		return 0
 	}
 	return int(max(sec, 1))
 }
+
+// ceilDiv is a/b rounded up, for a >= 0 and b > 0.
+func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
 
 // covered reports whether an edge_days row with expiry want (0 = never) is
 // already planned with an expiry at least as late.
@@ -458,10 +562,20 @@ func (s *Store) execPlan(ctx context.Context, p *plan) error {
 }
 
 func (s *Store) send(ctx context.Context, stmts []stmt) error {
+	// Statements of one group share their now_in_seconds (it is part of
+	// the partKey).
+	now := stmts[0].now
 	if len(stmts) == 1 {
-		return s.query(s.writeCL, stmts[0].cql, stmts[0].args...).ExecContext(ctx)
+		q := s.query(s.writeCL, stmts[0].cql, stmts[0].args...)
+		if now != 0 {
+			q = q.WithNowInSeconds(int(now))
+		}
+		return q.ExecContext(ctx)
 	}
 	b := s.session.Batch(gocql.UnloggedBatch).Consistency(s.writeCL)
+	if now != 0 {
+		b = b.WithNowInSeconds(int(now))
+	}
 	for _, st := range stmts {
 		b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: st.cql, Args: st.args, Idempotent: true})
 	}

@@ -55,42 +55,135 @@ func TestPlanEdgeUpsert(t *testing.T) {
 	u, v, it := graph.NodeKey{Type: "user", ID: "u"}, graph.NodeKey{Type: "user", ID: "v"}, graph.NodeKey{Type: "item", ID: "i"}
 	now := time.Now()
 	cases := []struct {
-		name    string
-		m       graph.Mutation
-		want    map[uint8]int // partitions per table
-		ttl     int           // the TTL bound to the edges_by_key insert, -1 when not written
+		name string
+		m    graph.Mutation
+		want map[uint8]int // partitions per table
+		// keyTTL is the TTL bound to the edges_by_key insert (-1 when not
+		// written): the type's, whenever the write happens.
+		keyTTL int
+		// timeTTL is the one bound to the edges_by_time insert: the
+		// remaining lifetime, rounded up to a whole second.
+		timeTTL int
 		expired float64
 	}{
-		{"reverse indexed, no ttl", edgeUpsert("follows", u, v, now), map[uint8]int{tByKey: 2, tByTime: 2, tDays: 2}, 0, 0},
-		{"forward only", edgeUpsert("likes", u, it, now), map[uint8]int{tByKey: 1, tByTime: 1, tDays: 1}, 0, 0},
-		{"ttl remaining", edgeUpsert("viewed", u, it, now.Add(-30*time.Minute)), map[uint8]int{tByKey: 2, tByTime: 2, tDays: 2}, 1800, 0},
-		{"already expired", edgeUpsert("viewed", u, it, now.Add(-2*time.Hour)), map[uint8]int{}, -1, 1},
-		{"beyond cassandra's ttl ceiling", edgeUpsert("viewed", u, it, now.Add(30*365*24*time.Hour)), map[uint8]int{tByKey: 2, tByTime: 2, tDays: 2}, 0, 0},
+		{"reverse indexed, no ttl", edgeUpsert("follows", u, v, now), map[uint8]int{tByKey: 2, tByTime: 2, tDays: 2}, 0, 0, 0},
+		{"forward only", edgeUpsert("likes", u, it, now), map[uint8]int{tByKey: 1, tByTime: 1, tDays: 1}, 0, 0, 0},
+		{"ttl remaining", edgeUpsert("viewed", u, it, now.Add(-30*time.Minute)), map[uint8]int{tByKey: 2, tByTime: 2, tDays: 2}, 3600, 1800, 0},
+		{"already expired", edgeUpsert("viewed", u, it, now.Add(-2*time.Hour)), map[uint8]int{}, -1, -1, 1},
+		{"index beyond cassandra's ttl ceiling", edgeUpsert("viewed", u, it, now.Add(30*365*24*time.Hour)), map[uint8]int{tByKey: 2, tByTime: 2, tDays: 2}, 3600, 0, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := planStore(t)
 			s.now = func() time.Time { return now }
 			p := newPlan()
-			s.planEdgeUpsert(p, c.m, []byte("{}"), now.UnixMicro())
+			s.planEdgeUpsert(p, c.m, liveValue(c.m.Pos, []byte("{}")), now.UnixMicro())
 			if got := tables(p); fmt.Sprint(got) != fmt.Sprint(c.want) {
 				t.Fatalf("partitions per table %v, want %v", got, c.want)
 			}
 			if got := testutil.ToFloat64(s.m.expired); got != c.expired {
 				t.Fatalf("expired skips %v, want %v", got, c.expired)
 			}
+			ts := c.m.EventTime.UnixMicro()
 			for _, k := range p.order {
-				if k.table != tByKey {
-					continue
-				}
 				st := p.groups[k].stmts[0]
 				ttl := st.args[len(st.args)-1].(int)
-				// The remaining lifetime is rounded up to a whole second.
-				if ttl != c.ttl && ttl != c.ttl+1 {
-					t.Fatalf("ttl %d, want %d", ttl, c.ttl)
+				if got := st.args[len(st.args)-2].(int64); got != ts {
+					t.Fatalf("USING TIMESTAMP %d, want the event time %d", got, ts)
 				}
-				if ts := st.args[len(st.args)-2].(int64); ts != c.m.EventTime.UnixMicro() {
-					t.Fatalf("USING TIMESTAMP %d, want the event time %d", ts, c.m.EventTime.UnixMicro())
+				switch k.table {
+				case tByKey:
+					if ttl != c.keyTTL {
+						t.Fatalf("edges_by_key ttl %d, want %d", ttl, c.keyTTL)
+					}
+					// Local deletion time = now_in_seconds + TTL = the
+					// expiry rounded up to a second.
+					if want := keyExpiry(ts, c.m.TTL).now; st.now != want || (c.keyTTL > 0 && st.now+int64(ttl) != ceilDiv(ts+c.m.TTL.Microseconds(), 1e6)) {
+						t.Fatalf("edges_by_key now_in_seconds %d (+ ttl %d), want %d", st.now, ttl, want)
+					}
+				case tByTime:
+					// The remaining lifetime is rounded up to a whole second.
+					if ttl != c.timeTTL && ttl != c.timeTTL+1 {
+						t.Fatalf("edges_by_time ttl %d, want %d", ttl, c.timeTTL)
+					}
+					if c.timeTTL > 0 && st.now+int64(ttl) != ceilDiv(ts+c.m.TTL.Microseconds(), 1e6) {
+						t.Fatalf("edges_by_time expires at %d s, want %d", st.now+int64(ttl), ceilDiv(ts+c.m.TTL.Microseconds(), 1e6))
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestKeyExpiryDependsOnEventTimeOnly: whatever the clock when a write is
+// planned, every write of one event time gets the same TTL and local
+// deletion time, so Cassandra compares them by value.
+func TestKeyExpiryDependsOnEventTimeOnly(t *testing.T) {
+	ts := time.Date(2026, 5, 1, 12, 0, 0, 123456000, time.UTC).UnixMicro()
+	for _, ttl := range []time.Duration{time.Hour, 90*time.Second + 500*time.Millisecond, 7 * 24 * time.Hour} {
+		x := keyExpiry(ts, ttl)
+		if x.ttl != int(ceilDiv(ttl.Microseconds(), 1e6)) {
+			t.Fatalf("ttl %s: TTL %d s, want the type's, rounded up", ttl, x.ttl)
+		}
+		if got, want := x.now+int64(x.ttl), ceilDiv(ts+ttl.Microseconds(), 1e6); got != want {
+			t.Fatalf("ttl %s: local deletion time %d, want the expiry rounded up %d", ttl, got, want)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		ts   int64
+		ttl  time.Duration
+	}{
+		{"no ttl", ts, 0},
+		{"ttl beyond cassandra's ceiling", ts, 21 * 365 * 24 * time.Hour},
+		{"expiry beyond the protocol's now_in_seconds", time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro(), time.Hour},
+	} {
+		if x := keyExpiry(c.ts, c.ttl); x != (cellExpiry{}) {
+			t.Fatalf("%s: %+v, want no TTL and no now_in_seconds", c.name, x)
+		}
+	}
+}
+
+func TestPlanEdgeDelete(t *testing.T) {
+	u, v, it := graph.NodeKey{Type: "user", ID: "u"}, graph.NodeKey{Type: "user", ID: "v"}, graph.NodeKey{Type: "item", ID: "i"}
+	now := time.Now()
+	del := func(typ string, from, to graph.NodeKey, at time.Time) graph.Mutation {
+		m := graph.Mutation{Op: graph.OpDeleteEdge, Edge: graph.EdgeKey{Type: typ, From: from, To: to}, EventTime: at, Pos: graph.PosUint64(9)}
+		if err := storetest.Schema().Check(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	cases := []struct {
+		name    string
+		m       graph.Mutation
+		rows    int // edges_by_key rows written, nothing else
+		ttl     int
+		expired float64
+	}{
+		{"no ttl: the deleted value stays", del("follows", u, v, now), 2, 0, 0},
+		{"ttl: expires like an upsert of its time", del("viewed", u, it, now.Add(-30*time.Minute)), 2, 3600, 0},
+		{"past the ttl: nothing to hide", del("viewed", u, it, now.Add(-2*time.Hour)), 0, 0, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := planStore(t)
+			p := newPlan()
+			s.planEdgeDelete(p, c.m, now.UnixMicro())
+			if got := tables(p); got[tByKey] != c.rows || len(got) > 1 {
+				t.Fatalf("partitions per table %v, want %d of edges_by_key", got, c.rows)
+			}
+			if got := testutil.ToFloat64(s.m.expired); got != c.expired {
+				t.Fatalf("expired skips %v, want %v", got, c.expired)
+			}
+			for _, k := range p.order {
+				st := p.groups[k].stmts[0]
+				if st.args[0].(int64) != c.m.EventTime.UnixMicro() || st.args[1].(int) != c.ttl || st.now != keyExpiry(c.m.EventTime.UnixMicro(), c.m.TTL).now {
+					t.Fatalf("USING TIMESTAMP %v AND TTL %v, now_in_seconds %d; want %d, %d, keyExpiry's", st.args[0], st.args[1], st.now, c.m.EventTime.UnixMicro(), c.ttl)
+				}
+				v, err := decodeValue(st.args[2].([]byte))
+				if err != nil || !v.deleted || v.pos != c.m.Pos {
+					t.Fatalf("value %x: %+v, %v; want deleted at position %s", st.args[2], v, err, c.m.Pos)
 				}
 			}
 		})
@@ -227,7 +320,7 @@ func TestDeletedEdgeIndexRowsAreRemovedByReads(t *testing.T) {
 	if len(h.timeRows(a, "follows", dirOut, day)) != 1 || len(h.timeRows(b, "follows", dirIn, day)) != 1 {
 		t.Fatal("index rows not written in both directions")
 	}
-	h.apply(graph.Mutation{Op: graph.OpDeleteEdge, Edge: graph.EdgeKey{Type: "follows", From: a, To: b}, EventTime: at})
+	h.apply(graph.Mutation{Op: graph.OpDeleteEdge, Edge: graph.EdgeKey{Type: "follows", From: a, To: b}, EventTime: at.Add(time.Second)})
 	if got := h.timeRows(a, "follows", dirOut, day); len(got) != 1 {
 		t.Fatalf("the delete touched the index: %v", got)
 	}
@@ -252,12 +345,57 @@ func TestDeletedEdgeIndexRowsAreRemovedByReads(t *testing.T) {
 	}
 	h2 := newHarness(t)
 	h2.ns = h.ns
-	h2.apply(up) // the deleted upsert redelivered: a tie, the delete wins
+	h2.apply(up) // the deleted upsert redelivered: older than the delete
 	if got := h2.latest(a, "follows", graph.Out); len(got) != 0 {
 		t.Fatalf("replayed upsert visible after the delete: %v", got)
 	}
 	if got := h2.latest(b, "follows", graph.In); len(got) != 0 {
 		t.Fatalf("replayed upsert visible on the reverse side: %v", got)
+	}
+}
+
+// TestIndexRowsOfEqualTimeDeletesAreKept: a delete of the very event time
+// of an edges_by_time row does not make the row dead for good (an upsert of
+// that time at a greater position may still come, and rewrites that row),
+// so reads skip it without removing it, and the later upsert is found
+// newest first.
+func TestIndexRowsOfEqualTimeDeletesAreKept(t *testing.T) {
+	h := newHarness(t)
+	a, b := h.user("a"), h.user("b")
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	day := dayOf(at.UnixMicro())
+	withPos := func(m graph.Mutation, pos uint64) graph.Mutation {
+		m.Pos = graph.PosUint64(pos)
+		return m
+	}
+	h.apply(withPos(edgeUpsert("follows", a, b, at), 1))
+	h.apply(graph.Mutation{Op: graph.OpDeleteEdge, Edge: graph.EdgeKey{Type: "follows", From: a, To: b}, EventTime: at, Pos: graph.PosUint64(2)})
+	if got := h.latest(a, "follows", graph.Out); len(got) != 0 {
+		t.Fatalf("deleted edge returned: %v", got)
+	}
+	if got := h.latest(b, "follows", graph.In); len(got) != 0 {
+		t.Fatalf("deleted edge returned on the reverse side: %v", got)
+	}
+	st := h.s
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(st.m.stale.WithLabelValues("repaired")); got != 0 {
+		t.Fatalf("repaired metric %v, want 0", got)
+	}
+	if len(h.timeRows(a, "follows", dirOut, day)) != 1 || len(h.timeRows(b, "follows", dirIn, day)) != 1 {
+		t.Fatal("index rows of the equal-time delete removed")
+	}
+	h2 := newHarness(t)
+	h2.ns = h.ns
+	h2.apply(withPos(edgeUpsert("follows", a, b, at), 3))
+	for _, side := range []struct {
+		node graph.NodeKey
+		dir  graph.Direction
+	}{{a, graph.Out}, {b, graph.In}} {
+		if got := h2.latest(side.node, "follows", side.dir); len(got) != 1 || !got[0].EventTime.Equal(at) {
+			t.Fatalf("%s %s: %v, want the upsert at the later position", side.node, side.dir, got)
+		}
 	}
 }
 
