@@ -1,21 +1,18 @@
 package schemas
 
 import (
-	"embed"
 	"io/fs"
+
+	"github.com/rtgraph/rtgraph/verticals"
 )
 
-// Graph holds the typed graph schema under graph/: node types and edge
-// types (ends, properties, TTL, reverse index) that graph.LoadSchema reads.
-// A new business vertical adds a file there.
-//
-//go:embed graph/*.yaml
-var Graph embed.FS
-
-// GraphSchema returns the graph schema directory itself, the fs.FS to pass
-// to graph.LoadSchema with dir ".".
+// GraphSchema returns the graph schema of the built-in streaming vertical
+// (verticals/streaming/graph: node types and edge types with their
+// properties, TTL and reverse index), the fs.FS to pass to graph.LoadSchema
+// with dir ".". Another vertical brings its own graph/ folder (package
+// vertical).
 func GraphSchema() fs.FS {
-	sub, err := fs.Sub(Graph, "graph")
+	sub, err := fs.Sub(verticals.Streaming(), "graph")
 	if err != nil {
 		// "graph" is a valid constant path, so fs.Sub cannot fail.
 		panic(err)

@@ -1,21 +1,17 @@
 package schemas
 
 import (
-	"embed"
 	"io/fs"
+
+	"github.com/rtgraph/rtgraph/verticals"
 )
 
-// Mappings holds the declarative mapping rules under mappings/: which events
-// become which nodes and edges (package mapping reads them). A new business
-// vertical adds a file there, next to its node and edge types in graph/.
-//
-//go:embed mappings/*.yaml
-var Mappings embed.FS
-
-// MappingFiles returns the mappings directory itself, the fs.FS to pass to
-// mapping.Load.
+// MappingFiles returns the mapping rules of the built-in streaming vertical
+// (verticals/streaming/mappings: which events become which nodes and
+// edges), the fs.FS to pass to mapping.Load. Another vertical brings its
+// own mappings/ folder (package vertical).
 func MappingFiles() fs.FS {
-	sub, err := fs.Sub(Mappings, "mappings")
+	sub, err := fs.Sub(verticals.Streaming(), "mappings")
 	if err != nil {
 		// "mappings" is a valid constant path, so fs.Sub cannot fail.
 		panic(err)

@@ -63,7 +63,8 @@ func cmdGroup(ctx context.Context, args []string, stdout, stderr io.Writer, envi
 	fs, path := newFlags("group rewind", stderr)
 	to := fs.String("to", "", "rewind to the first record at or after this time (RFC 3339), required")
 	var topics listFlag
-	fs.Var(&topics, "topic", "rewind only this input topic (repeatable; default every ingest.topics entry)")
+	fs.Var(&topics, "topic", "rewind only this input topic (repeatable; default every ingest.topics entry, or the --vertical's topics)")
+	dir := verticalFlag(fs)
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func cmdGroup(ctx context.Context, args []string, stdout, stderr io.Writer, envi
 	if err != nil {
 		return fmt.Errorf("%w: --to: %v", errUsage, err)
 	}
-	cfg, err := loadConfig(*path, environ)
+	cfg, err := loadConfigWith(*path, environ, *dir)
 	if err != nil {
 		return err
 	}

@@ -41,10 +41,11 @@ func cmdIngest(ctx context.Context, args []string, stderr io.Writer, environ []s
 
 func runProcess(ctx context.Context, name string, args []string, stderr io.Writer, environ []string) error {
 	fs, path := newFlags(name, stderr)
+	dir := verticalFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path, environ)
+	cfg, err := loadConfigWith(*path, environ, *dir)
 	if err != nil {
 		return err
 	}
@@ -98,6 +99,12 @@ func serveWith(ctx context.Context, cfg *Config, p process, log *slog.Logger, re
 	}
 	ready.Mark(condStore)
 	log.Info("store open", "backend", cfg.Store.Backend)
+	if v := cfg.vertical; v != nil {
+		log.Info("vertical", "name", v.Name, "source", v.Source, "topics", v.TopicNames(), "cache_topics", v.CacheTopics())
+	}
+	if cfg.countsOff {
+		log.Info("frequency-cap counts off: the vertical counts no edge type (vertical.yaml counts.edge_types)")
+	}
 
 	fresh := graph.NewFreshnessCache(b.store, cfg.Ingest.GroupID, time.Second, log)
 	handler, err := httpHandler(cfg, p, schema, b, fresh, ready, log, reg)
@@ -138,7 +145,7 @@ func httpHandler(cfg *Config, p process, schema *graph.Schema, b *backend, fresh
 	ready *lifecycle.Readiness, log *slog.Logger, reg *prometheus.Registry) (http.Handler, error) {
 	if p.name == "serve" {
 		return api.New(api.Options{
-			Config: cfg.API, Store: b.store, Counts: b.counts, Schema: schema, Freshness: fresh,
+			Config: cfg.API, Store: b.store, Counts: b.countReader(), Schema: schema, Freshness: fresh,
 			Readiness: ready, Registry: reg, Gatherer: reg, Logger: log,
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/rtgraph/rtgraph/ingest"
 	"github.com/rtgraph/rtgraph/internal/config"
 	"github.com/rtgraph/rtgraph/internal/telemetry"
+	"github.com/rtgraph/rtgraph/vertical"
 )
 
 // Config is the whole process configuration: one struct per package, each
@@ -34,6 +35,14 @@ type Config struct {
 	API       api.Config          `yaml:"api"`
 	// ShutdownTimeout bounds the whole ordered shutdown. Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	// vertical, when set (--vertical, or the demo's built-in one), gives
+	// the graph schema and the mappings instead of Schemas; its topics and
+	// caches are in Ingest.Topics and Enrich.Caches.
+	vertical *vertical.Vertical
+	// countsOff: the vertical counts no edge type and the configuration
+	// names none, so frequency-cap counts are off (/v1/counts answers 404).
+	countsOff bool
 }
 
 // HTTPConfig is the HTTP server's listener and timeouts.
@@ -50,8 +59,9 @@ type HTTPConfig struct {
 }
 
 // SchemasConfig says where the declarative files come from. Empty means
-// the files built into the binary (schemas/graph, schemas/mappings); a
-// directory on disk lets a deployment add a vertical without a new build.
+// the built-in streaming vertical's (verticals/streaming/graph and
+// mappings); a directory on disk lets a deployment bring its own without a
+// new build. --vertical DIR takes both from a vertical folder instead.
 type SchemasConfig struct {
 	// GraphDir holds the typed graph schema (*.yaml). Default built in.
 	GraphDir string `yaml:"graph_dir"`
@@ -90,7 +100,10 @@ func defaultConfig() *Config {
 
 // Validate checks every section and names each bad field.
 func (c *Config) Validate() error {
-	errs := []error{c.Log.Validate(), c.HTTP.validate(), c.Kafka.Validate(), c.Cassandra.Validate(), c.Embedded.Validate(), c.Enrich.Validate(), c.Counts.Validate(), c.API.Validate()}
+	errs := []error{c.Log.Validate(), c.HTTP.validate(), c.Kafka.Validate(), c.Cassandra.Validate(), c.Embedded.Validate(), c.Enrich.Validate(), c.API.Validate()}
+	if !c.countsOff {
+		errs = append(errs, c.Counts.Validate())
+	}
 	// Without input topics the server runs without a pipeline (queries
 	// only); `rtgraph ingest` insists on topics itself.
 	if len(c.Ingest.Topics) > 0 {
@@ -129,6 +142,19 @@ func (h HTTPConfig) validate() error {
 // loadConfig reads the file (flag, else RTGRAPH_CONFIG, else none) and the
 // environment, then validates.
 func loadConfig(path string, environ []string) (*Config, error) {
+	c := defaultConfig()
+	if err := config.Load(configPath(path, environ), environ, c); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return c, nil
+}
+
+// configPath is the configuration file: the flag's, else RTGRAPH_CONFIG's,
+// else none.
+func configPath(path string, environ []string) string {
 	if path == "" {
 		for _, kv := range environ {
 			if v, ok := strings.CutPrefix(kv, "RTGRAPH_CONFIG="); ok {
@@ -136,14 +162,7 @@ func loadConfig(path string, environ []string) (*Config, error) {
 			}
 		}
 	}
-	c := defaultConfig()
-	if err := config.Load(path, environ, c); err != nil {
-		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	return c, nil
+	return path
 }
 
 // defaultEmbedded keeps the embedded store in ./data unless configured.

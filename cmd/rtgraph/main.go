@@ -8,6 +8,8 @@
 //	rtgraph produce        publish a file of JSON events to a topic
 //	rtgraph dlq replay     re-publish dead letters
 //	rtgraph group rewind   rewind the consumer group to a time
+//	rtgraph vertical check validate a vertical folder offline
+//	rtgraph vertical try   show what a vertical makes of records, offline
 //	rtgraph config print   show the effective configuration, secrets masked
 //	rtgraph health --url U exit 0 if U answers 2xx (for container health checks)
 //	rtgraph version        print the version
@@ -48,10 +50,15 @@ Usage:
 
 Commands:
   demo           run everything in one process on the embedded default, with a live
-                 demo event stream (what make run runs)
+                 demo event stream (what make run runs); --vertical DIR runs your own
+                 vertical instead and ingests what you publish
   serve          run the server until SIGINT/SIGTERM: store, HTTP (health, metrics),
-                 and the ingestion pipeline when ingest.topics is configured
+                 and the ingestion pipeline when ingest.topics (or --vertical DIR) is set
   ingest         run the ingestion pipeline alone (scale-out), with health and metrics
+  vertical check validate a vertical folder offline (vertical.yaml, decoders, caches,
+                 graph schema, mappings, samples)
+  vertical try   print what a vertical makes of records: envelopes, mutations, dead
+                 letters (no Kafka, no store)
   migrate        apply the CQL migrations in schemas/cql to Cassandra
   produce        publish a file of JSON events to a topic
   dlq replay     re-publish dead letters to their source topics after a fix
@@ -61,7 +68,9 @@ Commands:
   version        print the version
 
 Every command that reads configuration takes --config FILE (or RTGRAPH_CONFIG)
-and RTGRAPH_* environment overrides.
+and RTGRAPH_* environment overrides. demo, serve, ingest and group rewind take
+--vertical DIR: a vertical folder (verticals/README.md) instead of ingest.topics,
+enrich.caches and schemas.*.
 `
 
 // errUsage marks a command-line mistake (exit code 2).
@@ -91,6 +100,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = cmdDemo(ctx, args[1:], stdout, stderr, environ)
 	case "produce":
 		err = cmdProduce(ctx, args[1:], stdout, stderr, environ)
+	case "vertical":
+		err = cmdVertical(ctx, args[1:], stdout, stderr)
 	case "dlq":
 		err = cmdDLQ(ctx, args[1:], stdout, stderr, environ)
 	case "group":

@@ -29,11 +29,11 @@ type graphStore interface {
 }
 
 // backend is an open store: the graph, and the frequency-cap counts that
-// share its storage.
+// share its storage (nil when counts are off).
 type backend struct {
 	store  graphStore
-	counts graph.CountStore
-	rules  *graph.CountRules
+	counts graph.CountStore  // nil when counts are off
+	rules  *graph.CountRules // nil when counts are off
 	// closeClient, when set, closes what the store runs on (the Cassandra
 	// session), after the store.
 	closeClient func()
@@ -42,15 +42,36 @@ type backend struct {
 // Close closes the counts, then the store they share storage with, then its
 // client.
 func (b *backend) Close() error {
-	err := errors.Join(b.counts.Close(), b.store.Close())
+	var err error
+	if b.counts != nil {
+		err = b.counts.Close()
+	}
+	err = errors.Join(err, b.store.Close())
 	if b.closeClient != nil {
 		b.closeClient()
 	}
 	return err
 }
 
-// loadSchema reads the graph schema from schemas.graph_dir or the built-in files.
+// countReader is what the API answers /v1/counts from: nil (404) when
+// counts are off.
+func (b *backend) countReader() graph.CountReader {
+	if b.counts == nil {
+		return nil
+	}
+	return b.counts
+}
+
+// loadSchema reads the graph schema from the vertical, else
+// schemas.graph_dir, else the built-in files.
 func loadSchema(cfg *Config) (*graph.Schema, error) {
+	if v := cfg.vertical; v != nil {
+		s, err := graph.LoadSchema(v.GraphFS(), ".")
+		if err != nil {
+			return nil, fmt.Errorf("load graph schema of vertical %s (%s): %w", v.Name, v.Source, err)
+		}
+		return s, nil
+	}
 	fsys := schemas.GraphSchema()
 	if cfg.Schemas.GraphDir != "" {
 		fsys = os.DirFS(cfg.Schemas.GraphDir)
@@ -63,17 +84,24 @@ func loadSchema(cfg *Config) (*graph.Schema, error) {
 }
 
 func mappingsFS(cfg *Config) fs.FS {
+	if cfg.vertical != nil {
+		return cfg.vertical.MappingsFS()
+	}
 	if cfg.Schemas.MappingsDir != "" {
 		return os.DirFS(cfg.Schemas.MappingsDir)
 	}
 	return schemas.MappingFiles()
 }
 
-// openBackend opens the configured graph store and its counts.
+// openBackend opens the configured graph store and its counts (unless
+// they are off).
 func openBackend(ctx context.Context, cfg *Config, schema *graph.Schema, log *slog.Logger, reg prometheus.Registerer) (*backend, error) {
-	rules, err := graph.NewCountRules(cfg.Counts, schema)
-	if err != nil {
-		return nil, err
+	var rules *graph.CountRules
+	if !cfg.countsOff {
+		var err error
+		if rules, err = graph.NewCountRules(cfg.Counts, schema); err != nil {
+			return nil, err
+		}
 	}
 	switch cfg.Store.Backend {
 	case "cassandra":
@@ -86,6 +114,9 @@ func openBackend(ctx context.Context, cfg *Config, schema *graph.Schema, log *sl
 			session.Close()
 			return nil, err
 		}
+		if rules == nil {
+			return &backend{store: st, closeClient: session.Close}, nil
+		}
 		counts, err := cassandra.NewCounts(st, rules, cassandra.CountOptions{Registerer: reg, Logger: log})
 		if err != nil {
 			err = errors.Join(err, st.Close())
@@ -97,6 +128,9 @@ func openBackend(ctx context.Context, cfg *Config, schema *graph.Schema, log *sl
 		st, err := embedded.Open(cfg.Embedded, schema, embedded.Deps{Logger: log, Registerer: reg})
 		if err != nil {
 			return nil, err
+		}
+		if rules == nil {
+			return &backend{store: st}, nil
 		}
 		counts, err := embedded.NewCounts(st, rules, embedded.CountOptions{Registerer: reg, Logger: log})
 		if err != nil {
@@ -139,12 +173,29 @@ func pipelineStages(cfg *Config, schema *graph.Schema, b *backend, log *slog.Log
 	}
 	mapper, err := mapping.Load(mappingsFS(cfg), schema, enr, mapping.WithMetrics(mm), mapping.WithLogger(log))
 	if err != nil {
+		if v := cfg.vertical; v != nil {
+			return nil, fmt.Errorf("vertical %s (%s): %w", v.Name, v.Source, err)
+		}
 		return nil, err
+	}
+	if v := cfg.vertical; v != nil {
+		// A rule of a topic the vertical does not declare would never see
+		// an event: the folder contradicts itself (rtgraph vertical check
+		// says where).
+		for _, t := range mapper.Topics() {
+			if _, ok := cfg.Ingest.Topics[t]; !ok {
+				return nil, fmt.Errorf("vertical %s (%s): the mappings select topic %s, which vertical.yaml does not declare; run rtgraph vertical check", v.Name, v.Source, t)
+			}
+		}
+	}
+	var m ingest.Mapper = mapper
+	if b.counts != nil {
+		m = &countingMapper{inner: mapper, rules: b.rules, counts: b.counts}
 	}
 	p, err := ingest.NewPipeline(ingest.Options{
 		Config:     cfg.Ingest,
 		Kafka:      cfg.Kafka,
-		Mapper:     &countingMapper{inner: mapper, rules: b.rules, counts: b.counts},
+		Mapper:     m,
 		Writer:     b.store,
 		Watermarks: b.store,
 		Fold:       mapping.Fold,

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// The demo vertical's topics (schemas/demo/vertical.yaml), which the
+// The demo vertical's topics (verticals/streaming/vertical.yaml), which the
 // generator writes in their formats.
 const (
 	TopicAccounts      = "streaming.public.accounts"

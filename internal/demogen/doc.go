@@ -1,12 +1,12 @@
 // Package demogen owns the demo's event generator: it publishes the demo
-// vertical (schemas/demo) to Kafka as its upstream services would — Debezium
+// vertical (verticals/streaming) to Kafka as its upstream services would — Debezium
 // change events of four tables, request logs, ad impressions and metadata
 // documents — at a chosen rate, so that `rtgraph demo` has a live graph to
 // show.
 //
 // # What it publishes
 //
-// Formats are those of schemas/demo/samples/*.jsonl, topic by topic:
+// Formats are those of verticals/streaming/samples/*.jsonl, topic by topic:
 //
 //   - streaming.public.accounts and streaming.public.profiles: Debezium's
 //     plain JSON envelope (before, after, source, op, ts_ms), keyed by the

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Metadata documents (schemas/demo/samples/meta.*.jsonl): a title of the
+// Metadata documents (verticals/streaming/samples/meta.*.jsonl): a title of the
 // catalogue and an ad campaign with its creatives. Each document is a
 // function of the seed, its index and (campaigns) its revision, so a
 // republished revision is the same document.

@@ -8,7 +8,7 @@ import (
 )
 
 // Request logs, as the services write them (field names and time formats
-// of schemas/demo/samples/requests.*.jsonl).
+// of verticals/streaming/samples/requests.*.jsonl).
 
 type loginLog struct {
 	RequestID string  `json:"request_id"`

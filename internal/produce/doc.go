@@ -9,7 +9,7 @@
 // tells them apart. Each value is one record:
 //
 //   - a record object {"key": …, "value": …, "timestamp": …, "headers": …},
-//     the format of schemas/demo/samples/*.jsonl: key optional (a string is
+//     the format of verticals/*/samples/*.jsonl: key optional (a string is
 //     the key's text, any other JSON its encoding, null or absent no key),
 //     value the record value (null is a tombstone, which needs a key),
 //     timestamp optional RFC 3339 (the Kafka record timestamp; absent: the

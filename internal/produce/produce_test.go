@@ -293,7 +293,7 @@ func readTopic(t *testing.T, k ingest.KafkaConfig, topic string) map[int32][]con
 func TestFileSendsSamples(t *testing.T) {
 	const topic = "streaming.public.accounts"
 	k := newKfake(t, topic)
-	path := filepath.Join("..", "..", "schemas", "demo", "samples", topic+".jsonl")
+	path := filepath.Join("..", "..", "verticals", "streaming", "samples", topic+".jsonl")
 	n, err := File(t.Context(), k, topic, path)
 	if err != nil {
 		t.Fatal(err)
@@ -401,7 +401,7 @@ func TestFileRealKafka(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = admin.DeleteTopic(topic) })
 
-	path := filepath.Join("..", "..", "schemas", "demo", "samples", "streaming.public.profiles.jsonl")
+	path := filepath.Join("..", "..", "verticals", "streaming", "samples", "streaming.public.profiles.jsonl")
 	want, err := demo.Samples("streaming.public.profiles")
 	if err != nil {
 		t.Fatal(err)
