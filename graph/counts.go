@@ -194,7 +194,7 @@ type CountStore interface {
 type CountConfig struct {
 	// EdgeTypes are the edge types whose upserts are impressions: from a
 	// user-like node to a target. Each must be declared in the graph
-	// schema. Default [impressed] (schemas/graph/ads.yaml).
+	// schema. Default [impressed] (verticals/streaming/graph/ads.yaml).
 	EdgeTypes []string `yaml:"edge_types"`
 	// Lateness is how late (after leaving the longest window) an impression
 	// may arrive and still be stored, how far ahead of the clock its event

@@ -1,5 +1,5 @@
 // Package mapping owns the declarative mapping from events to the graph: it
-// loads the mapping files (schemas/mappings/*.yaml), compiles their rules
+// loads the mapping files (a vertical's mappings/*.yaml), compiles their rules
 // once, and turns each normalized envelope into typed graph mutations checked
 // against the graph schema. A new business vertical is a new file, not code.
 //

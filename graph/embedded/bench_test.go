@@ -16,7 +16,7 @@ import (
 	"github.com/rtgraph/rtgraph/schemas"
 )
 
-// The benchmarks write the shipped demo schema (schemas/graph) with the
+// The benchmarks write the shipped demo schema (verticals/streaming/graph) with the
 // store's default configuration, fsync included. Run them with
 //
 //	go test -run '^$' -bench . -benchtime 200x ./graph/embedded/
