@@ -62,6 +62,10 @@ test-faults: ## Fault tests: Kafka and Cassandra paused, killed, restarted under
 		RTGRAPH_FAULTS_POISON_RECORDS=$(FAULTS_POISON_RECORDS) \
 		deploy/local/with-infra.sh $(GO) test -tags faults -count=1 -timeout 40m -v -run '^TestFault' ./ingest/
 
+.PHONY: test-cdc-smoke
+test-cdc-smoke: ## CDC chain smoke test: real PostgreSQL -> Debezium 3.6.1 on Kafka Connect 4.3.1 -> real Kafka, 3 connector configs (own servers; deploy/local/README.md).
+	deploy/local/cdc-smoke.sh
+
 .PHONY: bench
 bench: bench-store bench-ingest bench-query bench-fcap ## Run every benchmark (figures go to docs/benchmarks.md by hand).
 

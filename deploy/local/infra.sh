@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Real single-node Kafka (KRaft) and Cassandra 5.0 on loopback for rtgraph's tests, from Maven Central jars.
+# Real single-node Kafka (KRaft) and Cassandra 5.0 on loopback for rtgraph's tests, from Maven Central jars;
+# and, for the CDC chain, PostgreSQL (Debian's packages, a private cluster) and Kafka Connect with Debezium.
 #
-#   deploy/local/infra.sh up [kafka|cassandra]     start (default: both) and wait until they answer
-#   deploy/local/infra.sh down [kafka|cassandra]   stop what our PID files name (default: both)
-#   deploy/local/infra.sh status [kafka|cassandra] show state; exit 0 only if all named servers answer
-#   deploy/local/infra.sh env                      print `export RTGRAPH_TEST_...` lines for the tests
+#   deploy/local/infra.sh up [SERVER]...     start (default: kafka cassandra) and wait until they answer;
+#                                            `up connect` also starts kafka and postgres
+#   deploy/local/infra.sh down [SERVER]...   stop what our PID files name (default: all four)
+#   deploy/local/infra.sh status [SERVER]... show state; exit 0 only if all named servers answer
+#   deploy/local/infra.sh env                print `export RTGRAPH_TEST_...` lines for the tests
+#
+# SERVER is kafka, cassandra, postgres or connect. Connect runs the connectors named by CONNECT_CONNECTORS
+# (default: json plain flat, the files in deploy/local/connect/connectors/).
 #
 # See deploy/local/README.md for the environment variables and the state-dir layout.
 set -euo pipefail
@@ -20,6 +25,15 @@ KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 CASSANDRA_PORT="${CASSANDRA_PORT:-9042}"
 CASSANDRA_STORAGE_PORT="${CASSANDRA_STORAGE_PORT:-7000}"
 CASSANDRA_JMX_PORT="${CASSANDRA_JMX_PORT:-7199}"
+PG_PORT="${PG_PORT:-15432}"          # not 5432 (the system cluster), not >= 32768 (ephemeral ports)
+PG_USER="${PG_USER:-dbz}"            # Debezium's user (LOGIN REPLICATION), owner of PG_DB
+PG_PASSWORD="${PG_PASSWORD:-dbz}"
+PG_DB="${PG_DB:-app}"
+CONNECT_PORT="${CONNECT_PORT:-8083}" # Kafka Connect REST API
+CONNECT_HEAP="${CONNECT_HEAP:-512m}"
+# Connectors Connect runs: names of files in deploy/local/connect/connectors/ (without .properties) or paths
+# to .properties files of your own, separated by spaces or commas.
+CONNECT_CONNECTORS="${CONNECT_CONNECTORS:-json plain flat}"
 KAFKA_HEAP="${KAFKA_HEAP:-512m}"
 CASSANDRA_HEAP="${CASSANDRA_HEAP:-1g}"
 # periodic (Cassandra's default: a write is acknowledged before its commit log is synced, so a killed
@@ -29,7 +43,8 @@ START_TIMEOUT="${RTGRAPH_INFRA_START_TIMEOUT:-300}" # seconds until a started se
 STOP_TIMEOUT="${RTGRAPH_INFRA_STOP_TIMEOUT:-60}"    # seconds after SIGTERM before SIGKILL
 HOST=127.0.0.1                                      # loopback only
 
-SERVERS=(kafka cassandra)
+SERVERS=(kafka cassandra postgres connect) # `down` with no names: all, connect first
+UP_DEFAULT=(kafka cassandra)                # `up`/`status` with no names: what the Go tests need
 
 die() { echo "$PROG: $*" >&2; exit 1; }
 now() { date +%s.%N; }
@@ -38,34 +53,54 @@ say() { echo "$PROG: $*" >&2; }
 
 case "$CASSANDRA_COMMITLOG_SYNC" in periodic | group) ;; *) die "CASSANDRA_COMMITLOG_SYNC must be periodic or group, got '$CASSANDRA_COMMITLOG_SYNC'" ;; esac
 for v in KAFKA_PORT KAFKA_CONTROLLER_PORT CASSANDRA_PORT CASSANDRA_STORAGE_PORT CASSANDRA_JMX_PORT \
-  START_TIMEOUT STOP_TIMEOUT; do
+  PG_PORT CONNECT_PORT START_TIMEOUT STOP_TIMEOUT; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a number, got '${!v}'"
 done
 
-addr_of() { case "$1" in kafka) echo "$HOST:$KAFKA_PORT" ;; cassandra) echo "$HOST:$CASSANDRA_PORT" ;; esac; }
+addr_of() {
+  case "$1" in
+  kafka) echo "$HOST:$KAFKA_PORT" ;;
+  cassandra) echo "$HOST:$CASSANDRA_PORT" ;;
+  postgres) echo "$HOST:$PG_PORT" ;;
+  connect) echo "$HOST:$CONNECT_PORT" ;;
+  esac
+}
+# main_class NAME: what the server's command line contains (with the state dir), see ours().
 main_class() {
   case "$1" in
   kafka) echo kafka.Kafka ;;
   cassandra) echo org.apache.cassandra.service.CassandraDaemon ;;
+  postgres) echo "/bin/postgres -D " ;;
+  connect) echo org.apache.kafka.connect.cli.ConnectStandalone ;;
   esac
 }
 ports_of() {
   case "$1" in
   kafka) echo "KAFKA_PORT=$KAFKA_PORT KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT" ;;
   cassandra) echo "CASSANDRA_PORT=$CASSANDRA_PORT CASSANDRA_STORAGE_PORT=$CASSANDRA_STORAGE_PORT CASSANDRA_JMX_PORT=$CASSANDRA_JMX_PORT" ;;
+  postgres) echo "PG_PORT=$PG_PORT" ;;
+  connect) echo "CONNECT_PORT=$CONNECT_PORT" ;;
   esac
 }
 pidfile() { echo "$STATE/run/$1.pid"; }
 env_var() { case "$1" in kafka) echo RTGRAPH_TEST_KAFKA ;; cassandra) echo RTGRAPH_TEST_CASSANDRA ;; esac; }
+signal_of() { case "$1" in postgres) echo INT ;; *) echo TERM ;; esac; } # SIGINT = PostgreSQL's fast shutdown
 
-# parse_names ARGS...: set NAMES to the validated server names (default: all).
+# parse_names DEFAULT ARGS...: set NAMES to the validated server names (none given: DEFAULT, "all" or "up").
 NAMES=()
 parse_names() {
-  local n
+  local n dflt="$1"
+  shift
   for n in "$@"; do
-    case "$n" in kafka | cassandra) ;; *) die "unknown server '$n' (kafka or cassandra)" ;; esac
+    case "$n" in kafka | cassandra | postgres | connect) ;; *) die "unknown server '$n' (kafka, cassandra, postgres or connect)" ;; esac
   done
-  if [ $# -eq 0 ]; then NAMES=("${SERVERS[@]}"); else NAMES=("$@"); fi
+  if [ $# -gt 0 ]; then
+    NAMES=("$@")
+  elif [ "$dflt" = all ]; then
+    NAMES=("${SERVERS[@]}")
+  else
+    NAMES=("${UP_DEFAULT[@]}")
+  fi
 }
 
 # --- processes ---------------------------------------------------------------------------------------
@@ -110,7 +145,10 @@ check_ports_free() {
   local kv
   for kv in $(ports_of "$1"); do
     if port_busy "${kv#*=}"; then
-      die "$1: port $HOST:${kv#*=} is already in use by a process we did not start (set ${kv%%=*} to a free port; to use a server already running there with with-infra.sh, export $(env_var "$1")=$(addr_of "$1"))"
+      if [ -n "$(env_var "$1")" ]; then
+        die "$1: port $HOST:${kv#*=} is already in use by a process we did not start (set ${kv%%=*} to a free port; to use a server already running there with with-infra.sh, export $(env_var "$1")=$(addr_of "$1"))"
+      fi
+      die "$1: port $HOST:${kv#*=} is already in use by a process we did not start (set ${kv%%=*} to a free port)"
     fi
   done
 }
@@ -146,6 +184,76 @@ need_java() {
 need_maven() {
   command -v mvn >/dev/null 2>&1 || die "Maven not found: install Debian package maven"
 }
+
+# PostgreSQL comes from Debian's packages (no jars on Maven Central): the newest installed major version,
+# or PG_BINDIR. Missing: `apt-get install postgresql` (as root, or with sudo), `apt-get update` first if
+# the package lists are empty or stale.
+PG_BIN=""
+need_postgres() {
+  [ -z "$PG_BIN" ] || return 0
+  local d
+  if [ -n "${PG_BINDIR:-}" ]; then
+    [ -x "$PG_BINDIR/postgres" ] || die "PG_BINDIR=$PG_BINDIR has no postgres binary"
+    PG_BIN="$PG_BINDIR"
+    return 0
+  fi
+  d="$(find_pg_bindir)"
+  if [ -z "$d" ]; then
+    local sudo_cmd="" t0
+    t0="$(now)"
+    if [ "$(id -u)" != 0 ]; then
+      command -v sudo >/dev/null 2>&1 || die "PostgreSQL not found: install Debian package postgresql"
+      sudo_cmd=sudo
+    fi
+    mkdir -p "$STATE/logs"
+    say "postgres: installing Debian package postgresql (log: $STATE/logs/apt-postgresql.log)"
+    if ! DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q postgresql >"$STATE/logs/apt-postgresql.log" 2>&1; then
+      DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get update -q >>"$STATE/logs/apt-postgresql.log" 2>&1 || true
+      DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q postgresql >>"$STATE/logs/apt-postgresql.log" 2>&1 ||
+        { tail -n 20 "$STATE/logs/apt-postgresql.log" >&2; die "postgres: apt-get install postgresql failed"; }
+    fi
+    say "postgres: installed ($(since "$t0"))"
+    d="$(find_pg_bindir)"
+    [ -n "$d" ] || die "postgres: no /usr/lib/postgresql/*/bin/postgres after installing postgresql"
+  fi
+  PG_BIN="$d"
+}
+find_pg_bindir() {
+  local d
+  d="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+  [ -n "$d" ] && [ -x "$d/postgres" ] && echo "$d"
+  return 0
+}
+
+# PostgreSQL refuses to run as root: as root, the cluster belongs to and runs as PG_OS_USER (Debian's
+# `postgres`); otherwise as the current user. as_pg CMD... runs CMD as that user (setpriv execs in place,
+# so the PID launch() records is the server's own).
+PG_OS_USER="$(id -un)"
+AS_PG=()
+if [ "$(id -u)" = 0 ]; then
+  PG_OS_USER="${PG_OS_USER_AS_ROOT:-postgres}"
+  AS_PG=(setpriv --reuid="$PG_OS_USER" --regid="$(id -g "$PG_OS_USER" 2>/dev/null || echo 0)" --init-groups)
+fi
+as_pg() { "${AS_PG[@]}" "$@"; }
+PG_SOCKET_DIR="$STATE/run/postgres"
+# pg_admin ARGS...: psql as the administrator over the state dir's Unix socket.
+pg_admin() { as_pg "$PG_BIN/psql" -X -q -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U "$PG_OS_USER" "$@"; }
+
+# connectors: print the connector .properties templates CONNECT_CONNECTORS names, one a line.
+connectors() {
+  local c f
+  for c in ${CONNECT_CONNECTORS//,/ }; do
+    case "$c" in
+    */* | *.properties) f="$c" ;;
+    *) f="$HERE/connect/connectors/$c.properties" ;;
+    esac
+    case "$f" in /*) ;; *) f="$PWD/$f" ;; esac
+    [ -f "$f" ] || die "connect: no connector file $f (CONNECT_CONNECTORS=$CONNECT_CONNECTORS)"
+    echo "$f"
+  done
+}
+# connector_name FILE: its name= property.
+connector_name() { sed -n 's/^name[[:space:]]*=[[:space:]]*//p' "$1" | tail -n 1; }
 
 # fetch_libs NAME: copy NAME's runtime jars (deploy/local/NAME/pom.xml) into $STATE/libs/NAME once.
 # The copy is redone only when the pom changes. Extra Maven flags: RTGRAPH_MAVEN_ARGS.
@@ -295,7 +403,114 @@ start_cassandra() {
     -cp "$conf:$libs/*" org.apache.cassandra.service.CassandraDaemon
 }
 
-server_log() { case "$1" in kafka) echo "$STATE/logs/kafka/server.log" ;; cassandra) echo "$STATE/logs/cassandra/system.log" ;; esac; }
+# start_postgres: a private cluster in $STATE/data/postgres (initdb on first start), owned by and run as
+# PG_OS_USER; settings from postgres/postgresql.conf and postgres/pg_hba.conf, re-rendered at every start.
+start_postgres() {
+  local data="$STATE/data/postgres" conf="$STATE/conf/postgres"
+  need_postgres
+  mkdir -p "$STATE/data" "$conf" "$PG_SOCKET_DIR"
+  if [ ! -s "$data/PG_VERSION" ]; then
+    local t0
+    t0="$(now)"
+    rm -rf "$data"
+    mkdir -p "$data"
+    if [ -n "${AS_PG[*]}" ]; then chown "$PG_OS_USER:" "$data"; fi
+    chmod 700 "$data"
+    if ! as_pg "$PG_BIN/initdb" -D "$data" -U "$PG_OS_USER" -E UTF8 --no-locale --auth-local=peer \
+      --auth-host=scram-sha-256 >>"$STATE/logs/postgres.log" 2>&1; then
+      tail -n 20 "$STATE/logs/postgres.log" >&2
+      die "postgres: initdb failed (see $STATE/logs/postgres.log)"
+    fi
+    echo "include '$conf/postgresql.conf'" | as_pg tee -a "$data/postgresql.conf" >/dev/null
+    say "postgres: initialised a new cluster in $data ($(since "$t0"))"
+  fi
+  if [ -n "${AS_PG[*]}" ]; then chown "$PG_OS_USER:" "$PG_SOCKET_DIR"; fi
+  chmod 700 "$PG_SOCKET_DIR"
+  sed -e "s#@PG_PORT@#$PG_PORT#g" -e "s#@SOCKET_DIR@#$PG_SOCKET_DIR#g" -e "s#@CONF@#$conf#g" \
+    "$HERE/postgres/postgresql.conf" >"$conf/postgresql.conf"
+  sed -e "s#@PG_SUPERUSER@#$PG_OS_USER#g" -e "s#@PG_USER@#$PG_USER#g" "$HERE/postgres/pg_hba.conf" >"$conf/pg_hba.conf"
+  launch postgres "${AS_PG[@]}" "$PG_BIN/postgres" -D "$data"
+}
+
+# start_connect: a Kafka Connect standalone worker with the connectors CONNECT_CONNECTORS names, rendered
+# into $STATE/conf/connect/ (run/connect.connectors records which).
+start_connect() {
+  local conf="$STATE/conf/connect" data="$STATE/data/connect" logdir="$STATE/logs/connect" f n files=() names=()
+  mkdir -p "$conf" "$data" "$logdir"
+  sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@CONNECT_PORT@#$CONNECT_PORT#g" -e "s#@DATA@#$data#g" \
+    "$HERE/connect/worker.properties" >"$conf/worker.properties"
+  while read -r f; do
+    n="$(connector_name "$f")"
+    [ -n "$n" ] || die "connect: $f has no name="
+    sed -e "s#@PG_PORT@#$PG_PORT#g" -e "s#@PG_USER@#$PG_USER#g" -e "s#@PG_PASSWORD@#$PG_PASSWORD#g" \
+      -e "s#@PG_DB@#$PG_DB#g" "$f" >"$conf/$n.properties"
+    files+=("$conf/$n.properties")
+    names+=("$n")
+  done < <(connectors)
+  [ ${#files[@]} -gt 0 ] || die "connect: no connectors (CONNECT_CONNECTORS is empty)"
+  echo "${names[*]}" >"$STATE/run/connect.connectors"
+  launch connect "$JAVA" -Xms128m -Xmx"$CONNECT_HEAP" -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="file:$HERE/connect/log4j2.properties" -Dconnect.log.file="$logdir/connect.log" \
+    -cp "$STATE/libs/connect/*" org.apache.kafka.connect.cli.ConnectStandalone "$conf/worker.properties" "${files[@]}"
+}
+
+server_log() {
+  case "$1" in
+  kafka) echo "$STATE/logs/kafka/server.log" ;;
+  cassandra) echo "$STATE/logs/cassandra/system.log" ;;
+  postgres) echo "$STATE/logs/postgres.log" ;;
+  connect) echo "$STATE/logs/connect/connect.log" ;;
+  esac
+}
+
+# answers NAME: one readiness check; prints what answered. Kafka and Cassandra: the Go probe. PostgreSQL:
+# the administrator runs a query. Connect: the REST API lists every connector it was started with as
+# RUNNING with all its tasks RUNNING, and the replication slot of each connector on our PostgreSQL is held by
+# a WAL sender that connected after Connect started. RUNNING alone is not enough: Debezium's task reports
+# RUNNING before it has updated its publication and started streaming, and a change committed before its
+# table is in the publication is never published. A FAILED connector or task: exit 2.
+answers() {
+  case "$1" in
+  kafka | cassandra) "$PROBE" -timeout 0 "$1" "$(addr_of "$1")" 2>&1 ;;
+  postgres)
+    need_postgres
+    local v
+    v="$(pg_admin -d postgres -Atc 'SHOW server_version' 2>&1)" || { echo "$v"; return 1; }
+    echo "PostgreSQL $v, wal_level=$(pg_admin -d postgres -Atc 'SHOW wal_level' 2>&1)"
+    ;;
+  connect)
+    local base="http://$HOST:$CONNECT_PORT" n st out=() ver
+    ver="$(curl -fsS -m 5 "$base/" 2>&1)" || { echo "REST API: $ver"; return 1; }
+    for n in $(cat "$STATE/run/connect.connectors" 2>/dev/null); do
+      st="$(curl -sS -m 5 "$base/connectors/$n/status" 2>&1)" || { echo "$n: $st"; return 1; }
+      if jq -e '.connector.state == "FAILED" or any(.tasks[]?; .state == "FAILED")' <<<"$st" >/dev/null 2>&1; then
+        echo "$n FAILED: $(jq -r '[.connector.trace // empty, (.tasks[]?.trace // empty)] | first // "" | split("\n") | .[0:3] | join(" | ")' <<<"$st")"
+        return 2
+      fi
+      jq -e '.connector.state == "RUNNING" and (.tasks | length) > 0 and all(.tasks[]; .state == "RUNNING")' \
+        <<<"$st" >/dev/null 2>&1 || { echo "$n: not running yet: $(jq -c '[.connector.state, [.tasks[]?.state]]' <<<"$st" 2>/dev/null || echo "$st")"; return 1; }
+      out+=("$n")
+    done
+    local slots=() f slot port since_ts streaming
+    for n in "${out[@]}"; do
+      f="$STATE/conf/connect/$n.properties"
+      slot="$(sed -n 's/^slot\.name[[:space:]]*=[[:space:]]*//p' "$f" | tail -n 1)"
+      port="$(sed -n 's/^database\.port[[:space:]]*=[[:space:]]*//p' "$f" | tail -n 1)"
+      [[ "$slot" =~ ^[a-z0-9_]+$ && "$port" = "$PG_PORT" ]] && slots+=("'$slot'")
+    done
+    if [ ${#slots[@]} -gt 0 ]; then
+      need_postgres
+      since_ts="$(stat -c %Y "$(pidfile connect)" 2>/dev/null || echo 0)"
+      streaming="$(pg_admin -d postgres -Atc "SELECT count(*) FROM pg_replication_slots s
+        JOIN pg_stat_activity a ON a.pid = s.active_pid
+        WHERE s.slot_name IN ($(IFS=,; echo "${slots[*]}")) AND a.backend_start >= to_timestamp($since_ts)" 2>&1)" ||
+        { echo "slots: $streaming"; return 1; }
+      [ "$streaming" = "${#slots[@]}" ] || { echo "connectors RUNNING, $streaming of ${#slots[@]} replication slots streaming"; return 1; }
+    fi
+    echo "Kafka Connect $(jq -r .version <<<"$ver"), connectors RUNNING: ${out[*]:-none}, ${#slots[@]} replication slots streaming"
+    ;;
+  esac
+}
 
 # show_logs NAME: the last lines each log got since this invocation launched NAME.
 show_logs() {
@@ -311,8 +526,25 @@ show_logs() {
 
 # await NAME PID: wait until NAME answers; on failure show its logs, stop it, and fail.
 await() {
-  local answer
-  if answer="$("$PROBE" -timeout "${START_TIMEOUT}s" -pid "$2" "$1" "$(addr_of "$1")")"; then
+  local answer ok=1 deadline rc
+  case "$1" in
+  kafka | cassandra) answer="$("$PROBE" -timeout "${START_TIMEOUT}s" -pid "$2" "$1" "$(addr_of "$1")")" && ok=0 ;;
+  *)
+    deadline=$((SECONDS + START_TIMEOUT))
+    while :; do
+      rc=0
+      answer="$(answers "$1")" || rc=$?
+      if [ $rc -eq 0 ]; then ok=0; break; fi
+      if [ $rc -eq 2 ] || gone "$2" || [ "$SECONDS" -ge "$deadline" ]; then
+        say "$1: $answer"
+        break
+      fi
+      sleep 0.5
+    done
+    answer="$1 answers ($answer)"
+    ;;
+  esac
+  if [ $ok -eq 0 ]; then
     answer="${answer#* answers (}"
     if [ -n "${LAUNCH_TIME[$1]:-}" ]; then
       echo "$1: running (pid $2, $(addr_of "$1"), ${answer%)*}), answered $(since "${LAUNCH_TIME[$1]}") after launch; logs in $STATE/logs"
@@ -340,7 +572,16 @@ lock() {
 
 cmd_up() {
   local name pid rc=0
-  parse_names "$@"
+  parse_names up "$@"
+  # Connect needs Kafka and PostgreSQL answering before it starts (a Debezium task whose database does not
+  # answer fails for good): `up connect` brings them up first.
+  if [[ " ${NAMES[*]} " == *" connect "* ]]; then
+    local ordered=() n
+    for n in "${NAMES[@]}"; do [ "$n" = connect ] || ordered+=("$n"); done
+    [[ " ${ordered[*]} " == *" kafka "* ]] || ordered+=(kafka)
+    [[ " ${ordered[*]} " == *" postgres "* ]] || ordered+=(postgres)
+    NAMES=("${ordered[@]}" connect)
+  fi
   lock
   need_probe
   local waits=() # name:pid pairs to wait for
@@ -355,10 +596,42 @@ cmd_up() {
     exit 130
   }
   trap on_interrupt INT TERM HUP
+  # await_all: wait for everything launched so far; postgres gets its user and database once it answers.
+  await_all() {
+    local w n p
+    for w in "${waits[@]}"; do
+      n="${w%%:*}"
+      p="${w#*:}"
+      if await "$n" "$p"; then
+        [ "$n" != postgres ] || pg_setup || rc=1
+      else
+        rc=1
+      fi
+    done
+    waits=()
+  }
   for name in "${NAMES[@]}"; do
+    if [ "$name" = connect ]; then
+      await_all
+      if [ $rc -ne 0 ]; then
+        say "connect: not started, since a server it needs did not start"
+        break
+      fi
+    fi
     if pid="$(live_pid "$name")"; then
-      if "$PROBE" -timeout 0 "$name" "$(addr_of "$name")" >/dev/null 2>&1; then
+      if [ "$name" = connect ]; then
+        local want have
+        want="$(while read -r f; do connector_name "$f"; done < <(connectors) | xargs)"
+        have="$(cat "$STATE/run/connect.connectors" 2>/dev/null || true)"
+        if [ "$want" != "$have" ]; then
+          say "connect: already running (pid $pid) with connectors '$have', not '$want' (CONNECT_CONNECTORS); stop it first: $0 down connect"
+          rc=1
+          continue
+        fi
+      fi
+      if answers "$name" >/dev/null 2>&1; then
         echo "$name: already running (pid $pid, $(addr_of "$name"))"
+        [ "$name" != postgres ] || pg_setup || rc=1
         continue
       fi
       say "$name: pid $pid is running but does not answer yet; waiting for it"
@@ -367,25 +640,45 @@ cmd_up() {
     fi
     rm -f "$(pidfile "$name")"
     check_ports_free "$name"
-    need_java
     mkdir -p "$STATE/logs"
-    fetch_libs "$name"
+    if [ "$name" != postgres ]; then
+      need_java
+      fetch_libs "$name"
+    fi
     "start_$name"
     waits+=("$name:$(cat "$(pidfile "$name")")")
   done
-  local w
-  for w in "${waits[@]}"; do
-    name="${w%%:*}"
-    pid="${w#*:}"
-    await "$name" "$pid" || rc=1
-  done
+  await_all
   trap - INT TERM HUP
   return $rc
 }
 
+# pg_setup: create the Debezium user and database if missing (postgres/setup.sql).
+pg_setup() {
+  local out
+  if ! out="$(pg_admin -d postgres -v ON_ERROR_STOP=1 -v user="$PG_USER" -v password="$PG_PASSWORD" \
+    -v db="$PG_DB" -f - <"$HERE/postgres/setup.sql" 2>&1)"; then
+    echo "$out" >&2
+    say "postgres: could not create user $PG_USER and database $PG_DB"
+    return 1
+  fi
+}
+
 # stop NAME...: SIGTERM every named server whose PID file names a live process of ours, wait up to
-# STOP_TIMEOUT seconds, then SIGKILL. Only PIDs from our PID files are ever signalled.
+# STOP_TIMEOUT seconds, then SIGKILL. Only PIDs from our PID files are ever signalled. PostgreSQL gets SIGINT
+# (fast shutdown: SIGTERM would wait for Debezium's connections to end). Connect is stopped before the
+# others, so that it flushes its offsets while Kafka still runs.
 stop() {
+  local name pid pf pids=() i rest=()
+  for name in "$@"; do [ "$name" = connect ] || rest+=("$name"); done
+  if [ ${#rest[@]} -lt $# ]; then
+    stop_now connect
+    [ ${#rest[@]} -eq 0 ] || stop_now "${rest[@]}"
+  else
+    stop_now "$@"
+  fi
+}
+stop_now() {
   local name pid pf pids=() i
   for name in "$@"; do
     pf="$(pidfile "$name")"
@@ -394,7 +687,7 @@ stop() {
       continue
     fi
     if pid="$(live_pid "$name")"; then
-      kill -TERM "$pid" 2>/dev/null || true
+      kill -"$(signal_of "$name")" "$pid" 2>/dev/null || true
       pids+=("$name:$pid")
     else
       echo "$name: not running (removed stale $pf)"
@@ -408,7 +701,7 @@ stop() {
     deadline=$((SECONDS + STOP_TIMEOUT))
     while ! gone "$pid" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
     if ours "$name" "$pid"; then
-      say "$name: pid $pid still running ${STOP_TIMEOUT}s after SIGTERM; sending SIGKILL"
+      say "$name: pid $pid still running ${STOP_TIMEOUT}s after SIG$(signal_of "$name"); sending SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
     fi
     for ((i = 0; i < 100; i++)); do
@@ -421,18 +714,18 @@ stop() {
 }
 
 cmd_down() {
-  parse_names "$@"
+  parse_names all "$@"
   lock
   stop "${NAMES[@]}"
 }
 
 cmd_status() {
   local name pid rc=0 answer
-  parse_names "$@"
+  parse_names up "$@"
   echo "state dir: $STATE"
   for name in "${NAMES[@]}"; do
     if pid="$(live_pid "$name")"; then
-      if [ -x "$PROBE" ] && answer="$("$PROBE" -timeout 0 "$name" "$(addr_of "$name")" 2>&1)"; then
+      if { [ -x "$PROBE" ] || [[ "$name" != kafka && "$name" != cassandra ]]; } && answer="$(answers "$name")"; then
         echo "$name: running (pid $pid): $answer"
       else
         echo "$name: running (pid $pid) but NOT answering on $(addr_of "$name")"
@@ -453,8 +746,10 @@ cmd_env() {
 
 usage() {
   cat >&2 <<EOF
-usage: $0 up|down|status [kafka|cassandra]...
+usage: $0 up|down|status [kafka|cassandra|postgres|connect]...
        $0 env
+up/status default: kafka cassandra; down default: all; up connect also starts kafka and postgres.
+CONNECT_CONNECTORS (default "json plain flat"): connector files in $HERE/connect/connectors/ or paths.
 state dir: $STATE (RTGRAPH_INFRA_DIR)
 EOF
   exit 2
