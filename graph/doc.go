@@ -22,4 +22,17 @@
 //   - A delete at version V removes only what was written at or before V;
 //     a node delete also hides the node's edges written at or before V.
 //   - Edges expire ExpiresAt = EventTime + TTL of their edge type (0 = never).
+//   - Multiplicity. At an end an edge type constrains ([EdgeType.Constrains]:
+//     the From end of a MANY2ONE type, the To end of ONE2MANY, both of
+//     ONE2ONE) each node holds one claim: the target of the edge upsert of
+//     greatest version written at that end (on equal versions the greater
+//     target key). An edge of such a type is visible only while it is the
+//     claim of every end its type constrains, so a device that moves to
+//     another account loses its old owner edge without a before image.
+//     Claims are kept per end, independently of edge and node deletes, and
+//     converge to the greatest, so every arrival order gives the same state.
+//     (The reference and Pebble apply it when writing: a new claim removes
+//     the previous claim's edge, and an upsert that is not the claim of
+//     every constrained end is not written; Cassandra, which does not read
+//     before writing, applies it when reading.)
 package graph

@@ -89,8 +89,46 @@ type EdgeType struct {
 	// Reverse is whether an In-direction index is kept, so that Adjacency
 	// with Direction In is allowed for this type.
 	Reverse bool
-	File    string
+	// Multiplicity limits how many edges of this type a node may have at an
+	// end. Default MultiplicitySimple.
+	Multiplicity Multiplicity
+	File         string
 	Line    int
+}
+
+// Multiplicity is an edge type's limit on edges per node, after JanusGraph's
+// edge label multiplicities. Every edge type is at least SIMPLE: one edge of
+// a type links two nodes in one direction at most once.
+type Multiplicity string
+
+// The multiplicities.
+const (
+	// MultiplicitySimple: any number of edges at each end.
+	MultiplicitySimple Multiplicity = "simple"
+	// MultiplicityMany2One: a From node has at most one edge of the type (a
+	// device has one owner). Writing an edge to another To replaces it when
+	// the new edge's version is greater, without a before image.
+	MultiplicityMany2One Multiplicity = "many2one"
+	// MultiplicityOne2Many: a To node has at most one edge of the type (a
+	// child has one mother).
+	MultiplicityOne2Many Multiplicity = "one2many"
+	// MultiplicityOne2One: both.
+	MultiplicityOne2One Multiplicity = "one2one"
+)
+
+// Constrains reports whether a node at the dir end of an edge of this type
+// may have only one such edge: Out for MANY2ONE (the From end), In for
+// ONE2MANY, both for ONE2ONE.
+func (e *EdgeType) Constrains(dir Direction) bool {
+	switch e.Multiplicity {
+	case MultiplicityMany2One:
+		return dir == Out
+	case MultiplicityOne2Many:
+		return dir == In
+	case MultiplicityOne2One:
+		return true
+	}
+	return false
 }
 
 // AllowsFrom reports whether nodeType may be the From end of this edge type.
@@ -201,6 +239,7 @@ func checkName(name string) string {
 //	    to: [profile]
 //	    ttl: 7d1h           # optional; Go duration, plus "d" for 24h; whole seconds
 //	    reverse: true       # optional, default false: keep an In index
+//	    multiplicity: simple  # optional: simple (default), many2one, one2many, one2one
 //	    properties:
 //	      primary: bool
 func LoadSchema(fsys fs.FS, dir string) (*Schema, error) {
@@ -464,7 +503,7 @@ func (p fileParser) edgeType(name string, e entry) (EdgeType, error) {
 	if msg := checkName(name); msg != "" {
 		return EdgeType{}, p.errf(e.key, field, "name %s", msg)
 	}
-	m, err := p.mapping(e.val, field, "from", "to", "ttl", "reverse", "properties")
+	m, err := p.mapping(e.val, field, "from", "to", "ttl", "reverse", "multiplicity", "properties")
 	if err != nil {
 		return EdgeType{}, err
 	}
@@ -498,6 +537,20 @@ func (p fileParser) edgeType(name string, e entry) (EdgeType, error) {
 			return EdgeType{}, p.errf(v.val, field+".reverse", "must be true or false")
 		}
 		et.Reverse = v.val.Value == "true"
+	}
+	et.Multiplicity = MultiplicitySimple
+	if v, ok := m["multiplicity"]; ok {
+		switch mu := Multiplicity(v.val.Value); {
+		case v.val.Kind != yaml.ScalarNode:
+			return EdgeType{}, p.errf(v.val, field+".multiplicity", "must be one of simple, many2one, one2many, one2one")
+		case mu == MultiplicitySimple || mu == MultiplicityMany2One || mu == MultiplicityOne2Many || mu == MultiplicityOne2One:
+			et.Multiplicity = mu
+		case mu == "multi":
+			return EdgeType{}, p.errf(v.val, field+".multiplicity",
+				"multi is not available: an edge of a type links two nodes in one direction at most once (keep repeated events as counts, or as nodes)")
+		default:
+			return EdgeType{}, p.errf(v.val, field+".multiplicity", "%q is not one of simple, many2one, one2many, one2one", v.val.Value)
+		}
 	}
 	props, err := p.props(m, field)
 	if err != nil {

@@ -110,6 +110,12 @@ func TestLoadSchemaErrors(t *testing.T) {
 			"d/s.yaml", 10, "edge_types.e.ttl", "at most"},
 		{"reverse not bool", map[string]string{"s.yaml": nodes + "edge_types:\n  e:\n    from: a\n    to: b\n    reverse: yes please\n"},
 			"d/s.yaml", 10, "edge_types.e.reverse", "true or false"},
+		{"unknown multiplicity", map[string]string{"s.yaml": nodes + "edge_types:\n  e:\n    from: a\n    to: b\n    multiplicity: many\n"},
+			"d/s.yaml", 10, "edge_types.e.multiplicity", `"many" is not one of simple, many2one, one2many, one2one`},
+		{"multi multiplicity", map[string]string{"s.yaml": nodes + "edge_types:\n  e:\n    from: a\n    to: b\n    multiplicity: multi\n"},
+			"d/s.yaml", 10, "edge_types.e.multiplicity", "multi is not available"},
+		{"multiplicity not a scalar", map[string]string{"s.yaml": nodes + "edge_types:\n  e:\n    from: a\n    to: b\n    multiplicity: [one]\n"},
+			"d/s.yaml", 10, "edge_types.e.multiplicity", "must be one of"},
 		{"duplicate key", map[string]string{"s.yaml": "node_types:\n  a: {}\n  a: {}\n"},
 			"d/s.yaml", 3, "node_types.a", "duplicate key"},
 		{"node type in two files", map[string]string{"1.yaml": nodes, "2.yaml": "node_types:\n  b: {}\n"},
@@ -144,6 +150,30 @@ func TestLoadSchemaErrors(t *testing.T) {
 				t.Fatalf("message %q does not name the file", err)
 			}
 		})
+	}
+}
+
+func TestMultiplicityConstrains(t *testing.T) {
+	const doc = `
+node_types: {a: {}, b: {}}
+edge_types:
+  s: {from: a, to: b}
+  m2o: {from: a, to: b, multiplicity: many2one}
+  o2m: {from: a, to: b, multiplicity: one2many}
+  o2o: {from: a, to: b, multiplicity: one2one}
+`
+	s, err := graph.LoadSchema(fstest.MapFS{"d/s.yaml": {Data: []byte(doc)}}, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string][2]bool{"s": {false, false}, "m2o": {true, false}, "o2m": {false, true}, "o2o": {true, true}} {
+		et, _ := s.EdgeType(name)
+		if got := [2]bool{et.Constrains(graph.Out), et.Constrains(graph.In)}; got != want {
+			t.Errorf("%s (%s): constrains out/in %v, want %v", name, et.Multiplicity, got, want)
+		}
+	}
+	if et, _ := s.EdgeType("s"); et.Multiplicity != graph.MultiplicitySimple {
+		t.Errorf("default multiplicity %q", et.Multiplicity)
 	}
 }
 

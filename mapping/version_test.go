@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -62,6 +63,9 @@ node_types:
   account: {properties: {status: string}}
   profile: {properties: {name: string}}
   device: {properties: {platform: string}}
+  flat_device: {properties: {platform: string}}
+edge_types:
+  uses_device: {from: profile, to: flat_device, reverse: true, multiplicity: one2many}
 `
 
 const versionRules = `
@@ -81,6 +85,14 @@ rules:
   - name: device_gone
     select: {topic: w.public.devices, ops: [delete]}
     emit: {nodes: [{type: device, id: key, delete: true}]}
+  - name: flat_device_state
+    select: {topic: f.public.devices, ops: [create, update, read]}
+    emit:
+      nodes: [{type: flat_device, id: key, props: {platform: attrs.platform}}]
+      edges: [{type: uses_device, from: {type: profile, id: attrs.profile_id}, to: {type: flat_device, id: key}}]
+  - name: flat_device_gone
+    select: {topic: f.public.devices, ops: [delete]}
+    emit: {nodes: [{type: flat_device, id: key, delete: true}]}
   - name: versioned
     select: {topic: t.versioned}
     version: attrs.v
@@ -122,6 +134,7 @@ type oracleState struct {
 	at, lsn int64
 	deleted bool
 	value   string
+	owner   string // profile_id of a flattened device row
 }
 
 func oracleFold(t *testing.T, want map[graph.NodeKey]*oracleState, k graph.NodeKey, at, lsn int64, deleted bool, value string) {
@@ -158,6 +171,10 @@ func TestRealConnectorLastWriteWins(t *testing.T) {
 		{"w.public.profiles.jsonl", "w.public.profiles", "profile", "name", normalize.Config{Format: normalize.FormatDebezium}},
 		{"w.public.devices.jsonl", "w.public.devices", "device", "platform", normalize.Config{Format: normalize.FormatDebezium}},
 		{"f.accounts.all.jsonl", "f.accounts.all", "account", "status", normalize.Config{Format: normalize.FormatDebezium}},
+		// The same rows through the flattening connector, as another node
+		// type: its times are milliseconds, the wrapped connector's
+		// microseconds.
+		{"f.public.devices.jsonl", "f.public.devices", "flat_device", "platform", normalize.Config{Format: normalize.FormatDebezium}},
 	} {
 		dec, err := normalize.New(src.cfg)
 		if err != nil {
@@ -187,6 +204,7 @@ func TestRealConnectorLastWriteWins(t *testing.T) {
 
 	check := func(name string, r graph.Reader) {
 		t.Helper()
+		checkDeviceOwners(t, name, r, want)
 		keys := slices.Collect(func(yield func(graph.NodeKey) bool) {
 			for k := range want {
 				if !yield(k) {
@@ -253,8 +271,32 @@ func TestRealConnectorLastWriteWins(t *testing.T) {
 	}
 }
 
+// checkDeviceOwners: each flattened device row that exists has exactly one
+// profile edge, to the profile_id of its last change, whatever profile it
+// had before (the update that moved it carries no before image).
+func checkDeviceOwners(t *testing.T, name string, r graph.Reader, want map[graph.NodeKey]*oracleState) {
+	t.Helper()
+	for k, w := range want {
+		if k.Type != "flat_device" || w.owner == "" {
+			continue
+		}
+		page, err := r.Adjacency(context.Background(), graph.AdjacencyQuery{Node: k, EdgeType: "uses_device",
+			Direction: graph.In, Order: graph.OrderKey, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range page.Edges {
+			got = append(got, e.Key.From.ID)
+		}
+		if w.deleted && len(got) != 0 || !w.deleted && (len(got) != 1 || got[0] != w.owner) {
+			t.Errorf("%s: profiles of %s: %q, want %q (deleted %v)", name, k, got, w.owner, w.deleted)
+		}
+	}
+}
+
 func propOf(typ string) string {
-	return map[string]string{"account": "status", "profile": "name", "device": "platform"}[typ]
+	return map[string]string{"account": "status", "profile": "name", "device": "platform", "flat_device": "platform"}[typ]
 }
 
 // oracleRecord reads one captured change the way the Debezium documentation
@@ -287,9 +329,13 @@ func oracleRecord(t *testing.T, want map[graph.NodeKey]*oracleState, typ, field 
 		oracleFold(t, want, graph.NodeKey{Type: typ, ID: id}, num(src["ts_us"]), num(src["lsn"]), deleted, val)
 		return
 	}
-	id := fmt.Sprint(v[typ+"_id"])
+	id := fmt.Sprint(v[strings.TrimPrefix(typ, "flat_")+"_id"])
 	val := fmt.Sprint(v[field]) // "<nil>" for NULL: the property is left out
-	oracleFold(t, want, graph.NodeKey{Type: typ, ID: id}, num(v["__source_ts_ms"])*1000, num(v["__lsn"]), v["__op"] == "d", val)
+	k := graph.NodeKey{Type: typ, ID: id}
+	oracleFold(t, want, k, num(v["__source_ts_ms"])*1000, num(v["__lsn"]), v["__op"] == "d", val)
+	if owner, ok := v["profile_id"].(string); ok && want[k].lsn == num(v["__lsn"]) {
+		want[k].owner = owner
+	}
 }
 
 // TestVersionExpressionOverridesPosition: a rule's version expression gives

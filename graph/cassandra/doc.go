@@ -64,6 +64,9 @@
 //   - edge_days: per (node, edge type, direction), the days edges_by_time
 //     has rows for: one small partition (a row per active day, expiring with
 //     the day's last edge).
+//   - edge_claims: per (node, edge type, direction) of an end the edge type
+//     constrains (multiplicity, below), the node's claim: one single-row
+//     partition, keyed (node_type, edge_type, direction, node_id).
 //
 // # Partition bounds
 //
@@ -107,6 +110,11 @@
 // without reads (rtgraph_cassandra_stale_index_rows_total counts the rows
 // skipped and repaired).
 //
+// Edge types with a multiplicity differ (see Multiplicity): at an end the
+// type constrains, the page is the node's claimed edge alone, looked up
+// directly instead of scanned; at the other end, the candidates' claims
+// are read with their deletes, in the same round.
+//
 // A page reads one row more than its limit, so Next is nil exactly when no
 // edge follows. Cursors are the position of the last edge returned (event
 // time and neighbour key) with the order, the query's fingerprint and a
@@ -133,6 +141,79 @@
 // of nodes stay for good. A node_deletes row written before deleted_pos
 // existed (or whose deleted_pos was written at another time than
 // deleted_at) reads as the zero position.
+//
+// # Multiplicity
+//
+// At each end an edge type constrains (graph.EdgeType.Constrains: the From
+// end of many2one, the To end of one2many, both ends of one2one) a node
+// holds one claim, the target of the edge upsert of greatest version
+// written at that end, on equal versions the greater target (package
+// graph). Every upsert of such a type writes, beside its edge rows and
+// without reading, the claim row of each constrained end:
+//
+//	edge_claims.claim = [0x80] [16-byte position] [neighbour key of the target]
+//
+// USING TIMESTAMP its event time. Cassandra keeps the newest timestamp and,
+// at equal ones, the greater value: the greater position, then the greater
+// target (neighbour keys sort in (type, id) order, layout.go). So the
+// stored claim is the claim of the rule whatever the arrival order, and
+// claims, like the rule's, are written whether or not the upsert wins and
+// are left alone by edge and node deletes.
+//
+// Nothing is deleted when a claim moves: reads decide. An edge of a
+// constrained type is visible only if, besides every other rule (live
+// value, since/until, expiry, node deletes), the claim at each of its
+// constrained ends names its other end. That is the rule's "an upsert that
+// becomes the claim deletes the edge to the previous claim at its own
+// version": a displaced edge's upserts are all of versions the displacing
+// claim beats, so it stays hidden until an upsert of it beats the claim,
+// which then names it again (and rewrites its value, which is visible).
+//
+//   - At a constrained end (Out of a many2one node, In of a one2many one,
+//     either of one2one) the page is at most one edge: the node's claim is
+//     read (one row, with the node's own delete), then that one
+//     edges_by_key row is looked up directly, with the neighbour's delete
+//     (and, for one2one, its claim); no bucket, day or index row is
+//     scanned, in either order.
+//   - At the other end (In of many2one, Out of one2many) every candidate's
+//     claim at its end is read, one IN read per neighbour type and 100
+//     candidates, in the round that reads their deletes; hidden candidates
+//     are skipped and the page is refilled as for deleted ones, so pages
+//     stay full (each refill is scaled by the share of candidates hidden so
+//     far, up to 8 times, so a page over many hidden rows takes two or three
+//     rounds). Their rows stay in the index (edges_by_key, edges_by_time)
+//     and are read again by later scans: a node at the unconstrained end
+//     that many edges moved away from costs a read per such row and page
+//     through it, like rows of deleted edges.
+//   - A node without a claim row constrains nothing at its end: edges
+//     written before their type was constrained (or before this table)
+//     all stay visible there until the first upsert of the constrained type
+//     writes a claim.
+//
+// Claims of an edge type with a TTL are written with the TTL and
+// now_in_seconds of the upsert's edges_by_key cells (keyExpiry): a claim
+// expires at the same second as the edge it names, never before it, and
+// every edge it can hide (same type, not newer) has expired by then, so
+// its absence afterwards hides nothing the rule would show. Claims of one
+// event time share that expiry and so compare by value, whenever they are
+// applied. An upsert already expired when applied writes no claim either;
+// the edges it would displace are expired too.
+//
+// What stays inexact: two upserts at one end with equal versions and
+// different targets. The claim is the greater target and its edge is
+// visible in every arrival order here; graph/memstore, applying in order,
+// hides it in the orders where an older upsert of that same edge was the
+// claim when the smaller target displaced it (deleting it at that very
+// version, which wins the tie against the equal upsert arriving after), so
+// the reference itself depends on the order there. A partly applied
+// Apply (a claim written, its edge rows not yet) shows the claimed edge's
+// previous value, if any, until the caller's retry completes it. Claims
+// are not displacement deletes: relaxing a type's multiplicity in the
+// schema (to simple, or one2one to many2one) brings back the edges its
+// claims hid at the ends no longer constrained, whose rows were never
+// deleted (graph/embedded deletes them as the rule says). As for
+// edges_by_key, a change of a type's TTL makes claims of one event time
+// written before and after it compare by expiry first.
 //
 // # TTL
 //

@@ -114,6 +114,51 @@ func decodeValue(b []byte) (storedValue, error) {
 	return v, nil
 }
 
+// The stored value of edge_claims.claim: a node's claim at an end its edge
+// type constrains (graph.EdgeType.Constrains), the target of the edge
+// upsert of greatest version written there. Written USING TIMESTAMP the
+// upsert's event time, so Cassandra keeps the claim of the greatest time
+// and, at equal times, the greater value: the greater position, then the
+// greater target key (neighborKey order is (type, id) order). That is the
+// claim rule of package graph, decided by Cassandra's own reconciliation
+// without a read.
+//
+//	[claimV1] [16-byte graph.Pos] [neighborKey(target)]
+const (
+	claimV1     byte = 0x80
+	claimHeader      = 1 + graph.PosLen
+)
+
+// claimValue is the stored claim of target (a neighborKey) by an upsert at
+// position pos.
+func claimValue(pos graph.Pos, target []byte) []byte {
+	b := make([]byte, claimHeader, claimHeader+len(target))
+	b[0] = claimV1
+	copy(b[1:], pos[:])
+	return append(b, target...)
+}
+
+var errBadClaim = errors.New("cassandra: malformed stored claim")
+
+// storedClaim is a decoded edge_claims.claim value.
+type storedClaim struct {
+	pos    graph.Pos
+	target []byte // neighborKey of the claimed node
+}
+
+// decodeClaim reads a stored claim.
+func decodeClaim(b []byte) (storedClaim, error) {
+	if len(b) < claimHeader || b[0] != claimV1 {
+		return storedClaim{}, errBadClaim
+	}
+	c := storedClaim{target: b[claimHeader:]}
+	copy(c.pos[:], b[1:claimHeader])
+	if _, err := parseNeighbor(c.target); err != nil {
+		return storedClaim{}, errBadClaim
+	}
+	return c, nil
+}
+
 // neighborKey encodes a neighbour as stored in the neighbor column: type,
 // one 0x00 byte, id. Node type names never contain 0x00 (the schema allows
 // [a-z0-9_] only) and 0x00 is the smallest byte, so byte order of the

@@ -18,8 +18,9 @@ const (
 	opReadByKey   = "read_edges_by_key"
 	opReadByTime  = "read_edges_by_time"
 	opReadDays    = "read_edge_days"
-	opLookupEdges = "lookup_edges" // validating newest-first rows against edges_by_key
-	opRepair      = "repair"       // deleting a dead edges_by_time row
+	opLookupEdges = "lookup_edges"     // validating newest-first rows against edges_by_key
+	opReadClaims  = "read_edge_claims" // multiplicity claims, the node's or its neighbours'
+	opRepair      = "repair"           // deleting a dead edges_by_time row
 	opMigrate     = "migrate"
 )
 

@@ -30,6 +30,8 @@ const (
 		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND day = ? AND event_time >= ? AND event_time < ? LIMIT ?`
 	cqlScanByTimeTie = `SELECT event_time, neighbor FROM edges_by_time` +
 		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND day = ? AND event_time = ? AND neighbor > ? LIMIT ?`
+	cqlClaim  = `SELECT claim FROM edge_claims WHERE node_type = ? AND edge_type = ? AND direction = ? AND node_id = ?`
+	cqlClaims = `SELECT node_id, claim FROM edge_claims WHERE node_type = ? AND edge_type = ? AND direction = ? AND node_id IN ?`
 )
 
 // maxDays bounds the edge_days rows one newest-first read considers (27
@@ -183,8 +185,15 @@ type adjRead struct {
 	dir   int8
 	id    []byte
 	after *position
-	// own is the node's own newest delete, nil when it was never deleted.
-	own *nodeDelete
+	// own is the node's own newest delete, nil when it was never deleted;
+	// ownRead that it has been read.
+	own     *nodeDelete
+	ownRead bool
+	// self is the node's neighbour key: what a neighbour's claim must name.
+	self []byte
+	// nbrClaims: the edge type constrains the neighbours' end, so an edge
+	// is visible only while the neighbour's claim names this node.
+	nbrClaims bool
 	// lo and hi bound event times, in microseconds: lo inclusive (raised
 	// to the node's own delete time), hi exclusive.
 	lo, hi int64
@@ -213,6 +222,7 @@ func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.Ad
 	r := &adjRead{
 		s: s, q: q, et: et, dir: int8(q.Direction), id: []byte(q.Node.ID),
 		lo: 0, hi: math.MaxInt64, now: s.now().UnixMicro(), need: q.Limit + 1,
+		self: neighborKey(q.Node), nbrClaims: et.Constrains(opposite(q.Direction)),
 	}
 	if q.Cursor != nil {
 		p, err := decodeCursor(q)
@@ -230,16 +240,95 @@ func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.Ad
 	if len(q.Node.ID) > graph.MaxIDLen || r.lo >= r.hi {
 		return graph.AdjacencyPage{}, nil
 	}
-	var page graph.AdjacencyPage
-	if q.Order == graph.OrderKey {
+	var (
+		page    graph.AdjacencyPage
+		claimed bool
+	)
+	if et.Constrains(q.Direction) {
+		page, claimed, err = r.byClaim(ctx)
+	}
+	switch {
+	case err != nil, claimed:
+	case q.Order == graph.OrderKey:
 		page, err = r.byKey(ctx)
-	} else {
+	default:
 		page, err = r.latest(ctx)
 	}
 	if err != nil {
 		return graph.AdjacencyPage{}, s.callErr(ctx, "adjacency", err)
 	}
 	return page, nil
+}
+
+// opposite is the direction of an edge's other end.
+func opposite(d graph.Direction) graph.Direction {
+	if d == graph.In {
+		return graph.Out
+	}
+	return graph.In
+}
+
+// byClaim answers a query at an end the edge type constrains: the node's
+// claim names the one neighbour whose edge can be visible, so the page is
+// that edge's edges_by_key row, looked up directly, if it passes every
+// other rule (live, since/until, expiry, node deletes, the neighbour's
+// claim for one2one) and comes after the cursor. ok is false when the node
+// has no claim (never written, expired, or edges written before claims
+// were kept): then nothing constrains the node's end and the caller scans
+// as for any type.
+func (r *adjRead) byClaim(ctx context.Context) (page graph.AdjacencyPage, ok bool, err error) {
+	var claim []byte
+	if err := r.s.runAll(ctx, []task{r.nodeDeleted(), r.ownClaim(&claim)}); err != nil {
+		return graph.AdjacencyPage{}, false, err
+	}
+	if claim == nil {
+		return graph.AdjacencyPage{}, false, nil
+	}
+	r.raiseLo()
+	if r.after != nil && r.q.Order == graph.OrderKey && bytes.Compare(claim, r.after.nbr) <= 0 {
+		return graph.AdjacencyPage{}, true, nil
+	}
+	nbrs := [][]byte{claim}
+	keys, tasks := r.lookupKeys(nbrs)
+	nc, ntasks, err := r.neighborChecks(nbrs)
+	if err != nil {
+		return graph.AdjacencyPage{}, false, err
+	}
+	if err := r.s.runAll(ctx, append(tasks, ntasks...)); err != nil {
+		return graph.AdjacencyPage{}, false, err
+	}
+	kr, found := keys[string(claim)]
+	if !found || !r.live(kr) || nc.hides(r, kr) {
+		return graph.AdjacencyPage{}, true, nil
+	}
+	pos := position{e: kr.wt, nbr: kr.nbr}
+	if r.after != nil && r.q.Order == graph.OrderLatest && (pos.e > r.after.e || (pos.e == r.after.e && bytes.Compare(pos.nbr, r.after.nbr) <= 0)) {
+		return graph.AdjacencyPage{}, true, nil
+	}
+	page, err = r.page([]candidate{{pos: pos, row: kr}}, false, position{})
+	return page, true, err
+}
+
+// ownClaim is the task that reads the node's claim at the queried end into
+// *target (the claimed neighbour key; nil when there is none).
+func (r *adjRead) ownClaim(target *[]byte) task {
+	return task{op: opReadClaims, f: func(ctx context.Context) error {
+		var b []byte
+		err := r.s.query(r.s.readCL, cqlClaim, r.q.Node.Type, r.q.EdgeType, r.dir, r.id).ScanContext(ctx, &b)
+		switch {
+		case errors.Is(err, gocql.ErrNotFound):
+			*target = nil
+			return nil
+		case err != nil:
+			return err
+		}
+		c, err := decodeClaim(b)
+		if err != nil {
+			return fmt.Errorf("cassandra: adjacency of %s: claim %x: %w", r.q.Node, b, err)
+		}
+		*target = c.target
+		return nil
+	}}
 }
 
 // ceilMicros rounds t up to a whole microsecond: stored event times are
@@ -255,6 +344,7 @@ func ceilMicros(t time.Time) int64 {
 // nodeDeleted is the task that reads the node's newest delete into r.own
 // (nil when never deleted).
 func (r *adjRead) nodeDeleted() task {
+	r.ownRead = true
 	return task{op: opReadNodeDel, f: func(ctx context.Context) error {
 		var (
 			at, posWT int64
@@ -332,9 +422,10 @@ func (r *adjRead) edge(row keyRow) (graph.Edge, error) {
 	return e, nil
 }
 
-// dropDeletedNeighbors removes candidates whose neighbour was deleted at
-// or after the edge's version.
-func (r *adjRead) dropDeletedNeighbors(ctx context.Context, cs []candidate) ([]candidate, error) {
+// dropHiddenByNeighbors removes candidates whose neighbour was deleted at
+// or after the edge's version, or, when the edge type constrains the
+// neighbours' end, whose neighbour's claim names another node.
+func (r *adjRead) dropHiddenByNeighbors(ctx context.Context, cs []candidate) ([]candidate, error) {
 	if len(cs) == 0 {
 		return cs, nil
 	}
@@ -342,32 +433,52 @@ func (r *adjRead) dropDeletedNeighbors(ctx context.Context, cs []candidate) ([]c
 	for i, c := range cs {
 		nbrs[i] = c.row.nbr
 	}
-	del, tasks, err := r.neighborDeletes(nbrs)
+	nc, tasks, err := r.neighborChecks(nbrs)
 	if err != nil {
 		return nil, err
 	}
 	if err := r.s.runAll(ctx, tasks); err != nil {
 		return nil, err
 	}
-	if len(del) == 0 {
-		return cs, nil
-	}
 	kept := cs[:0]
 	for _, c := range cs {
-		if d, ok := del[string(c.row.nbr)]; ok && d.hides(c.row.wt, c.row.val.pos) {
-			continue
+		if !nc.hides(r, c.row) {
+			kept = append(kept, c)
 		}
-		kept = append(kept, c)
 	}
 	return kept, nil
 }
 
-// neighborDeletes returns the tasks that read the delete versions of the
-// neighbours that were ever deleted, and the map (keyed by neighbor key)
-// they fill. One IN query per neighbour type and maxINValues ids;
-// node_deletes holds only deleted nodes, so most lookups end at the bloom
-// filter.
-func (r *adjRead) neighborDeletes(nbrs [][]byte) (map[string]nodeDelete, []task, error) {
+// nbrChecks is what the neighbours of a page say about their edges to the
+// node, filled by the tasks of neighborChecks.
+type nbrChecks struct {
+	// del is the newest delete of each neighbour ever deleted.
+	del map[string]nodeDelete
+	// claims is each neighbour's claim target, when the edge type
+	// constrains the neighbours' end and the neighbour has a claim.
+	claims map[string][]byte
+}
+
+// hides reports whether the edge of row (to neighbour row.nbr) is hidden by
+// its neighbour: deleted at or after the edge's version, or claiming
+// another node at an end the type constrains. A neighbour without a claim
+// constrains nothing (see byClaim).
+func (nc *nbrChecks) hides(r *adjRead, row keyRow) bool {
+	if d, ok := nc.del[string(row.nbr)]; ok && d.hides(row.wt, row.val.pos) {
+		return true
+	}
+	if c, ok := nc.claims[string(row.nbr)]; ok && !bytes.Equal(c, r.self) {
+		return true
+	}
+	return false
+}
+
+// neighborChecks returns the tasks that read, for the neighbours nbrs, the
+// delete versions of those ever deleted (node_deletes holds only deleted
+// nodes, so most lookups end at the bloom filter) and, when the edge type
+// constrains their end, their claims; one IN query per table, neighbour
+// type and maxINValues ids. The tasks fill the returned nbrChecks.
+func (r *adjRead) neighborChecks(nbrs [][]byte) (*nbrChecks, []task, error) {
 	byType := map[string][][]byte{}
 	seen := map[string]bool{}
 	for _, nb := range nbrs {
@@ -381,6 +492,20 @@ func (r *adjRead) neighborDeletes(nbrs [][]byte) (map[string]nodeDelete, []task,
 		}
 		byType[k.Type] = append(byType[k.Type], []byte(k.ID))
 	}
+	del, tasks := r.neighborDeletes(byType)
+	nc := &nbrChecks{del: del}
+	if r.nbrClaims {
+		claims, ctasks := r.neighborClaims(byType)
+		nc.claims = claims
+		tasks = append(tasks, ctasks...)
+	}
+	return nc, tasks, nil
+}
+
+// neighborDeletes returns the tasks that read the delete versions of the
+// neighbours (ids by node type) that were ever deleted, and the map (keyed
+// by neighbor key) they fill.
+func (r *adjRead) neighborDeletes(byType map[string][][]byte) (map[string]nodeDelete, []task) {
 	out := map[string]nodeDelete{}
 	var mu sync.Mutex
 	var tasks []task
@@ -409,7 +534,51 @@ func (r *adjRead) neighborDeletes(nbrs [][]byte) (map[string]nodeDelete, []task,
 			}})
 		}
 	}
-	return out, tasks, nil
+	return out, tasks
+}
+
+// neighborClaims returns the tasks that read the claims of the neighbours
+// (ids by node type) at their end of the queried edges, and the map (keyed
+// by neighbor key, to the claim's target) they fill.
+func (r *adjRead) neighborClaims(byType map[string][][]byte) (map[string][]byte, []task) {
+	out := map[string][]byte{}
+	dir := int8(opposite(r.q.Direction))
+	var mu sync.Mutex
+	var tasks []task
+	for typ, ids := range byType {
+		for start := 0; start < len(ids); start += maxINValues {
+			chunk := ids[start:min(start+maxINValues, len(ids))]
+			tasks = append(tasks, task{op: opReadClaims, f: func(ctx context.Context) error {
+				iter := r.s.query(r.s.readCL, cqlClaims, typ, r.q.EdgeType, dir, chunk).IterContext(ctx)
+				found := map[string][]byte{}
+				for {
+					// Fresh buffers per row: the driver appends into the
+					// one it is given, and the claim's target is kept.
+					var id, b []byte
+					if !iter.Scan(&id, &b) {
+						break
+					}
+					nk := neighborKey(graph.NodeKey{Type: typ, ID: string(id)})
+					c, err := decodeClaim(b)
+					if err != nil {
+						_ = iter.Close()
+						return fmt.Errorf("cassandra: adjacency of %s: claim of %q: %w", r.q.Node, nk, err)
+					}
+					found[string(nk)] = c.target
+				}
+				if err := iter.Close(); err != nil {
+					return err
+				}
+				mu.Lock()
+				for k, v := range found {
+					out[k] = v
+				}
+				mu.Unlock()
+				return nil
+			}})
+		}
+	}
+	return out, tasks
 }
 
 // keyStream is one edges_by_key bucket being read in neighbour order.
@@ -434,7 +603,10 @@ func (r *adjRead) byKey(ctx context.Context) (graph.AdjacencyPage, error) {
 	// Each bucket holds about 1/keyBuckets of the page, plus slack for
 	// uneven hashing and filtered rows, so one round usually suffices.
 	per := max(8, (r.need*5/4+keyBuckets-1)/keyBuckets+4)
-	tasks := []task{r.nodeDeleted()}
+	var tasks []task
+	if !r.ownRead {
+		tasks = append(tasks, r.nodeDeleted())
+	}
 	for _, st := range streams {
 		tasks = append(tasks, r.fetchKeys(st, per))
 	}
@@ -448,10 +620,14 @@ func (r *adjRead) byKey(ctx context.Context) (graph.AdjacencyPage, error) {
 		last      position
 		scanned   int
 		exhausted bool
+		// checked and kept count the candidates checked against their
+		// neighbours and those that passed, to size the next batch.
+		checked, kept int
 	)
 	for len(out) < r.need && !exhausted && scanned < r.s.maxScan {
 		var batch []candidate
-		for len(batch) < r.need-len(out) && scanned < r.s.maxScan {
+		want := grow(r.need-len(out), checked, kept)
+		for len(batch) < want && scanned < r.s.maxScan {
 			row, ok, err := r.nextKey(ctx, streams, per)
 			if err != nil {
 				return graph.AdjacencyPage{}, err
@@ -466,13 +642,31 @@ func (r *adjRead) byKey(ctx context.Context) (graph.AdjacencyPage, error) {
 				batch = append(batch, candidate{pos: position{nbr: row.nbr}, row: row})
 			}
 		}
-		batch, err := r.dropDeletedNeighbors(ctx, batch)
+		checked += len(batch)
+		batch, err := r.dropHiddenByNeighbors(ctx, batch)
 		if err != nil {
 			return graph.AdjacencyPage{}, err
 		}
+		kept += len(batch)
 		out = append(out, batch...)
 	}
 	return r.page(out, !exhausted, last)
+}
+
+// grow is how many candidates to check for want more edges, given that of
+// the checked so far kept passed: want scaled by checked/kept, plus an
+// eighth, at most 8 times want. Where claims or deletes hide many
+// candidates, a page then takes two or three rounds of checks instead of
+// one per halving of what is missing.
+func grow(want, checked, kept int) int {
+	switch {
+	case kept == checked:
+		return want
+	case kept == 0:
+		return 8 * want
+	}
+	n := (want*checked + kept - 1) / kept
+	return min(8*want, n+n/8)
 }
 
 // nextKey pops the smallest buffered row across streams, refilling the
@@ -546,7 +740,11 @@ func (r *adjRead) latest(ctx context.Context) (graph.AdjacencyPage, error) {
 		dayHi = min(dayHi, dayOf(r.after.e))
 	}
 	var days []int32
-	if err := r.s.runAll(ctx, []task{r.nodeDeleted(), r.readDays(&days, dayOf(r.lo), dayHi)}); err != nil {
+	tasks := []task{r.readDays(&days, dayOf(r.lo), dayHi)}
+	if !r.ownRead {
+		tasks = append(tasks, r.nodeDeleted())
+	}
+	if err := r.s.runAll(ctx, tasks); err != nil {
 		return graph.AdjacencyPage{}, err
 	}
 	r.raiseLo()
@@ -571,7 +769,7 @@ days:
 				more = true
 				break days
 			}
-			want := min(r.need-len(out)+8, r.s.maxScan-scanned)
+			want := min(grow(r.need-len(out), scanned, len(out))+8, r.s.maxScan-scanned)
 			rows, dayDone, err := r.fetchDay(ctx, d, pos, want)
 			if err != nil {
 				return graph.AdjacencyPage{}, err
@@ -682,11 +880,11 @@ func (r *adjRead) validate(ctx context.Context, d int32, rows []timeRow) ([]cand
 		nbrs[i] = tr.nbr
 	}
 	keys, tasks := r.lookupKeys(nbrs)
-	del, delTasks, err := r.neighborDeletes(nbrs)
+	nc, ntasks, err := r.neighborChecks(nbrs)
 	if err != nil {
 		return nil, err
 	}
-	if err := r.s.runAll(ctx, append(tasks, delTasks...)); err != nil {
+	if err := r.s.runAll(ctx, append(tasks, ntasks...)); err != nil {
 		return nil, err
 	}
 	var out []candidate
@@ -712,7 +910,7 @@ func (r *adjRead) validate(ctx context.Context, d int32, rows []timeRow) ([]cand
 		case !r.live(kr):
 			continue
 		}
-		if dt, ok := del[string(tr.nbr)]; ok && dt.hides(tr.e, kr.val.pos) {
+		if nc.hides(r, kr) {
 			continue
 		}
 		out = append(out, candidate{pos: position(tr), row: kr})

@@ -194,6 +194,10 @@ const (
 		` VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`
 	cqlUpsertDay = `INSERT INTO edge_days (node_type, node_id, edge_type, direction, day)` +
 		` VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`
+	// cqlUpsertClaim writes a node's claim at a constrained end of an edge
+	// type (claimValue): the greatest (event time, position, target) wins.
+	cqlUpsertClaim = `INSERT INTO edge_claims (node_type, edge_type, direction, node_id, claim)` +
+		` VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`
 	// An edge delete writes the deleted value over the properties only:
 	// expires_at stays, and edges_by_time rows are left to reads (see
 	// validate).
@@ -210,6 +214,7 @@ const (
 	tByKey
 	tByTime
 	tDays
+	tClaims
 )
 
 // partKey identifies one partition of one table: statements with equal
@@ -369,8 +374,17 @@ func sides(k graph.EdgeKey, reverse bool) []side {
 
 // planEdgeUpsert adds an edge upsert's rows, in each direction kept: the
 // edges_by_key row (props, expiry), the edges_by_time row and, unless this
-// Store wrote it already, the edge_days row. val is the stored value
+// Store wrote it already, the edge_days row; and, at each end its type
+// constrains (multiplicity), the node's claim. val is the stored value
 // (liveValue).
+//
+// The claim is written whether or not the upsert is, or stays, the node's
+// claim: Cassandra keeps the greatest, and reads show an edge of a
+// constrained type only while the claim of each constrained end names the
+// edge's other end. It expires with the edges_by_key cells of the upsert
+// (the same keyExpiry), so it never goes before the edge it names, and
+// every edge it can hide, being of the same type and not newer, has
+// expired by then.
 func (s *Store) planEdgeUpsert(p *plan, m graph.Mutation, val []byte, nowUS int64) {
 	ts := m.EventTime.UnixMicro()
 	var exp64 int64 // expires_at, microseconds; 0 = never
@@ -417,6 +431,23 @@ func (s *Store) planEdgeUpsert(p *plan, m graph.Mutation, val []byte, nowUS int6
 			cqlUpsertDay, typv, idv, etv, dirv, dayv, tsv, dx.ttl)
 		g.days = append(g.days, dayWrite{key: dk, expiry: dayExpiry})
 	}
+	for _, c := range claimsOf(m.Edge, et) {
+		p.add(partKey{table: tClaims, typ: c.node.Type, id: c.node.ID, edgeType: m.Edge.Type, dir: c.dir, now: kx.now},
+			cqlUpsertClaim, c.node.Type, etv, c.dir, []byte(c.node.ID), claimValue(m.Pos, neighborKey(c.nbr)), tsv, kttlv)
+	}
+}
+
+// claimsOf is the ends of edge k that its type constrains, as sides: the
+// node holding the claim, its direction, and the claimed neighbour.
+func claimsOf(k graph.EdgeKey, et *graph.EdgeType) []side {
+	var out []side
+	if et.Constrains(graph.Out) {
+		out = append(out, side{node: k.From, nbr: k.To, dir: dirOut})
+	}
+	if et.Constrains(graph.In) {
+		out = append(out, side{node: k.To, nbr: k.From, dir: dirIn})
+	}
+	return out
 }
 
 // planEdgeDelete adds an edge delete's rows: the deleted value over the

@@ -100,7 +100,7 @@ type txn struct {
 
 func (t *txn) get(key []byte) (record, bool, error) {
 	v, closer, err := t.b.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
+	if isNotFound(err) {
 		return record{}, false, nil
 	}
 	if err != nil {
@@ -113,6 +113,8 @@ func (t *txn) get(key []byte) (record, bool, error) {
 	}
 	return r, true, nil
 }
+
+func isNotFound(err error) bool { return errors.Is(err, pebble.ErrNotFound) }
 
 func (t *txn) set(key []byte, r record) error { return t.b.Set(key, r.encode(), nil) }
 
@@ -201,8 +203,17 @@ func (t *txn) upsertNode(k graph.NodeKey, v ver, enc []byte) error {
 }
 
 func (t *txn) upsertEdge(k graph.EdgeKey, v ver, ttl time.Duration, enc []byte) error {
+	write, err := t.claim(k, v)
+	if err != nil {
+		return err
+	}
+	if !write {
+		t.s.m.superseded.Inc()
+		return nil
+	}
 	// A delete of either end node at or after this version hides the edge
-	// for good: do not store it.
+	// for good: do not store it (its claims, made above, are kept like the
+	// reference's).
 	for _, n := range []graph.NodeKey{k.From, k.To} {
 		nr, found, err := t.get(nodeKey(n))
 		if err != nil {

@@ -23,6 +23,9 @@ import (
 //	                                lets a node delete find edges into it
 //	s <to> <type> <inv> <from>      in index newest first (reverse types)
 //	x <expires> <type> <from> <to>  expiry queue of live edges with a TTL
+//	o <node> <type> <dir>           a node's claim at an end its edge type
+//	                                constrains (multiplicity): the version
+//	                                and the target of its newest claim
 //
 // <node> is <node type> <node id>; <inv> is MaxUint64 minus the event time in
 // microseconds, big-endian, so newer sorts first; <expires> is microseconds,
@@ -34,6 +37,7 @@ const (
 	tIn      = 'r'
 	tInTime  = 's'
 	tExpiry  = 'x'
+	tClaim   = 'o'
 )
 
 func appendStr(b []byte, s string) []byte {
@@ -119,6 +123,10 @@ func inKey(k graph.EdgeKey) []byte {
 
 func inTimeKey(k graph.EdgeKey, at int64) []byte {
 	return appendNode(appendInv(adjPrefix(tInTime, k.To, k.Type), at), k.From)
+}
+
+func claimKey(node graph.NodeKey, edgeType string, dir graph.Direction) []byte {
+	return append(adjPrefix(tClaim, node, edgeType), byte(dir))
 }
 
 func expiryKey(k graph.EdgeKey, expires int64) []byte {

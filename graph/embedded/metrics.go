@@ -9,6 +9,7 @@ type metrics struct {
 	rejected     *prometheus.CounterVec
 	superseded   prometheus.Counter
 	cleanedEdges prometheus.Counter
+	displaced    prometheus.Counter
 	swept        prometheus.Counter
 	applySeconds prometheus.Histogram
 	readSeconds  *prometheus.HistogramVec
@@ -32,6 +33,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "rtgraph_embedded_node_delete_edges_removed_total",
 			Help: "Edges removed because a node at one of their ends was deleted.",
 		}),
+		displaced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtgraph_embedded_edges_displaced_total",
+			Help: "Edges deleted because a newer edge of a many2one, one2many or one2one type replaced them at a constrained end.",
+		}),
 		swept: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rtgraph_embedded_expired_edges_swept_total",
 			Help: "Expired edges removed from disk by the sweep.",
@@ -48,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"call"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.mutations, m.rejected, m.superseded, m.cleanedEdges, m.swept, m.applySeconds, m.readSeconds} {
+		for _, c := range []prometheus.Collector{m.mutations, m.rejected, m.superseded, m.cleanedEdges, m.displaced, m.swept, m.applySeconds, m.readSeconds} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -52,6 +52,25 @@ type adjKey struct {
 	dir      graph.Direction
 }
 
+// claim is the edge a node holds at an end its edge type constrains (see
+// the multiplicity rule of package graph).
+type claim struct {
+	at     time.Time
+	pos    graph.Pos
+	target graph.NodeKey
+}
+
+// beats reports whether a claim of target at (at, pos) replaces c.
+func (c *claim) beatenBy(at time.Time, pos graph.Pos, target graph.NodeKey) bool {
+	if c == nil {
+		return true
+	}
+	if v := graph.CompareVersions(at.UnixMicro(), pos, c.at.UnixMicro(), c.pos); v != 0 {
+		return v > 0
+	}
+	return CompareNodeKeys(target, c.target) > 0
+}
+
 // Store is an in-memory graph.Store. It is safe for concurrent use; every
 // call holds one mutex, so a read sees each Apply entirely or not at all.
 type Store struct {
@@ -65,6 +84,9 @@ type Store struct {
 	// adj lists, per node, edge type and direction, the edges ever written
 	// there; visibility is still decided from nodes and edges at read time.
 	adj map[adjKey]map[graph.EdgeKey]struct{}
+	// claims holds, per node, edge type and constrained end, the node's
+	// claim.
+	claims map[adjKey]*claim
 }
 
 var _ graph.Store = (*Store)(nil)
@@ -81,6 +103,7 @@ func New(schema *graph.Schema, opts Options) *Store {
 		nodes:  make(map[graph.NodeKey]*record),
 		edges:  make(map[graph.EdgeKey]*record),
 		adj:    make(map[adjKey]map[graph.EdgeKey]struct{}),
+		claims: make(map[adjKey]*claim),
 	}
 }
 
@@ -120,6 +143,9 @@ func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 		case graph.OpDeleteNode:
 			del(getRec(s.nodes, m.Node), m.EventTime, m.Pos)
 		case graph.OpUpsertEdge:
+			if !s.claim(m) {
+				continue
+			}
 			s.index(m.Edge)
 			upsert(getRec(s.edges, m.Edge), m, encs[i])
 		case graph.OpDeleteEdge:
@@ -128,6 +154,46 @@ func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 		}
 	}
 	return nil
+}
+
+// claim applies the multiplicity rule to an edge upsert: at each end its
+// type constrains, the upsert becomes the node's claim if it beats the
+// current one, and the edge to the previous claim loses its upsert. It reports whether the upsert is the claim at every
+// constrained end, that is, whether it is to be written.
+func (s *Store) claim(m graph.Mutation) bool {
+	et, _ := s.schema.EdgeType(m.Edge.Type)
+	write := true
+	for _, dir := range []graph.Direction{graph.Out, graph.In} {
+		if !et.Constrains(dir) {
+			continue
+		}
+		node, target := m.Edge.From, m.Edge.To
+		if dir == graph.In {
+			node, target = m.Edge.To, m.Edge.From
+		}
+		k := adjKey{node, m.Edge.Type, dir}
+		c := s.claims[k]
+		switch {
+		case c.beatenBy(m.EventTime, m.Pos, target):
+			if c != nil && c.target != target {
+				old := graph.EdgeKey{Type: m.Edge.Type, From: node, To: c.target}
+				if dir == graph.In {
+					old = graph.EdgeKey{Type: m.Edge.Type, From: c.target, To: node}
+				}
+				// The old claim's edge loses its upsert, without a delete
+				// of this version: an upsert of it of this very version
+				// that wins the claim's tie later must still be written.
+				// Older upserts of it lose the claim and are not written.
+				if r := s.edges[old]; r != nil {
+					r.up = nil
+				}
+			}
+			s.claims[k] = &claim{at: m.EventTime, pos: m.Pos, target: target}
+		case c.target != target:
+			write = false
+		}
+	}
+	return write
 }
 
 func getRec[K comparable](m map[K]*record, k K) *record {

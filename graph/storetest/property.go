@@ -27,6 +27,8 @@ var shapes = []edgeShape{
 	{"likes", []string{"user"}, []string{"item", "tag"}},
 	{"tagged", []string{"item", "user"}, []string{"tag"}},
 	{"viewed", []string{"user"}, []string{"item"}},
+	{"owned_by", []string{"item"}, []string{"user"}},
+	{"paired", []string{"user"}, []string{"user"}},
 }
 
 // universe is a few ids per node type, so random mutations collide often.

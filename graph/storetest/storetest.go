@@ -87,6 +87,9 @@ func Run(t *testing.T, open Factory, opts Options) {
 		{"EqualTimeOrderedByPosition", testPosition},
 		{"EqualTimeDeleteAndInsert", testPositionDelete},
 		{"NodeDeleteByPosition", testNodeDeletePosition},
+		{"Many2OneReplacesWithoutBeforeImage", testMany2One},
+		{"One2ManyReplaces", testOne2Many},
+		{"One2OneClaimsBothEnds", testOne2One},
 		{"NodeDeleteHidesEdgesBothDirections", testNodeDelete},
 		{"TTLExpiry", testTTL},
 		{"BothDirections", testBothDirections},
@@ -522,6 +525,107 @@ func testNodeDeletePosition(t *testing.T, h *harness) {
 		[]graph.Edge{edge("follows", z, x, h.at(5), nil)})
 	wantEdges(t, "likes out of x", h.one(t, q(x, "likes", graph.Out, graph.OrderKey, 0)),
 		[]graph.Edge{edge("likes", x, h.item("i"), h.at(5), nil)})
+}
+
+// testMany2One: an item moves from one owner to another (a row whose owner
+// column changes, without a before image): the newer edge replaces the older
+// one at the item's end, in every arrival order, also when both changes share
+// an event time and only their positions differ, and when the older one is
+// redelivered after the newer.
+func testMany2One(t *testing.T, h *harness) {
+	for i := range 4 {
+		for _, same := range []bool{false, true} {
+			name := fmt.Sprintf("arrival %d, same time %v", i, same)
+			it := h.item(fmt.Sprintf("i%d%v", i, same))
+			u1, u2 := h.user(fmt.Sprintf("a%d%v", i, same)), h.user(fmt.Sprintf("b%d%v", i, same))
+			older := atPos(upE("owned_by", it, u1, h.at(1), graph.Props{"share": int64(1)}), 1)
+			newerAt := h.at(2)
+			if same {
+				newerAt = h.at(1)
+			}
+			newer := atPos(upE("owned_by", it, u2, newerAt, graph.Props{"share": int64(2)}), 2)
+			arrivals(h, t, []graph.Mutation{older}, []graph.Mutation{newer})[i]()
+			// A redelivery of the older change changes nothing.
+			h.apply(t, older)
+			want := []graph.Edge{edge("owned_by", it, u2, newerAt, graph.Props{"share": int64(2)})}
+			wantEdges(t, name+": owner of the item", h.one(t, q(it, "owned_by", graph.Out, graph.OrderKey, 0)), want)
+			wantEdges(t, name+": items of the new owner", h.one(t, q(u2, "owned_by", graph.In, graph.OrderLatest, 0)), want)
+			wantEdges(t, name+": items of the old owner", h.one(t, q(u1, "owned_by", graph.In, graph.OrderKey, 0)), nil)
+		}
+	}
+	// Moving back to the first owner later replaces again; an item's owner
+	// edge can still be deleted explicitly, and an older owner cannot come
+	// back after that.
+	it, u1, u2 := h.item("back"), h.user("back1"), h.user("back2")
+	h.applyEach(t, upE("owned_by", it, u1, h.at(1), nil), upE("owned_by", it, u2, h.at(2), nil), upE("owned_by", it, u1, h.at(3), nil))
+	wantEdges(t, "moved back", h.one(t, q(it, "owned_by", graph.Out, graph.OrderKey, 0)), []graph.Edge{edge("owned_by", it, u1, h.at(3), nil)})
+	wantEdges(t, "moved back: items of the second owner", h.one(t, q(u2, "owned_by", graph.In, graph.OrderKey, 0)), nil)
+	h.applyEach(t, delE("owned_by", it, u1, h.at(4)), upE("owned_by", it, u2, h.at(2), nil))
+	wantEdges(t, "owner deleted", h.one(t, q(it, "owned_by", graph.Out, graph.OrderKey, 0)), nil)
+	// Equal versions with different owners: the greater owner key wins, in
+	// every arrival order, also after an older claim of the winner.
+	for n, perm := range [][3]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}} {
+		tie := h.item(fmt.Sprintf("tie%d", n))
+		a, b := h.user(fmt.Sprintf("tie%d-a", n)), h.user(fmt.Sprintf("tie%d-b", n))
+		ms := []graph.Mutation{upE("owned_by", tie, b, h.at(1), nil), upE("owned_by", tie, a, h.at(2), nil), upE("owned_by", tie, b, h.at(2), nil)}
+		for _, i := range perm {
+			h.apply(t, ms[i])
+		}
+		want := []graph.Edge{edge("owned_by", tie, b, h.at(2), nil)}
+		wantEdges(t, fmt.Sprintf("tie, order %v: owner", perm), h.one(t, q(tie, "owned_by", graph.Out, graph.OrderKey, 0)), want)
+		wantEdges(t, fmt.Sprintf("tie, order %v: items of a", perm), h.one(t, q(a, "owned_by", graph.In, graph.OrderKey, 0)), nil)
+	}
+	// Another item's owner is independent.
+	other := h.item("other")
+	h.apply(t, upE("owned_by", other, u2, h.at(1), nil))
+	wantEdges(t, "items of the second owner", h.one(t, q(u2, "owned_by", graph.In, graph.OrderKey, 0)),
+		[]graph.Edge{edge("owned_by", other, u2, h.at(1), nil)})
+}
+
+// testOne2Many: the constrained end is the To end: a child has one parent.
+func testOne2Many(t *testing.T, h *harness) {
+	for i := range 4 {
+		child, p1, p2 := h.user(fmt.Sprintf("c%d", i)), h.user(fmt.Sprintf("p%d", i)), h.user(fmt.Sprintf("q%d", i))
+		arrivals(h, t, []graph.Mutation{atPos(upE("parent_of", p1, child, h.at(1), nil), 1)},
+			[]graph.Mutation{atPos(upE("parent_of", p2, child, h.at(1), nil), 2)})[i]()
+		want := []graph.Edge{edge("parent_of", p2, child, h.at(1), nil)}
+		wantEdges(t, fmt.Sprintf("arrival %d: parents of the child", i), h.one(t, q(child, "parent_of", graph.In, graph.OrderKey, 0)), want)
+		wantEdges(t, fmt.Sprintf("arrival %d: children of the old parent", i), h.one(t, q(p1, "parent_of", graph.Out, graph.OrderKey, 0)), nil)
+		wantEdges(t, fmt.Sprintf("arrival %d: children of the new parent", i), h.one(t, q(p2, "parent_of", graph.Out, graph.OrderKey, 0)), want)
+	}
+	// A parent may have many children.
+	p, c1, c2 := h.user("many"), h.user("many1"), h.user("many2")
+	h.apply(t, upE("parent_of", p, c1, h.at(1), nil), upE("parent_of", p, c2, h.at(2), nil))
+	wantEdges(t, "children", h.one(t, q(p, "parent_of", graph.Out, graph.OrderKey, 0)),
+		[]graph.Edge{edge("parent_of", p, c1, h.at(1), nil), edge("parent_of", p, c2, h.at(2), nil)})
+}
+
+// testOne2One: each end keeps its newest claim; an edge is there only while
+// it is the claim of both ends, whatever the arrival order.
+func testOne2One(t *testing.T, h *harness) {
+	muts := func(f, g, x, y graph.NodeKey) []graph.Mutation {
+		return []graph.Mutation{
+			upE("paired", f, x, h.at(3), nil), // f's first claim
+			upE("paired", g, y, h.at(9), nil), // g claims y
+			upE("paired", f, y, h.at(5), nil), // f's newest claim, but y's newest is g
+			upE("paired", g, x, h.at(1), nil), // stale on both sides
+		}
+	}
+	for _, perm := range [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {2, 0, 3, 1}, {1, 3, 0, 2}} {
+		f, g := h.user(fmt.Sprintf("f%v", perm)), h.user(fmt.Sprintf("g%v", perm))
+		x, y := h.user(fmt.Sprintf("x%v", perm)), h.user(fmt.Sprintf("y%v", perm))
+		ms := muts(f, g, x, y)
+		for _, i := range perm {
+			h.apply(t, ms[i])
+		}
+		name := fmt.Sprintf("order %v", perm)
+		gy := []graph.Edge{edge("paired", g, y, h.at(9), nil)}
+		wantEdges(t, name+": out of g", h.one(t, q(g, "paired", graph.Out, graph.OrderKey, 0)), gy)
+		wantEdges(t, name+": into y", h.one(t, q(y, "paired", graph.In, graph.OrderKey, 0)), gy)
+		// f's newest claim (y at 5) lost at y, and it displaced f → x.
+		wantEdges(t, name+": out of f", h.one(t, q(f, "paired", graph.Out, graph.OrderKey, 0)), nil)
+		wantEdges(t, name+": into x", h.one(t, q(x, "paired", graph.In, graph.OrderKey, 0)), nil)
+	}
 }
 
 func testDeleteVersusUpsert(t *testing.T, h *harness) {
