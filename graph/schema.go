@@ -93,7 +93,7 @@ type EdgeType struct {
 	// end. Default MultiplicitySimple.
 	Multiplicity Multiplicity
 	File         string
-	Line    int
+	Line         int
 }
 
 // Multiplicity is an edge type's limit on edges per node, after JanusGraph's

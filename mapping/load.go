@@ -117,7 +117,7 @@ type rule struct {
 	// version, when set, gives the position of the rule's mutations in
 	// place of the envelope's (see Position).
 	version *program
-	stats *ruleStats
+	stats   *ruleStats
 }
 
 // unmatched is what happens to an envelope of a mapped topic that no rule

@@ -667,3 +667,27 @@ func (p *jsonParser) row(c *converter, path, metaPrefix string) (m map[string]an
 		}
 	}
 }
+
+// wholeObject reads data as exactly one JSON object: a malformed value is
+// malformed_json, any other well-formed value a schema_violation saying
+// that the value is not what (e.g. "a JSON object").
+func wholeObject(data []byte, keys *keyInterner, what string) (map[string]any, error) {
+	p := jsonParser{data: data, field: "value", keys: keys}
+	if p.peek() != '{' {
+		if _, err := p.value(); err != nil {
+			return nil, err
+		}
+		if err := p.end(); err != nil {
+			return nil, err
+		}
+		return nil, schemaViolation("", "the value is not "+what)
+	}
+	m, err := p.objectValue()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.end(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}

@@ -61,21 +61,8 @@ func (d *metadataDecoder) Decode(msg Message) ([]Envelope, error) {
 	if len(msg.Value) == 0 {
 		e.Op = OpDelete
 	} else {
-		p := jsonParser{data: msg.Value, field: "value", keys: &d.names}
-		if p.peek() != '{' {
-			if _, err := p.value(); err != nil {
-				return nil, err
-			}
-			if err := p.end(); err != nil {
-				return nil, err
-			}
-			return nil, schemaViolation("", "the value is not a JSON object (a metadata document)")
-		}
-		doc, err := p.objectValue()
+		doc, err := wholeObject(msg.Value, &d.names, "a JSON object (a metadata document)")
 		if err != nil {
-			return nil, err
-		}
-		if err := p.end(); err != nil {
 			return nil, err
 		}
 		e.After, e.Attributes = doc, doc

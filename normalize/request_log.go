@@ -72,21 +72,8 @@ func (d *requestLogDecoder) Decode(msg Message) ([]Envelope, error) {
 	if len(msg.Value) == 0 {
 		return nil, decodeErr(ClassMissingField, "", "the record has no value")
 	}
-	p := jsonParser{data: msg.Value, field: "value", keys: &d.names}
-	if p.peek() != '{' {
-		if _, err := p.value(); err != nil {
-			return nil, err
-		}
-		if err := p.end(); err != nil {
-			return nil, err
-		}
-		return nil, schemaViolation("", "the value is not a JSON object")
-	}
-	m, err := p.objectValue()
+	m, err := wholeObject(msg.Value, &d.names, "a JSON object")
 	if err != nil {
-		return nil, err
-	}
-	if err := p.end(); err != nil {
 		return nil, err
 	}
 	r := &d.cfg.RequestLog
