@@ -41,6 +41,7 @@ var (
 	kindClientClosed     = kind{"client-closed-request", 499, "Client closed request"}
 	kindInternal         = kind{"internal", http.StatusInternalServerError, "Internal error"}
 	kindUnavailable      = kind{"unavailable", http.StatusServiceUnavailable, "Service unavailable"}
+	kindNotImplemented   = kind{"not-implemented", http.StatusNotImplemented, "Not implemented here"}
 	kindTimeout          = kind{"time-budget-exceeded", http.StatusGatewayTimeout, "Time budget exceeded"}
 )
 

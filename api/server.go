@@ -42,6 +42,9 @@ type Options struct {
 	// Counts answers /v1/counts (frequency caps); nil answers them 404.
 	// It must be safe for concurrent use.
 	Counts graph.CountReader
+	// Purger applies node purges (POST /v1/admin/purge); nil answers that
+	// route 501. It must be safe for concurrent use.
+	Purger graph.Writer
 	// Readiness answers /readyz.
 	Readiness *lifecycle.Readiness
 	// Registry registers the API's metrics; Gatherer is what /metrics
@@ -59,6 +62,7 @@ type Options struct {
 type server struct {
 	cfg      Config
 	store    graph.Reader
+	purger   graph.Writer
 	counts   graph.CountReader
 	schema   *graph.Schema
 	engine   *traverse.Engine
@@ -149,6 +153,7 @@ func New(opts Options) (http.Handler, error) {
 	s := &server{
 		cfg:      cfg,
 		store:    opts.Store,
+		purger:   opts.Purger,
 		counts:   opts.Counts,
 		schema:   opts.Schema,
 		engine:   traverse.New(opts.Store, opts.Schema, traverse.Options{Concurrency: cfg.ReadConcurrency}),
@@ -211,6 +216,7 @@ func (s *server) routes(ready *lifecycle.Readiness, gath prometheus.Gatherer) ht
 		r.With(graphRead...).Post("/traversals", s.postTraversal)
 		r.With(countsRead...).Get("/counts/{type}/{id}", s.getCounts)
 		r.With(countsRead...).Post("/counts:batch", s.postCountsBatch)
+		r.With(s.requireScope(ScopeAdmin), s.limitInFlight).Post("/admin/purge", s.postPurge)
 	})
 	return r
 }

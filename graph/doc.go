@@ -19,8 +19,24 @@
 //     state.
 //   - An upsert replaces the whole property set (a CDC after-image is the full
 //     row); it does not merge with older properties.
-//   - A delete at version V removes only what was written at or before V;
-//     a node delete also hides the node's edges written at or before V.
+//   - A delete at version V removes only what was written at or before V.
+//   - Edge visibility. An edge is visible (to adjacency, and so to
+//     traversals and listings) only while its own upsert is live and both
+//     end nodes exist. An end whose node type is implicit
+//     ([NodeType.Implicit]: a node that edges create, such as an item
+//     bought) need not exist; it hides the edge only while the node is
+//     deleted (its newest delete beats its newest upsert). So a node delete
+//     hides the node's edges without destroying them: edges owned by other
+//     sources (rows of other tables, request logs) are visible again when
+//     the node is written again, as in the source database; edges the
+//     deleted row owned go with their own deletes.
+//   - Purge. OpPurgeNode at version V deletes the node at V and removes, for
+//     good, every edge at it written at or before V, whatever happens to
+//     the node later; an edge written after V is kept. It is the privacy
+//     request's erase, not the CDC delete. (The reference keeps the purge
+//     version and hides those edges; Pebble removes them when purging and
+//     refuses late ones; Cassandra keeps the version in node_deletes and
+//     hides them when reading.)
 //   - Edges expire ExpiresAt = EventTime + TTL of their edge type (0 = never).
 //   - Multiplicity. At an end an edge type constrains ([EdgeType.Constrains]:
 //     the From end of a MANY2ONE type, the To end of ONE2MANY, both of

@@ -91,12 +91,15 @@ type Edge struct {
 // Op is the kind of a mutation.
 type Op uint8
 
-// The four mutation kinds.
+// The mutation kinds. OpDeleteNode hides a node (its edges stay, hidden
+// while it is deleted); OpPurgeNode removes a node and every edge at it
+// written at or before the purge, for good (see the package doc).
 const (
 	OpUpsertNode Op = iota + 1
 	OpUpsertEdge
 	OpDeleteNode
 	OpDeleteEdge
+	OpPurgeNode
 )
 
 func (o Op) String() string {
@@ -109,6 +112,8 @@ func (o Op) String() string {
 		return "delete_node"
 	case OpDeleteEdge:
 		return "delete_edge"
+	case OpPurgeNode:
+		return "purge_node"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }

@@ -72,6 +72,11 @@ const (
 type NodeType struct {
 	Name  string
 	Props map[string]PropType
+	// Implicit is whether edges may name a node of this type that was
+	// never written: a node that edges create (an item bought, a city a
+	// zone is in). An edge needs its implicit end only not to be deleted,
+	// where any other end must exist (see the package doc).
+	Implicit bool
 	// File and Line locate the declaration, for error messages.
 	File string
 	Line int
@@ -231,6 +236,7 @@ func checkName(name string) string {
 //
 //	node_types:
 //	  account:
+//	    implicit: false     # optional: true lets edges name nodes never written
 //	    properties:
 //	      email: string     # string | int | float | bool
 //	edge_types:
@@ -487,7 +493,7 @@ func (p fileParser) nodeType(name string, e entry) (NodeType, error) {
 	if msg := checkName(name); msg != "" {
 		return NodeType{}, p.errf(e.key, field, "name %s", msg)
 	}
-	m, err := p.mapping(e.val, field, "properties")
+	m, err := p.mapping(e.val, field, "implicit", "properties")
 	if err != nil {
 		return NodeType{}, err
 	}
@@ -495,7 +501,14 @@ func (p fileParser) nodeType(name string, e entry) (NodeType, error) {
 	if err != nil {
 		return NodeType{}, err
 	}
-	return NodeType{Name: name, Props: props, File: p.file, Line: e.key.Line}, nil
+	nt := NodeType{Name: name, Props: props, File: p.file, Line: e.key.Line}
+	if v, ok := m["implicit"]; ok {
+		if v.val.Kind != yaml.ScalarNode || v.val.Tag != "!!bool" {
+			return NodeType{}, p.errf(v.val, field+".implicit", "must be true or false")
+		}
+		nt.Implicit = v.val.Value == "true"
+	}
+	return nt, nil
 }
 
 func (p fileParser) edgeType(name string, e entry) (EdgeType, error) {
@@ -735,7 +748,7 @@ func (s *Schema) Check(m *Mutation) error {
 	var declared map[string]PropType
 	var typ string
 	switch m.Op {
-	case OpUpsertNode, OpDeleteNode:
+	case OpUpsertNode, OpDeleteNode, OpPurgeNode:
 		typ = m.Node.Type
 		nt, ok := s.nodes[typ]
 		if !ok {
@@ -769,7 +782,7 @@ func (s *Schema) Check(m *Mutation) error {
 	default:
 		return fail(RuleUnknownOp, "", "", "op %d", uint8(m.Op))
 	}
-	if m.Op == OpDeleteNode || m.Op == OpDeleteEdge {
+	if m.Op == OpDeleteNode || m.Op == OpDeleteEdge || m.Op == OpPurgeNode {
 		if len(m.Props) > 0 {
 			return fail(RulePropertiesOnDelete, typ, "", "a delete carries no properties")
 		}

@@ -27,6 +27,9 @@ func TestLoadSchemaValid(t *testing.T) {
 		t.Fatalf("edge types %v, want %v", got, want)
 	}
 	person, _ := s.NodeType("person")
+	if city, _ := s.NodeType("city"); !city.Implicit || person.Implicit {
+		t.Fatalf("implicit: city %v, person %v; want true, false", city.Implicit, person.Implicit)
+	}
 	wantProps := map[string]graph.PropType{"name": graph.PropString, "age": graph.PropInt, "height_m": graph.PropFloat, "verified": graph.PropBool}
 	if !reflect.DeepEqual(person.Props, wantProps) || person.File != "valid/nodes.yml" || person.Line != 3 {
 		t.Fatalf("person: %+v", person)
@@ -108,6 +111,8 @@ func TestLoadSchemaErrors(t *testing.T) {
 			"d/s.yaml", 10, "edge_types.e.ttl", "negative"},
 		{"ttl too long", map[string]string{"s.yaml": nodes + "edge_types:\n  e:\n    from: a\n    to: b\n    ttl: 7400d\n"},
 			"d/s.yaml", 10, "edge_types.e.ttl", "at most"},
+		{"implicit not bool", map[string]string{"s.yaml": "node_types:\n  a:\n    implicit: sometimes\n"},
+			"d/s.yaml", 3, "node_types.a.implicit", "true or false"},
 		{"reverse not bool", map[string]string{"s.yaml": nodes + "edge_types:\n  e:\n    from: a\n    to: b\n    reverse: yes please\n"},
 			"d/s.yaml", 10, "edge_types.e.reverse", "true or false"},
 		{"unknown multiplicity", map[string]string{"s.yaml": nodes + "edge_types:\n  e:\n    from: a\n    to: b\n    multiplicity: many\n"},

@@ -14,12 +14,11 @@ import (
 // applying muts would, in any order, because every backend keeps per node
 // and edge only the winning upsert and the latest delete.
 //
-// A node's delete is kept even when an upsert of the node is newer: it still
-// hides the node's edges written at or before it (see graph.Reader). An
-// edge's delete older than the kept upsert of that edge is dropped: it can
-// no longer change what is visible. So a batch of updates to one edge
-// becomes one write, and a node that was deleted and re-created in the batch
-// becomes two.
+// A delete older than the kept upsert of the same node or edge is dropped:
+// it can no longer change what is visible (a node delete hides the node's
+// edges only while it is the node's newest word, see package graph). So a
+// batch of updates to one edge becomes one write, and so does a node that
+// was deleted and re-created in the batch. Purges are kept as they are.
 //
 // The mutations must have passed graph.(*Schema).Check (Map's do), so that
 // event times are at the precision backends compare. The result keeps the
@@ -91,7 +90,7 @@ func Fold(muts []graph.Mutation) []graph.Mutation {
 		s := &slots[i]
 		if s.del >= 0 {
 			d := &muts[s.del]
-			dropped := d.Op == graph.OpDeleteEdge && s.up >= 0 && compareVersions(&muts[s.up], d) > 0
+			dropped := s.up >= 0 && compareVersions(&muts[s.up], d) > 0
 			if !dropped {
 				out = append(out, *d)
 			}

@@ -15,7 +15,7 @@ import (
 const metaSchemaYAML = `
 node_types:
   campaign: {properties: {name: string}}
-  advertiser: {properties: {}}
+  advertiser: {implicit: true, properties: {}}  # only edges name advertisers
 edge_types:
   advertised_by: {from: [campaign], to: [advertiser]}
 `

@@ -61,7 +61,8 @@ func TestPositionBySchemeOrdersEvents(t *testing.T) {
 const versionSchemaYAML = `
 node_types:
   account: {properties: {status: string}}
-  profile: {properties: {name: string}}
+  # The capture's flattened devices name profiles it has no rows of.
+  profile: {implicit: true, properties: {name: string}}
   device: {properties: {platform: string}}
   flat_device: {properties: {platform: string}}
 edge_types:

@@ -18,6 +18,7 @@ import (
 // Read statements.
 const (
 	cqlGetNode     = `SELECT props, WRITETIME(props) FROM nodes WHERE type = ? AND id = ?`
+	cqlGetNodesIn  = `SELECT id, props FROM nodes WHERE type = ? AND id IN ?`
 	cqlNodeDelete  = `SELECT deleted_at, deleted_pos, WRITETIME(deleted_pos) FROM node_deletes WHERE type = ? AND id = ?`
 	cqlNodeDeletes = `SELECT id, deleted_at, deleted_pos, WRITETIME(deleted_pos) FROM node_deletes WHERE type = ? AND id IN ?`
 	cqlScanByKey   = `SELECT neighbor, props, WRITETIME(props), expires_at, last_time FROM edges_by_key` +
@@ -185,9 +186,11 @@ type adjRead struct {
 	dir   int8
 	id    []byte
 	after *position
-	// own is the node's own newest delete, nil when it was never deleted;
-	// ownRead that it has been read.
+	// own is the node's own newest purge, nil when it was never purged;
+	// absent that the node lets no edge be seen (see present); ownRead
+	// that both have been read.
 	own     *nodeDelete
+	absent  bool
 	ownRead bool
 	// self is the node's neighbour key: what a neighbour's claim must name.
 	self []byte
@@ -278,8 +281,11 @@ func opposite(d graph.Direction) graph.Direction {
 // as for any type.
 func (r *adjRead) byClaim(ctx context.Context) (page graph.AdjacencyPage, ok bool, err error) {
 	var claim []byte
-	if err := r.s.runAll(ctx, []task{r.nodeDeleted(), r.ownClaim(&claim)}); err != nil {
+	if err := r.s.runAll(ctx, append(r.ownTasks(), r.ownClaim(&claim))); err != nil {
 		return graph.AdjacencyPage{}, false, err
+	}
+	if r.absent {
+		return graph.AdjacencyPage{}, true, nil
 	}
 	if claim == nil {
 		return graph.AdjacencyPage{}, false, nil
@@ -341,10 +347,73 @@ func ceilMicros(t time.Time) int64 {
 	return us
 }
 
-// nodeDeleted is the task that reads the node's newest delete into r.own
-// (nil when never deleted).
-func (r *adjRead) nodeDeleted() task {
+// ownTasks are the tasks that read what the node itself says about its
+// edges: its newest purge into r.own and whether it is present into
+// r.absent.
+func (r *adjRead) ownTasks() []task {
 	r.ownRead = true
+	return []task{r.nodePurged(), r.ownNode()}
+}
+
+// ownNode is the task that reads the node's value and sets r.absent when
+// the node lets none of its edges be seen.
+func (r *adjRead) ownNode() task {
+	return task{op: opReadNode, f: func(ctx context.Context) error {
+		var b []byte
+		var wt int64
+		err := r.s.query(r.s.readCL, cqlGetNode, r.q.Node.Type, r.id).ScanContext(ctx, &b, &wt)
+		switch {
+		case errors.Is(err, gocql.ErrNotFound):
+			b = nil
+		case err != nil:
+			return err
+		}
+		st, err := nodeStateOf(b)
+		if err != nil {
+			return fmt.Errorf("cassandra: adjacency of %s: node value: %w", r.q.Node, err)
+		}
+		r.absent = !r.s.present(r.q.Node.Type, st)
+		return nil
+	}}
+}
+
+// nodeState is what a node's stored value says about its edges.
+type nodeState uint8
+
+const (
+	nodeMissing nodeState = iota // never written (or a legacy tombstone)
+	nodeLive
+	nodeDeleted // its newest word is a delete
+)
+
+func nodeStateOf(b []byte) (nodeState, error) {
+	if b == nil {
+		return nodeMissing, nil
+	}
+	v, err := decodeValue(b)
+	switch {
+	case err != nil:
+		return 0, err
+	case v.deleted:
+		return nodeDeleted, nil
+	}
+	return nodeLive, nil
+}
+
+// present reports whether a node of type typ in state st lets its edges be
+// seen (package graph): it exists, or its type is implicit and it is not
+// deleted.
+func (s *Store) present(typ string, st nodeState) bool {
+	if st == nodeLive {
+		return true
+	}
+	nt, ok := s.schema.NodeType(typ)
+	return ok && nt.Implicit && st == nodeMissing
+}
+
+// nodePurged is the task that reads the node's newest purge into r.own
+// (nil when never purged).
+func (r *adjRead) nodePurged() task {
 	return task{op: opReadNodeDel, f: func(ctx context.Context) error {
 		var (
 			at, posWT int64
@@ -364,7 +433,7 @@ func (r *adjRead) nodeDeleted() task {
 	}}
 }
 
-// raiseLo skips edges older than the node's own delete; those of its very
+// raiseLo skips edges older than the node's own purge; those of its very
 // event time are decided by position (live).
 func (r *adjRead) raiseLo() {
 	if r.own != nil && r.own.at > r.lo {
@@ -373,7 +442,7 @@ func (r *adjRead) raiseLo() {
 }
 
 // live applies the filters known from the edges_by_key row alone: a live
-// value, not expired, within since/until and newer than the node's delete.
+// value, not expired, within since/until and newer than the node's purge.
 func (r *adjRead) live(kr keyRow) bool {
 	return kr.props != nil && !kr.val.deleted && kr.wt >= r.lo && kr.wt < r.hi && (kr.exp == 0 || kr.exp > r.now) &&
 		(r.own == nil || !r.own.hides(kr.wt, kr.val.pos))
@@ -422,9 +491,9 @@ func (r *adjRead) edge(row keyRow) (graph.Edge, error) {
 	return e, nil
 }
 
-// dropHiddenByNeighbors removes candidates whose neighbour was deleted at
-// or after the edge's version, or, when the edge type constrains the
-// neighbours' end, whose neighbour's claim names another node.
+// dropHiddenByNeighbors removes candidates whose neighbour is not present
+// (package graph), was purged at or after the edge's version, or, when the
+// edge type constrains the neighbours' end, claims another node.
 func (r *adjRead) dropHiddenByNeighbors(ctx context.Context, cs []candidate) ([]candidate, error) {
 	if len(cs) == 0 {
 		return cs, nil
@@ -452,19 +521,26 @@ func (r *adjRead) dropHiddenByNeighbors(ctx context.Context, cs []candidate) ([]
 // nbrChecks is what the neighbours of a page say about their edges to the
 // node, filled by the tasks of neighborChecks.
 type nbrChecks struct {
-	// del is the newest delete of each neighbour ever deleted.
+	// del is the newest purge of each neighbour ever purged.
 	del map[string]nodeDelete
+	// state is each neighbour's node state; absent means never written.
+	state map[string]nodeState
 	// claims is each neighbour's claim target, when the edge type
 	// constrains the neighbours' end and the neighbour has a claim.
 	claims map[string][]byte
+	// types is each neighbour's node type.
+	types map[string]string
 }
 
 // hides reports whether the edge of row (to neighbour row.nbr) is hidden by
-// its neighbour: deleted at or after the edge's version, or claiming
-// another node at an end the type constrains. A neighbour without a claim
-// constrains nothing (see byClaim).
+// its neighbour: not present, purged at or after the edge's version, or
+// claiming another node at an end the type constrains. A neighbour without
+// a claim constrains nothing (see byClaim).
 func (nc *nbrChecks) hides(r *adjRead, row keyRow) bool {
 	if d, ok := nc.del[string(row.nbr)]; ok && d.hides(row.wt, row.val.pos) {
+		return true
+	}
+	if !r.s.present(nc.types[string(row.nbr)], nc.state[string(row.nbr)]) {
 		return true
 	}
 	if c, ok := nc.claims[string(row.nbr)]; ok && !bytes.Equal(c, r.self) {
@@ -473,27 +549,30 @@ func (nc *nbrChecks) hides(r *adjRead, row keyRow) bool {
 	return false
 }
 
-// neighborChecks returns the tasks that read, for the neighbours nbrs, the
-// delete versions of those ever deleted (node_deletes holds only deleted
-// nodes, so most lookups end at the bloom filter) and, when the edge type
-// constrains their end, their claims; one IN query per table, neighbour
-// type and maxINValues ids. The tasks fill the returned nbrChecks.
+// neighborChecks returns the tasks that read, for the neighbours nbrs,
+// their node values, the purge versions of those ever purged (node_deletes
+// holds only purged nodes, so most lookups end at the bloom filter) and,
+// when the edge type constrains their end, their claims; one IN query per
+// table, neighbour type and maxINValues ids. The tasks fill the returned
+// nbrChecks.
 func (r *adjRead) neighborChecks(nbrs [][]byte) (*nbrChecks, []task, error) {
 	byType := map[string][][]byte{}
-	seen := map[string]bool{}
+	types := map[string]string{}
 	for _, nb := range nbrs {
-		if seen[string(nb)] {
+		if _, seen := types[string(nb)]; seen {
 			continue
 		}
-		seen[string(nb)] = true
 		k, err := parseNeighbor(nb)
 		if err != nil {
 			return nil, nil, fmt.Errorf("cassandra: adjacency of %s: stored neighbour %q: %w", r.q.Node, nb, err)
 		}
+		types[string(nb)] = k.Type
 		byType[k.Type] = append(byType[k.Type], []byte(k.ID))
 	}
 	del, tasks := r.neighborDeletes(byType)
-	nc := &nbrChecks{del: del}
+	state, stasks := r.neighborStates(byType)
+	tasks = append(tasks, stasks...)
+	nc := &nbrChecks{del: del, state: state, types: types}
 	if r.nbrClaims {
 		claims, ctasks := r.neighborClaims(byType)
 		nc.claims = claims
@@ -521,6 +600,46 @@ func (r *adjRead) neighborDeletes(byType map[string][][]byte) (map[string]nodeDe
 				found := map[string]nodeDelete{}
 				for iter.Scan(&id, &at, &pos, &posWT) {
 					found[string(neighborKey(graph.NodeKey{Type: typ, ID: string(id)}))] = nodeDeleteOf(at, pos, posWT)
+				}
+				if err := iter.Close(); err != nil {
+					return err
+				}
+				mu.Lock()
+				for k, v := range found {
+					out[k] = v
+				}
+				mu.Unlock()
+				return nil
+			}})
+		}
+	}
+	return out, tasks
+}
+
+// neighborStates returns the tasks that read the node values of the
+// neighbours (ids by node type), and the map (keyed by neighbor key) of
+// their states they fill; a neighbour never written is absent from it.
+func (r *adjRead) neighborStates(byType map[string][][]byte) (map[string]nodeState, []task) {
+	out := map[string]nodeState{}
+	var mu sync.Mutex
+	var tasks []task
+	for typ, ids := range byType {
+		for start := 0; start < len(ids); start += maxINValues {
+			chunk := ids[start:min(start+maxINValues, len(ids))]
+			tasks = append(tasks, task{op: opReadNode, f: func(ctx context.Context) error {
+				iter := r.s.query(r.s.readCL, cqlGetNodesIn, typ, chunk).IterContext(ctx)
+				found := map[string]nodeState{}
+				for {
+					var id, b []byte
+					if !iter.Scan(&id, &b) {
+						break
+					}
+					st, err := nodeStateOf(b)
+					if err != nil {
+						_ = iter.Close()
+						return fmt.Errorf("cassandra: adjacency of %s: node %s:%s: %w", r.q.Node, typ, id, err)
+					}
+					found[string(neighborKey(graph.NodeKey{Type: typ, ID: string(id)}))] = st
 				}
 				if err := iter.Close(); err != nil {
 					return err
@@ -605,13 +724,16 @@ func (r *adjRead) byKey(ctx context.Context) (graph.AdjacencyPage, error) {
 	per := max(8, (r.need*5/4+keyBuckets-1)/keyBuckets+4)
 	var tasks []task
 	if !r.ownRead {
-		tasks = append(tasks, r.nodeDeleted())
+		tasks = append(tasks, r.ownTasks()...)
 	}
 	for _, st := range streams {
 		tasks = append(tasks, r.fetchKeys(st, per))
 	}
 	if err := r.s.runAll(ctx, tasks); err != nil {
 		return graph.AdjacencyPage{}, err
+	}
+	if r.absent {
+		return graph.AdjacencyPage{}, nil
 	}
 	r.raiseLo()
 
@@ -742,10 +864,13 @@ func (r *adjRead) latest(ctx context.Context) (graph.AdjacencyPage, error) {
 	var days []int32
 	tasks := []task{r.readDays(&days, dayOf(r.lo), dayHi)}
 	if !r.ownRead {
-		tasks = append(tasks, r.nodeDeleted())
+		tasks = append(tasks, r.ownTasks()...)
 	}
 	if err := r.s.runAll(ctx, tasks); err != nil {
 		return graph.AdjacencyPage{}, err
+	}
+	if r.absent {
+		return graph.AdjacencyPage{}, nil
 	}
 	r.raiseLo()
 

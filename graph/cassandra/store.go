@@ -334,10 +334,15 @@ func (s *Store) buildPlan(muts []graph.Mutation) (*plan, map[graph.Op]int, error
 			p.add(partKey{table: tNodes, typ: m.Node.Type, id: m.Node.ID},
 				cqlUpsertNode, m.Node.Type, []byte(m.Node.ID), liveValue(m.Pos, enc), ts)
 		case graph.OpDeleteNode:
-			// The node's value becomes the deleted one, and node_deletes
-			// keeps the delete's version (deleted_at, deleted_pos) for the
-			// edges it hides: at equal times the greater position wins
-			// there too, as both cells are written at the delete's time.
+			// The node's value becomes the deleted one; its edges stay, and
+			// readers hide them while the node's value is deleted.
+			p.add(partKey{table: tNodes, typ: m.Node.Type, id: m.Node.ID},
+				cqlUpsertNode, m.Node.Type, []byte(m.Node.ID), deletedValue(m.Pos), ts)
+		case graph.OpPurgeNode:
+			// A delete, and node_deletes keeps the purge's version
+			// (deleted_at, deleted_pos) for the edges it removes for good:
+			// at equal times the greater position wins there too, as both
+			// cells are written at the purge's time.
 			pos := m.Pos
 			idv, tsv, posv := any([]byte(m.Node.ID)), any(ts), any(pos[:])
 			p.add(partKey{table: tNodes, typ: m.Node.Type, id: m.Node.ID},

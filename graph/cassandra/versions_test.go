@@ -252,13 +252,15 @@ func TestLegacyValues(t *testing.T) {
 		t.Fatalf("stored %x, %v; want the current format", raw, err)
 	}
 
-	// A legacy node delete (no deleted_pos) of d at t2 is the version
-	// (t2, zero): it hides d's edges up to it, not those of t2 at a
-	// greater position. A later current-format delete of an earlier time
-	// does not lend its position to it.
+	// A legacy node delete (a node_deletes row without deleted_pos) of d
+	// at t2 now reads as a purge of version (t2, zero): it hides d's edges
+	// up to it, not those of t2 at a greater position. A later
+	// current-format purge of an earlier time does not lend its position
+	// to it.
 	t2 := t1.Add(time.Minute)
 	exec(`INSERT INTO node_deletes (type, id, deleted_at) VALUES (?, ?, ?) USING TIMESTAMP ?`, d.Type, []byte(d.ID), t2.UnixMicro(), t2.UnixMicro())
-	h.apply(graph.Mutation{Op: graph.OpDeleteNode, Node: d, EventTime: t1, Pos: graph.PosUint64(99)})
+	h.apply(graph.Mutation{Op: graph.OpPurgeNode, Node: d, EventTime: t1, Pos: graph.PosUint64(99)},
+		graph.Mutation{Op: graph.OpUpsertNode, Node: d, EventTime: t1, Pos: graph.PosUint64(100)})
 	at := func(m graph.Mutation, pos uint64) graph.Mutation { m.Pos = graph.PosUint64(pos); return m }
 	x, y, z := h.user("x"), h.user("y"), h.user("z")
 	h.apply(

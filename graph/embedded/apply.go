@@ -14,10 +14,10 @@ import (
 
 // Apply checks every mutation against the schema (none is applied if one
 // breaks it; the error is the permanent *graph.SchemaError), then applies
-// them in order in one Pebble batch. Only a node delete whose cleanup
+// them in order in one Pebble batch. Only a node purge whose cleanup
 // outgrows cfg.CommitEvery commits in several batches; a crash in between
-// leaves edges deleted and the node not yet, and the caller's retry of the
-// whole batch finishes the work.
+// leaves edges removed and the purge not yet recorded, and the caller's
+// retry of the whole batch finishes the work.
 func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 	if len(muts) > s.cfg.MaxBatch {
 		return fmt.Errorf("embedded: apply: %d mutations, at most %d per call", len(muts), s.cfg.MaxBatch)
@@ -146,7 +146,9 @@ func (t *txn) applyAll(ctx context.Context, muts []graph.Mutation, encs [][]byte
 		case graph.OpUpsertNode:
 			err = t.upsertNode(m.Node, v, encs[i])
 		case graph.OpDeleteNode:
-			err = t.deleteNode(ctx, m.Node, v)
+			err = t.deleteNode(m.Node, v)
+		case graph.OpPurgeNode:
+			err = t.purgeNode(ctx, m.Node, v)
 		case graph.OpUpsertEdge:
 			err = t.upsertEdge(m.Edge, v, m.TTL, encs[i])
 		case graph.OpDeleteEdge:
@@ -211,15 +213,15 @@ func (t *txn) upsertEdge(k graph.EdgeKey, v ver, ttl time.Duration, enc []byte) 
 		t.s.m.superseded.Inc()
 		return nil
 	}
-	// A delete of either end node at or after this version hides the edge
+	// A purge of either end node at or after this version removed the edge
 	// for good: do not store it (its claims, made above, are kept like the
 	// reference's).
 	for _, n := range []graph.NodeKey{k.From, k.To} {
-		nr, found, err := t.get(nodeKey(n))
+		purged, err := t.purgedAtOrAfter(n, v)
 		if err != nil {
 			return err
 		}
-		if found && nr.deletedAtOrAfter(v.at, v.pos) {
+		if purged {
 			t.s.m.superseded.Inc()
 			return nil
 		}
@@ -323,18 +325,53 @@ func (t *txn) deleteEdge(k graph.EdgeKey, v ver) error {
 	return t.set(key, r)
 }
 
-// deleteNode removes, before Apply returns, every edge written at or before
-// the delete that has the node at either end, then records the node's
-// tombstone. Later-arriving edges at or before it are refused by
-// upsertEdge, so reads never need to consult node tombstones.
-func (t *txn) deleteNode(ctx context.Context, n graph.NodeKey, v ver) error {
+// deleteNode records the node's tombstone. Its edges stay: readers hide
+// them while the node is deleted (see Adjacency).
+func (t *txn) deleteNode(n graph.NodeKey, v ver) error {
 	key := nodeKey(n)
 	r, found, err := t.get(key)
 	if err != nil {
 		return err
 	}
 	if found && r.deletedAtOrAfter(v.at, v.pos) {
-		// A delete at least as new already ran this cleanup.
+		t.s.m.superseded.Inc()
+		return nil
+	}
+	r.hasDel, r.delAt, r.delPos = true, v.at, v.pos
+	if r.upTo(v) {
+		r.hasUp, r.upAt, r.upPos, r.props = false, 0, graph.Pos{}, nil
+	}
+	return t.set(key, r)
+}
+
+// purgedAtOrAfter reports whether node n has a purge at or after v.
+func (t *txn) purgedAtOrAfter(n graph.NodeKey, v ver) (bool, error) {
+	b, closer, err := t.b.Get(purgeKey(n))
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer closer.Close()
+	at, pos, err := decodeVer(b)
+	if err != nil {
+		return false, fmt.Errorf("purge entry of %s: %w", n, err)
+	}
+	return graph.CompareVersions(at, pos, v.at, v.pos) >= 0, nil
+}
+
+// purgeNode removes, before Apply returns, every edge written at or before
+// the purge that has the node at either end, deletes the node and records
+// the purge. Later-arriving edges at or before it are refused by
+// upsertEdge.
+func (t *txn) purgeNode(ctx context.Context, n graph.NodeKey, v ver) error {
+	purged, err := t.purgedAtOrAfter(n, v)
+	if err != nil {
+		return err
+	}
+	if purged {
+		// A purge at least as new already ran this cleanup.
 		t.s.m.superseded.Inc()
 		return nil
 	}
@@ -376,11 +413,10 @@ func (t *txn) deleteNode(ctx context.Context, n graph.NodeKey, v ver) error {
 		return err
 	}
 	t.s.m.cleanedEdges.Add(float64(removed))
-	r.hasDel, r.delAt, r.delPos = true, v.at, v.pos
-	if r.upTo(v) {
-		r.hasUp, r.upAt, r.upPos, r.props = false, 0, graph.Pos{}, nil
+	if err := t.deleteNode(n, v); err != nil {
+		return err
 	}
-	return t.set(key, r)
+	return t.b.Set(purgeKey(n), encodeVer(v.at, v.pos), nil)
 }
 
 // scanChunk is how many entries scan reads before releasing its iterator,

@@ -138,8 +138,9 @@ func TestSweepRemovesExpiredEdges(t *testing.T) {
 	s := openWith(t, nil, embedded.Deps{Now: clk.now, Registerer: reg})
 	var muts []graph.Mutation
 	for i := range 10 {
-		muts = append(muts, graph.Mutation{Op: graph.OpUpsertEdge, EventTime: t0.Add(time.Duration(i) * time.Minute),
-			Edge: graph.EdgeKey{Type: "viewed", From: u1, To: item(i)}})
+		muts = append(muts, graph.Mutation{Op: graph.OpUpsertNode, EventTime: t0, Node: item(i)},
+			graph.Mutation{Op: graph.OpUpsertEdge, EventTime: t0.Add(time.Duration(i) * time.Minute),
+				Edge: graph.EdgeKey{Type: "viewed", From: u1, To: item(i)}})
 	}
 	mustApply(t, s, muts...)
 	// Rewriting an edge moves its expiry; the old queue entry must go.
@@ -181,9 +182,9 @@ func TestSweepRemovesExpiredEdges(t *testing.T) {
 	}
 }
 
-// A node delete larger than CommitEvery commits in several batches and
+// A node purge larger than CommitEvery commits in several batches and
 // still removes every edge in both directions.
-func TestNodeDeleteOfSupernodeInChunks(t *testing.T) {
+func TestNodePurgeOfSupernodeInChunks(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := openWith(t, func(c *embedded.Config) { c.CommitEvery = 100 }, embedded.Deps{Registerer: reg})
 	hub := graph.NodeKey{Type: "user", ID: "hub"}
@@ -196,7 +197,9 @@ func TestNodeDeleteOfSupernodeInChunks(t *testing.T) {
 		)
 	}
 	mustApply(t, s, muts...)
-	mustApply(t, s, graph.Mutation{Op: graph.OpDeleteNode, Node: hub, EventTime: t0.Add(time.Second)})
+	mustApply(t, s, graph.Mutation{Op: graph.OpPurgeNode, Node: hub, EventTime: t0.Add(time.Second)})
+	// Written again, the hub has none of its old edges.
+	mustApply(t, s, graph.Mutation{Op: graph.OpUpsertNode, Node: hub, EventTime: t0.Add(2 * time.Second)})
 	for _, q := range []graph.AdjacencyQuery{
 		{Node: hub, EdgeType: "follows", Direction: graph.Out, Order: graph.OrderKey, Limit: 1000},
 		{Node: hub, EdgeType: "follows", Direction: graph.Out, Order: graph.OrderLatest, Limit: 1000},
@@ -207,7 +210,7 @@ func TestNodeDeleteOfSupernodeInChunks(t *testing.T) {
 			t.Fatalf("%s %s of %s: %d edges left", q.EdgeType, q.Direction, q.Node, len(got))
 		}
 	}
-	if v := metricValue(t, reg, "rtgraph_embedded_node_delete_edges_removed_total"); v != 2*n {
+	if v := metricValue(t, reg, "rtgraph_embedded_node_purge_edges_removed_total"); v != 2*n {
 		t.Fatalf("removed metric %v, want %d", v, 2*n)
 	}
 }
@@ -238,7 +241,8 @@ func TestScanBudgetEndsPageEarly(t *testing.T) {
 		if i%10 == 9 {
 			at = t0.Add(-time.Minute)
 		}
-		muts = append(muts, graph.Mutation{Op: graph.OpUpsertEdge, EventTime: at, Edge: graph.EdgeKey{Type: "viewed", From: u1, To: item(i)}})
+		muts = append(muts, graph.Mutation{Op: graph.OpUpsertNode, EventTime: at, Node: item(i)},
+			graph.Mutation{Op: graph.OpUpsertEdge, EventTime: at, Edge: graph.EdgeKey{Type: "viewed", From: u1, To: item(i)}})
 	}
 	mustApply(t, s, muts...)
 	for _, order := range []graph.Order{graph.OrderKey, graph.OrderLatest} {

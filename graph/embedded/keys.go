@@ -26,6 +26,9 @@ import (
 //	o <node> <type> <dir>           a node's claim at an end its edge type
 //	                                constrains (multiplicity): the version
 //	                                and the target of its newest claim
+//	p <node>                        the version of a node's newest purge:
+//	                                edges at it up to that version are
+//	                                removed and refused for good
 //
 // <node> is <node type> <node id>; <inv> is MaxUint64 minus the event time in
 // microseconds, big-endian, so newer sorts first; <expires> is microseconds,
@@ -38,6 +41,7 @@ const (
 	tInTime  = 's'
 	tExpiry  = 'x'
 	tClaim   = 'o'
+	tPurge   = 'p'
 )
 
 func appendStr(b []byte, s string) []byte {
@@ -102,6 +106,23 @@ func appendInv(b []byte, at int64) []byte {
 }
 
 func nodeKey(k graph.NodeKey) []byte { return appendNode([]byte{tNode}, k) }
+
+func purgeKey(k graph.NodeKey) []byte { return appendNode([]byte{tPurge}, k) }
+
+// encodeVer and decodeVer are a purge entry's value: event time in
+// microseconds (8 bytes, big-endian) and position.
+func encodeVer(at int64, pos graph.Pos) []byte {
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+graph.PosLen), uint64(at)), pos[:]...)
+}
+
+func decodeVer(b []byte) (int64, graph.Pos, error) {
+	var pos graph.Pos
+	if len(b) != 8+graph.PosLen {
+		return 0, pos, errBadKey
+	}
+	copy(pos[:], b[8:])
+	return int64(binary.BigEndian.Uint64(b)), pos, nil
+}
 
 func edgeKey(k graph.EdgeKey) []byte {
 	b := appendNode(make([]byte, 0, 64), k.From)

@@ -30,8 +30,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Mutations that changed nothing because newer state or a newer delete was already stored.",
 		}),
 		cleanedEdges: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "rtgraph_embedded_node_delete_edges_removed_total",
-			Help: "Edges removed because a node at one of their ends was deleted.",
+			Name: "rtgraph_embedded_node_purge_edges_removed_total",
+			Help: "Edges removed because a node at one of their ends was purged.",
 		}),
 		displaced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rtgraph_embedded_edges_displaced_total",

@@ -336,7 +336,13 @@ func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.Ad
 	start := time.Now()
 	defer func() { s.m.readSeconds.WithLabelValues("adjacency").Observe(time.Since(start).Seconds()) }()
 
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: pl.hi})
+	// One snapshot for the scan and the end nodes' records it consults.
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	if ok, err := s.present(snap, q.Node); err != nil || !ok {
+		return graph.AdjacencyPage{}, err
+	}
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: pl.hi})
 	if err != nil {
 		return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
 	}
@@ -386,6 +392,11 @@ func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.Ad
 		if err != nil {
 			return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
 		}
+		if ok, err := s.present(snap, other); err != nil {
+			return graph.AdjacencyPage{}, err
+		} else if !ok {
+			continue
+		}
 		props, err := s.schema.DecodeEdgeProps(q.EdgeType, r.props)
 		if err != nil {
 			return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
@@ -404,6 +415,29 @@ func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.Ad
 		return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
 	}
 	return page, nil
+}
+
+// present reports whether node k lets its edges be seen (see package
+// graph): it exists, or its type is implicit and it is not deleted.
+func (s *Store) present(snap *pebble.Snapshot, k graph.NodeKey) (bool, error) {
+	v, closer, err := snap.Get(nodeKey(k))
+	var r record
+	found := err == nil
+	switch {
+	case found:
+		r, err = decodeRecord(v)
+		closer.Close()
+		if err != nil {
+			return false, fmt.Errorf("embedded: adjacency: node %s: %w", k, err)
+		}
+		if r.visible() {
+			return true, nil
+		}
+	case !isNotFound(err):
+		return false, fmt.Errorf("embedded: adjacency: node %s: %w", k, err)
+	}
+	nt, ok := s.schema.NodeType(k.Type)
+	return ok && nt.Implicit && !(found && r.hasDel), nil
 }
 
 // pebbleLogger sends Pebble's log lines to slog; Pebble's informational

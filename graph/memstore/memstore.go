@@ -38,6 +38,17 @@ type record struct {
 	hasDel bool
 	delAt  time.Time // newest delete's event time
 	delPos graph.Pos // and position
+	// A node's newest purge, which hides for good its edges written at or
+	// before it.
+	hasPurge bool
+	purgeAt  time.Time
+	purgePos graph.Pos
+}
+
+// purgedAtOrAfter reports whether r holds a purge whose version is at or
+// after (at, pos).
+func (r *record) purgedAtOrAfter(at time.Time, pos graph.Pos) bool {
+	return r != nil && r.hasPurge && graph.CompareVersions(r.purgeAt.UnixMicro(), r.purgePos, at.UnixMicro(), pos) >= 0
 }
 
 // deletedAtOrAfter reports whether r holds a delete whose version is at or
@@ -142,6 +153,12 @@ func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 			upsert(getRec(s.nodes, m.Node), m, encs[i])
 		case graph.OpDeleteNode:
 			del(getRec(s.nodes, m.Node), m.EventTime, m.Pos)
+		case graph.OpPurgeNode:
+			r := getRec(s.nodes, m.Node)
+			del(r, m.EventTime, m.Pos)
+			if !r.purgedAtOrAfter(m.EventTime, m.Pos) {
+				r.hasPurge, r.purgeAt, r.purgePos = true, m.EventTime, m.Pos
+			}
 		case graph.OpUpsertEdge:
 			if !s.claim(m) {
 				continue
@@ -274,15 +291,17 @@ func (s *Store) GetNodes(ctx context.Context, keys []graph.NodeKey) (map[graph.N
 	return out, nil
 }
 
-// edgeVisible applies every rule that hides an edge: its own delete, a delete
-// of either end node at or after its event time, and expiry.
+// edgeVisible applies every rule that hides an edge: its own delete, an end
+// node that does not exist (or, of an implicit type, is deleted), a purge
+// of either end at or after its version, and expiry.
 func (s *Store) edgeVisible(k graph.EdgeKey, now time.Time) (graph.Edge, bool) {
 	v := s.edges[k].visible()
 	if v == nil {
 		return graph.Edge{}, false
 	}
 	for _, n := range []graph.NodeKey{k.From, k.To} {
-		if s.nodes[n].deletedAtOrAfter(v.at, v.pos) {
+		r := s.nodes[n]
+		if r.purgedAtOrAfter(v.at, v.pos) || !s.present(n.Type, r) {
 			return graph.Edge{}, false
 		}
 	}
@@ -294,6 +313,16 @@ func (s *Store) edgeVisible(k graph.EdgeKey, now time.Time) (graph.Edge, bool) {
 		}
 	}
 	return e, true
+}
+
+// present reports whether a node of type typ with record r lets its edges
+// be seen: it exists, or its type is implicit and it is not deleted.
+func (s *Store) present(typ string, r *record) bool {
+	if r.visible() != nil {
+		return true
+	}
+	nt, ok := s.schema.NodeType(typ)
+	return ok && nt.Implicit && (r == nil || !r.hasDel)
 }
 
 // Edges returns every visible edge, sorted by key: what property tests

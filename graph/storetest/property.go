@@ -89,7 +89,9 @@ func (g *propGen) mutation(rt *rapid.T) graph.Mutation {
 
 func (g *propGen) op(rt *rapid.T) graph.Mutation {
 	at := rapid.SampledFrom(g.times).Draw(rt, "at")
-	switch rapid.IntRange(0, 9).Draw(rt, "op") {
+	switch rapid.IntRange(0, 10).Draw(rt, "op") {
+	case 10:
+		return graph.Mutation{Op: graph.OpPurgeNode, Node: g.key(rt, []string{"user", "item", "tag"}, "node"), EventTime: at}
 	case 0, 1:
 		k := g.key(rt, []string{"user", "item", "tag"}, "node")
 		nt, _ := g.h.schema.NodeType(k.Type)

@@ -91,6 +91,8 @@ func Run(t *testing.T, open Factory, opts Options) {
 		{"One2ManyReplaces", testOne2Many},
 		{"One2OneClaimsBothEnds", testOne2One},
 		{"NodeDeleteHidesEdgesBothDirections", testNodeDelete},
+		{"EdgeNeedsItsEnds", testEdgeNeedsItsEnds},
+		{"Purge", testPurge},
 		{"TTLExpiry", testTTL},
 		{"BothDirections", testBothDirections},
 		{"SinceUntil", testSinceUntil},
@@ -147,6 +149,26 @@ func (h *harness) item(id string) graph.NodeKey {
 }
 func (h *harness) tag(id string) graph.NodeKey {
 	return graph.NodeKey{Type: "tag", ID: h.ns + "-" + id}
+}
+
+// liveItem returns the key of an item and writes the item, long before
+// anything else a case writes, so that its deletes and upserts in the case
+// decide its state.
+func (h *harness) liveItem(t tb, id string) graph.NodeKey {
+	t.Helper()
+	k := h.item(id)
+	h.apply(t, upN(k, h.at(-3600), graph.Props{"title": id}))
+	return k
+}
+
+// liveTag returns the key of a tag and writes the tag, long before anything
+// else a case writes: tags are not implicit, so their edges are seen only
+// while the tag exists.
+func (h *harness) liveTag(t tb, id string) graph.NodeKey {
+	t.Helper()
+	k := h.tag(id)
+	h.apply(t, upN(k, h.at(-3600), graph.Props{"label": id}))
+	return k
 }
 
 // at returns base plus sec seconds.
@@ -412,6 +434,7 @@ func testOutOfOrder(t *testing.T, h *harness) {
 }
 
 func testTieBreak(t *testing.T, h *harness) {
+	h.liveTag(t, "t")
 	// At equal event time the greater encoded property set wins, whatever
 	// the arrival order: {"name":"b"} > {"name":"a"} byte-wise.
 	for i, order := range [][2]string{{"a", "b"}, {"b", "a"}} {
@@ -451,6 +474,7 @@ func arrivals(h *harness, t tb, a, b []graph.Mutation) [4]func() {
 // updates of a row in one transaction) resolve by position, not by their
 // properties: the later position wins although its properties encode smaller.
 func testPosition(t *testing.T, h *harness) {
+	h.liveTag(t, "t")
 	for i := range 4 {
 		u, v := h.user(fmt.Sprintf("u%d", i)), h.user(fmt.Sprintf("v%d", i))
 		first := []graph.Mutation{
@@ -481,7 +505,7 @@ func testPosition(t *testing.T, h *harness) {
 func testPositionDelete(t *testing.T, h *harness) {
 	for i := range 4 {
 		n, o := h.user(fmt.Sprintf("n%d", i)), h.user(fmt.Sprintf("o%d", i))
-		x := h.item(fmt.Sprintf("x%d", i))
+		x := h.liveItem(t, fmt.Sprintf("x%d", i))
 		// Delete, then insert: the row exists.
 		del := []graph.Mutation{atPos(delN(n, h.at(3)), 10), atPos(delE("likes", o, x, h.at(3)), 10)}
 		ins := []graph.Mutation{atPos(upN(n, h.at(3), graph.Props{"age": int64(1)}), 11),
@@ -502,29 +526,39 @@ func testPositionDelete(t *testing.T, h *harness) {
 	}
 }
 
-// testNodeDeletePosition: a node delete hides the node's edges of the same
-// event time written at an earlier position, and not those written later.
+// testNodeDeletePosition: a node delete and an upsert of the node of the
+// same event time are ordered by position, and the node's edges follow the
+// node: hidden while the delete is its newest word, whatever their own
+// versions, seen again once a later upsert of the node arrives.
 func testNodeDeletePosition(t *testing.T, h *harness) {
-	x, y, z := h.user("x"), h.user("y"), h.user("z")
+	x, y, z, tg := h.liveItem(t, "x"), h.user("y"), h.user("z"), h.liveTag(t, "t")
 	h.apply(t,
-		atPos(upN(x, h.at(1), graph.Props{"name": "x"}), 1),
-		atPos(upE("follows", x, y, h.at(5), nil), 3),
-		atPos(upE("follows", z, x, h.at(5), nil), 7),
+		atPos(upN(x, h.at(1), graph.Props{"title": "x"}), 1),
+		atPos(upE("tagged", x, tg, h.at(5), nil), 3),
+		atPos(upE("likes", z, x, h.at(5), nil), 7),
 	)
 	h.apply(t, atPos(delN(x, h.at(5)), 5))
-	// Arriving after the delete, at an earlier and a later position.
+	// Arriving after the delete: an edge at a later position, and an upsert
+	// of the node at an earlier one, which loses to the delete.
 	h.apply(t,
-		atPos(upE("blocks", z, x, h.at(5), nil), 4),
-		atPos(upE("likes", x, h.item("i"), h.at(5), nil), 6),
+		atPos(upE("likes", y, x, h.at(5), nil), 6),
+		atPos(upN(x, h.at(5), graph.Props{"title": "early"}), 4),
 	)
 	wantNode(t, h, x, nil)
-	wantEdges(t, "follows out of x", h.one(t, q(x, "follows", graph.Out, graph.OrderKey, 0)), nil)
-	wantEdges(t, "follows into y", h.one(t, q(y, "follows", graph.In, graph.OrderKey, 0)), nil)
-	wantEdges(t, "blocks out of z", h.one(t, q(z, "blocks", graph.Out, graph.OrderKey, 0)), nil)
-	wantEdges(t, "follows out of z", h.one(t, q(z, "follows", graph.Out, graph.OrderKey, 0)),
-		[]graph.Edge{edge("follows", z, x, h.at(5), nil)})
-	wantEdges(t, "likes out of x", h.one(t, q(x, "likes", graph.Out, graph.OrderKey, 0)),
-		[]graph.Edge{edge("likes", x, h.item("i"), h.at(5), nil)})
+	wantEdges(t, "tagged out of x", h.one(t, q(x, "tagged", graph.Out, graph.OrderKey, 0)), nil)
+	wantEdges(t, "tagged into t", h.one(t, q(tg, "tagged", graph.In, graph.OrderKey, 0)), nil)
+	wantEdges(t, "likes out of z", h.one(t, q(z, "likes", graph.Out, graph.OrderKey, 0)), nil)
+	wantEdges(t, "likes out of y", h.one(t, q(y, "likes", graph.Out, graph.OrderLatest, 0)), nil)
+	// An upsert of the same time at a later position brings the node and
+	// every edge back.
+	h.apply(t, atPos(upN(x, h.at(5), graph.Props{"title": "late"}), 9))
+	wantNode(t, h, x, &graph.Node{Key: x, Props: graph.Props{"title": "late"}, EventTime: h.at(5)})
+	wantEdges(t, "tagged out of x after the upsert", h.one(t, q(x, "tagged", graph.Out, graph.OrderKey, 0)),
+		[]graph.Edge{edge("tagged", x, tg, h.at(5), nil)})
+	wantEdges(t, "likes out of z after the upsert", h.one(t, q(z, "likes", graph.Out, graph.OrderKey, 0)),
+		[]graph.Edge{edge("likes", z, x, h.at(5), nil)})
+	wantEdges(t, "likes out of y after the upsert", h.one(t, q(y, "likes", graph.Out, graph.OrderLatest, 0)),
+		[]graph.Edge{edge("likes", y, x, h.at(5), nil)})
 }
 
 // testMany2One: an item moves from one owner to another (a row whose owner
@@ -536,7 +570,7 @@ func testMany2One(t *testing.T, h *harness) {
 	for i := range 4 {
 		for _, same := range []bool{false, true} {
 			name := fmt.Sprintf("arrival %d, same time %v", i, same)
-			it := h.item(fmt.Sprintf("i%d%v", i, same))
+			it := h.liveItem(t, fmt.Sprintf("i%d%v", i, same))
 			u1, u2 := h.user(fmt.Sprintf("a%d%v", i, same)), h.user(fmt.Sprintf("b%d%v", i, same))
 			older := atPos(upE("owned_by", it, u1, h.at(1), graph.Props{"share": int64(1)}), 1)
 			newerAt := h.at(2)
@@ -556,7 +590,7 @@ func testMany2One(t *testing.T, h *harness) {
 	// Moving back to the first owner later replaces again; an item's owner
 	// edge can still be deleted explicitly, and an older owner cannot come
 	// back after that.
-	it, u1, u2 := h.item("back"), h.user("back1"), h.user("back2")
+	it, u1, u2 := h.liveItem(t, "back"), h.user("back1"), h.user("back2")
 	h.applyEach(t, upE("owned_by", it, u1, h.at(1), nil), upE("owned_by", it, u2, h.at(2), nil), upE("owned_by", it, u1, h.at(3), nil))
 	wantEdges(t, "moved back", h.one(t, q(it, "owned_by", graph.Out, graph.OrderKey, 0)), []graph.Edge{edge("owned_by", it, u1, h.at(3), nil)})
 	wantEdges(t, "moved back: items of the second owner", h.one(t, q(u2, "owned_by", graph.In, graph.OrderKey, 0)), nil)
@@ -565,7 +599,7 @@ func testMany2One(t *testing.T, h *harness) {
 	// Equal versions with different owners: the greater owner key wins, in
 	// every arrival order, also after an older claim of the winner.
 	for n, perm := range [][3]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}} {
-		tie := h.item(fmt.Sprintf("tie%d", n))
+		tie := h.liveItem(t, fmt.Sprintf("tie%d", n))
 		a, b := h.user(fmt.Sprintf("tie%d-a", n)), h.user(fmt.Sprintf("tie%d-b", n))
 		ms := []graph.Mutation{upE("owned_by", tie, b, h.at(1), nil), upE("owned_by", tie, a, h.at(2), nil), upE("owned_by", tie, b, h.at(2), nil)}
 		for _, i := range perm {
@@ -576,7 +610,7 @@ func testMany2One(t *testing.T, h *harness) {
 		wantEdges(t, fmt.Sprintf("tie, order %v: items of a", perm), h.one(t, q(a, "owned_by", graph.In, graph.OrderKey, 0)), nil)
 	}
 	// Another item's owner is independent.
-	other := h.item("other")
+	other := h.liveItem(t, "other")
 	h.apply(t, upE("owned_by", other, u2, h.at(1), nil))
 	wantEdges(t, "items of the second owner", h.one(t, q(u2, "owned_by", graph.In, graph.OrderKey, 0)),
 		[]graph.Edge{edge("owned_by", other, u2, h.at(1), nil)})
@@ -648,13 +682,13 @@ func testDeleteVersusUpsert(t *testing.T, h *harness) {
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			n, o := h.user(fmt.Sprintf("n%d", i)), h.user(fmt.Sprintf("o%d", i))
+			n, o, x := h.user(fmt.Sprintf("n%d", i)), h.user(fmt.Sprintf("o%d", i)), h.liveItem(t, "x")
 			for _, s := range c.steps {
 				if s.del {
-					h.apply(t, delN(n, h.at(s.sec)), delE("likes", o, h.item("x"), h.at(s.sec)))
+					h.apply(t, delN(n, h.at(s.sec)), delE("likes", o, x, h.at(s.sec)))
 				} else {
 					p := graph.Props{"age": int64(s.sec)}
-					h.apply(t, upN(n, h.at(s.sec), p), upE("likes", o, h.item("x"), h.at(s.sec), graph.Props{"rating": int64(s.sec)}))
+					h.apply(t, upN(n, h.at(s.sec), p), upE("likes", o, x, h.at(s.sec), graph.Props{"rating": int64(s.sec)}))
 				}
 			}
 			likes := h.one(t, q(o, "likes", graph.Out, graph.OrderKey, 0))
@@ -664,16 +698,19 @@ func testDeleteVersusUpsert(t *testing.T, h *harness) {
 				return
 			}
 			wantNode(t, h, n, &graph.Node{Key: n, Props: graph.Props{"age": int64(c.want)}, EventTime: h.at(c.want)})
-			wantEdges(t, "likes", likes, []graph.Edge{edge("likes", o, h.item("x"), h.at(c.want), graph.Props{"rating": int64(c.want)})})
+			wantEdges(t, "likes", likes, []graph.Edge{edge("likes", o, x, h.at(c.want), graph.Props{"rating": int64(c.want)})})
 		})
 	}
 }
 
 // testNodeDelete: deleting a node hides, as soon as Apply returns, every
-// edge written at or before the delete, in both directions and whether or
-// not the edge type keeps a reverse index; edges written after it stay.
+// edge at it, in both directions and whether or not the edge type keeps a
+// reverse index, whatever the edges' versions; it destroys none. When the
+// node is written again, the edges that were not deleted themselves are
+// seen again (a row of another table still pointing at a re-inserted row),
+// and those deleted meanwhile stay deleted.
 func testNodeDelete(t *testing.T, h *harness) {
-	x, y, z, it, tg := h.user("x"), h.user("y"), h.user("z"), h.item("i"), h.tag("t")
+	x, y, z, it, tg := h.user("x"), h.user("y"), h.user("z"), h.liveItem(t, "i"), h.liveTag(t, "t")
 	h.apply(t,
 		upN(x, h.at(1), graph.Props{"name": "x"}),
 		upE("follows", x, y, h.at(2), nil), // out, reverse-indexed type
@@ -681,13 +718,14 @@ func testNodeDelete(t *testing.T, h *harness) {
 		upE("blocks", z, x, h.at(2), nil),  // in, type without reverse index
 		upE("likes", x, it, h.at(2), nil),  // out, type without reverse index
 		upE("tagged", x, tg, h.at(2), nil),
-		upE("follows", z, y, h.at(2), nil),  // unrelated: must survive
-		upE("follows", y, x, h.at(20), nil), // newer than the delete: must survive
+		upE("follows", z, y, h.at(2), nil),  // unrelated: must stay
+		upE("follows", y, x, h.at(20), nil), // newer than the delete: hidden too
 	)
 	h.apply(t, delN(x, h.at(10)))
 	wantNode(t, h, x, nil)
 	empty := []graph.AdjacencyQuery{
 		q(x, "follows", graph.Out, graph.OrderKey, 10),
+		q(x, "follows", graph.In, graph.OrderLatest, 10),
 		q(x, "likes", graph.Out, graph.OrderKey, 10),
 		q(x, "tagged", graph.Out, graph.OrderLatest, 10),
 		q(tg, "tagged", graph.In, graph.OrderLatest, 10),
@@ -696,35 +734,124 @@ func testNodeDelete(t *testing.T, h *harness) {
 	for _, query := range empty {
 		wantEdges(t, fmt.Sprintf("%s %s of %s after deleting x", query.EdgeType, query.Direction, query.Node), h.one(t, query), nil)
 	}
-	yx := edge("follows", y, x, h.at(20), nil)
-	wantEdges(t, "follows into x", h.one(t, q(x, "follows", graph.In, graph.OrderKey, 10)), []graph.Edge{yx})
 	wantEdges(t, "follows out of z", h.one(t, q(z, "follows", graph.Out, graph.OrderKey, 10)),
 		[]graph.Edge{edge("follows", z, y, h.at(2), nil)})
 	wantEdges(t, "follows into y", h.one(t, q(y, "follows", graph.In, graph.OrderKey, 10)),
 		[]graph.Edge{edge("follows", z, y, h.at(2), nil)})
 
-	// Late arrivals older than the delete stay hidden, even after the node
-	// is upserted again; newer ones appear.
+	// While x is deleted: one of its edges is deleted, another written.
 	h.apply(t,
+		delE("follows", z, x, h.at(12)),
 		upE("follows", x, z, h.at(5), nil),
-		upE("blocks", y, x, h.at(10), nil), // tie with the delete: the delete wins
-		upN(x, h.at(30), graph.Props{"name": "x2"}),
-		upE("follows", x, y, h.at(9), nil),
-		upE("likes", x, it, h.at(31), graph.Props{"rating": int64(5)}),
+		upE("blocks", y, x, h.at(10), nil),
 	)
+	wantEdges(t, "follows out of x while deleted", h.one(t, q(x, "follows", graph.Out, graph.OrderKey, 10)), nil)
+	wantEdges(t, "blocks out of y while x is deleted", h.one(t, q(y, "blocks", graph.Out, graph.OrderKey, 10)), nil)
+	// An upsert older than the delete does not bring x back.
+	h.apply(t, upN(x, h.at(9), graph.Props{"name": "old"}))
+	wantNode(t, h, x, nil)
+	wantEdges(t, "follows out of x after an older upsert", h.one(t, q(x, "follows", graph.Out, graph.OrderKey, 10)), nil)
+
+	// Re-inserted: every edge not deleted itself is back.
+	h.apply(t, upN(x, h.at(30), graph.Props{"name": "x2"}))
 	wantNode(t, h, x, &graph.Node{Key: x, Props: graph.Props{"name": "x2"}, EventTime: h.at(30)})
-	wantEdges(t, "follows out of x after re-upsert", h.one(t, q(x, "follows", graph.Out, graph.OrderKey, 10)), nil)
-	wantEdges(t, "blocks out of y", h.one(t, q(y, "blocks", graph.Out, graph.OrderKey, 10)), nil)
-	wantEdges(t, "likes out of x", h.one(t, q(x, "likes", graph.Out, graph.OrderKey, 10)),
-		[]graph.Edge{edge("likes", x, it, h.at(31), graph.Props{"rating": int64(5)})})
-	wantEdges(t, "follows into x after re-upsert", h.one(t, q(x, "follows", graph.In, graph.OrderKey, 10)), []graph.Edge{yx})
-	// Deleting an end node that was never upserted hides edges too.
+	wantEdges(t, "follows out of x after re-insert", h.one(t, q(x, "follows", graph.Out, graph.OrderKey, 10)), []graph.Edge{
+		edge("follows", x, y, h.at(2), nil), edge("follows", x, z, h.at(5), nil)})
+	wantEdges(t, "follows into x after re-insert", h.one(t, q(x, "follows", graph.In, graph.OrderLatest, 10)), []graph.Edge{
+		edge("follows", y, x, h.at(20), nil)})
+	wantEdges(t, "blocks out of z after re-insert", h.one(t, q(z, "blocks", graph.Out, graph.OrderKey, 10)), []graph.Edge{
+		edge("blocks", z, x, h.at(2), nil)})
+	wantEdges(t, "blocks out of y after re-insert", h.one(t, q(y, "blocks", graph.Out, graph.OrderKey, 10)), []graph.Edge{
+		edge("blocks", y, x, h.at(10), nil)})
+	wantEdges(t, "likes out of x after re-insert", h.one(t, q(x, "likes", graph.Out, graph.OrderKey, 10)), []graph.Edge{
+		edge("likes", x, it, h.at(2), nil)})
+	wantEdges(t, "tagged into t after re-insert", h.one(t, q(tg, "tagged", graph.In, graph.OrderLatest, 10)), []graph.Edge{
+		edge("tagged", x, tg, h.at(2), nil)})
+
+	// Deleting the item hides x's like of it; x's other edges stay.
 	h.apply(t, delN(it, h.at(40)))
 	wantEdges(t, "likes out of x after deleting the item", h.one(t, q(x, "likes", graph.Out, graph.OrderKey, 10)), nil)
+	wantEdges(t, "tagged out of x after deleting the item", h.one(t, q(x, "tagged", graph.Out, graph.OrderKey, 10)), []graph.Edge{
+		edge("tagged", x, tg, h.at(2), nil)})
+}
+
+// testEdgeNeedsItsEnds: an edge is seen only while both its end nodes
+// exist; an end of an implicit type (users, items here) need only not be
+// deleted. A tag never written hides its edges until it is written, in
+// whichever order the two arrive.
+func testEdgeNeedsItsEnds(t *testing.T, h *harness) {
+	u, v, it, tg := h.user("u"), h.user("v"), h.item("i"), h.tag("late")
+	h.apply(t,
+		upE("likes", u, tg, h.at(2), graph.Props{"rating": int64(4)}),
+		upE("tagged", it, tg, h.at(2), nil),
+		upE("follows", u, v, h.at(2), nil), // two implicit ends, neither written
+		upE("likes", u, it, h.at(2), nil),
+	)
+	wantEdges(t, "likes out of u before the tag exists", h.one(t, q(u, "likes", graph.Out, graph.OrderKey, 0)), []graph.Edge{
+		edge("likes", u, it, h.at(2), nil)})
+	wantEdges(t, "tagged into the tag before it exists", h.one(t, q(tg, "tagged", graph.In, graph.OrderLatest, 0)), nil)
+	wantEdges(t, "tagged out of the item before the tag exists", h.one(t, q(it, "tagged", graph.Out, graph.OrderKey, 0)), nil)
+	wantEdges(t, "follows between implicit nodes", h.one(t, q(v, "follows", graph.In, graph.OrderKey, 0)), []graph.Edge{
+		edge("follows", u, v, h.at(2), nil)})
+	// The tag arrives, older than its edges: they are seen.
+	h.apply(t, upN(tg, h.at(1), graph.Props{"label": "late"}))
+	wantEdges(t, "likes out of u once the tag exists", h.one(t, q(u, "likes", graph.Out, graph.OrderLatest, 0)), []graph.Edge{
+		edge("likes", u, it, h.at(2), nil), edge("likes", u, tg, h.at(2), graph.Props{"rating": int64(4)})})
+	wantEdges(t, "tagged into the tag once it exists", h.one(t, q(tg, "tagged", graph.In, graph.OrderLatest, 0)), []graph.Edge{
+		edge("tagged", it, tg, h.at(2), nil)})
+	wantEdges(t, "tagged out of the item once the tag exists", h.one(t, q(it, "tagged", graph.Out, graph.OrderKey, 0)), []graph.Edge{
+		edge("tagged", it, tg, h.at(2), nil)})
+	// An implicit node deleted hides its edges; written again, it shows them.
+	h.apply(t, delN(v, h.at(3)))
+	wantEdges(t, "follows out of u after deleting v", h.one(t, q(u, "follows", graph.Out, graph.OrderKey, 0)), nil)
+	h.apply(t, upN(v, h.at(4), nil))
+	wantEdges(t, "follows out of u after writing v", h.one(t, q(u, "follows", graph.Out, graph.OrderKey, 0)), []graph.Edge{
+		edge("follows", u, v, h.at(2), nil)})
+	// A node that does not exist has no edges, even from its own side.
+	ghost := h.tag("ghost")
+	h.apply(t, upE("tagged", it, ghost, h.at(5), nil))
+	wantEdges(t, "tagged into a ghost tag", h.one(t, q(ghost, "tagged", graph.In, graph.OrderKey, 0)), nil)
+}
+
+// testPurge: a purge removes a node and every edge at it written at or
+// before it, for good: writing the node again does not bring them back, and
+// late edges of those versions are not kept. Edges written after the purge
+// are kept, and other nodes' edges are untouched.
+func testPurge(t *testing.T, h *harness) {
+	x, y, z, it, tg := h.user("x"), h.user("y"), h.user("z"), h.liveItem(t, "i"), h.liveTag(t, "t")
+	h.apply(t,
+		upN(x, h.at(1), graph.Props{"name": "x"}),
+		upE("follows", x, y, h.at(2), nil),
+		upE("follows", z, x, h.at(2), nil),
+		upE("blocks", z, x, h.at(2), nil),
+		upE("likes", x, it, h.at(2), nil),
+		upE("tagged", x, tg, h.at(2), nil),
+		upE("follows", z, y, h.at(2), nil),
+	)
+	h.apply(t, graph.Mutation{Op: graph.OpPurgeNode, Node: x, EventTime: h.at(10)})
+	wantNode(t, h, x, nil)
+	// Written again later, and late edges older than the purge arrive.
+	h.apply(t,
+		upN(x, h.at(20), graph.Props{"name": "x2"}),
+		upE("follows", y, x, h.at(5), nil),
+		upE("follows", x, z, h.at(10), nil),
+		upE("follows", x, y, h.at(25), graph.Props{"since": int64(2)}),
+	)
+	wantNode(t, h, x, &graph.Node{Key: x, Props: graph.Props{"name": "x2"}, EventTime: h.at(20)})
+	for _, order := range []graph.Order{graph.OrderKey, graph.OrderLatest} {
+		wantEdges(t, "follows out of x", h.one(t, q(x, "follows", graph.Out, order, 0)), []graph.Edge{
+			edge("follows", x, y, h.at(25), graph.Props{"since": int64(2)})})
+		wantEdges(t, "follows into x", h.one(t, q(x, "follows", graph.In, order, 0)), nil)
+		wantEdges(t, "follows into y", h.one(t, q(y, "follows", graph.In, order, 0)), []graph.Edge{
+			edge("follows", x, y, h.at(25), graph.Props{"since": int64(2)}), edge("follows", z, y, h.at(2), nil)})
+	}
+	wantEdges(t, "blocks out of z", h.one(t, q(z, "blocks", graph.Out, graph.OrderKey, 0)), nil)
+	wantEdges(t, "likes out of x", h.one(t, q(x, "likes", graph.Out, graph.OrderKey, 0)), nil)
+	wantEdges(t, "tagged into t", h.one(t, q(tg, "tagged", graph.In, graph.OrderKey, 0)), nil)
 }
 
 func testTTL(t *testing.T, h *harness) {
-	u, live, gone, later := h.user("u"), h.item("live"), h.item("gone"), h.item("later")
+	u, live, gone, later := h.user("u"), h.liveItem(t, "live"), h.liveItem(t, "gone"), h.liveItem(t, "later")
 	liveAt := h.now.Add(-20 * time.Minute)
 	goneAt := h.now.Add(-3 * time.Hour)
 	h.apply(t,
@@ -761,7 +888,8 @@ func testTTL(t *testing.T, h *harness) {
 }
 
 func testBothDirections(t *testing.T, h *harness) {
-	a, b, c, it := h.user("a"), h.user("b"), h.user("c"), h.item("i")
+	a, b, c, it := h.user("a"), h.user("b"), h.user("c"), h.liveItem(t, "i")
+	h.liveTag(t, "t")
 	h.apply(t,
 		upE("follows", a, b, h.at(1), graph.Props{"weight": 1.0}),
 		upE("follows", c, b, h.at(2), graph.Props{"weight": 2.0}),
@@ -1179,7 +1307,7 @@ func testReopen(t *testing.T, h *harness, opts Options) {
 		upE("follows", a, c, h.at(2), nil),
 		delN(c, h.at(3)),
 		delE("follows", a, b, h.at(4)),
-		upE("viewed", a, h.item("i"), h.now.Add(-time.Minute), nil),
+		upE("viewed", a, h.liveItem(t, "i"), h.now.Add(-time.Minute), nil),
 	)
 	h.s = opts.Reopen(t, h.s)
 	wantNode(t, h, a, &graph.Node{Key: a, Props: graph.Props{"name": "a"}, EventTime: h.at(1)})

@@ -1,0 +1,65 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/rtgraph/rtgraph/graph"
+)
+
+// purgeRequest is the body of POST /v1/admin/purge.
+type purgeRequest struct {
+	Node string `json:"node"`
+}
+
+type purgeResponse struct {
+	Node     nodeKeyJSON `json:"node"`
+	PurgedAt time.Time   `json:"purged_at"`
+}
+
+// purgePos is the position of a purge: the greatest, so that the purge
+// covers everything of its microsecond.
+var purgePos = func() graph.Pos {
+	var p graph.Pos
+	for i := range p {
+		p[i] = 0xff
+	}
+	return p
+}()
+
+// postPurge removes a node and every edge at it for good (graph.OpPurgeNode
+// at the server's clock): the answer to a privacy request. What the
+// sources write later, with a later event time, is new data and is kept.
+func (s *server) postPurge(w http.ResponseWriter, r *http.Request) {
+	if s.purger == nil {
+		s.writeProblem(w, r, apiErr(kindNotImplemented, "", "this process does not write to the graph store; send the purge to a process that does"))
+		return
+	}
+	if err := checkJSONBody(r); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	if err := checkNoQuery(r); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	var body purgeRequest
+	if err := decodeJSON(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), &body); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	k, err := s.parseNodeRef(body.Node, "node")
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	at := s.now().UTC().Truncate(time.Microsecond)
+	r, cancel := withBudget(r, s.cfg.DefaultTimeBudget)
+	defer cancel()
+	if err := s.purger.Apply(r.Context(), []graph.Mutation{{Op: graph.OpPurgeNode, Node: k, EventTime: at, Pos: purgePos}}); err != nil {
+		s.writeProblem(w, r, err)
+		return
+	}
+	s.log.Info("node purged", "node", k.String(), "purged_at", at, "request_id", requestIDFrom(r.Context()))
+	s.writeJSON(w, purgeResponse{Node: nodeKeyJSON{Type: k.Type, ID: k.ID}, PurgedAt: at})
+}
