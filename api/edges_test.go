@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtgraph/rtgraph/graph"
 )
 
 func edgeNames(es []edgeJSON) []string {
@@ -159,5 +161,47 @@ func TestGetEdgesErrors(t *testing.T) {
 	p := wantProblem(t, h.get("/v1/nodes/user/hub/edges?edge_type=follows&limit=5001"), 422, "over-cap", "limit")
 	if p.Cap == nil || *p.Cap != 5000 {
 		t.Errorf("cap = %v", p.Cap)
+	}
+}
+
+// TestEdgesNeedTheirEnds: the edges route lists an edge only while both
+// its end nodes exist (tags are not implicit in the test schema): a tag
+// that answers 404 has no edges from either side, a deleted tag hides its
+// edges, and writing it again shows them.
+func TestEdgesNeedTheirEnds(t *testing.T) {
+	tag := func(id string) graph.NodeKey { return graph.NodeKey{Type: "tag", ID: id} }
+	store := openEmbedded(t, []graph.Mutation{
+		upN(tag("kept"), 1, graph.Props{"label": "kept"}),
+		upE("likes", user("alice"), tag("kept"), 10, nil),
+		upE("likes", user("alice"), tag("ghost"), 11, nil),
+		upE("tagged", item("i1"), tag("ghost"), 12, nil),
+	})
+	h := newHarness(t, store, nil)
+	wantProblem(t, h.get("/v1/nodes/tag/ghost"), 404, "not-found", "")
+	ids := func(path string) []string {
+		t.Helper()
+		var out []string
+		for _, e := range getEdges(t, h, path).Edges {
+			out = append(out, e.To.ID)
+		}
+		return out
+	}
+	if got := ids("/v1/nodes/user/alice/edges?edge_type=likes"); len(got) != 1 || got[0] != "kept" {
+		t.Fatalf("alice's likes: %v, want only the tag that exists", got)
+	}
+	if got := ids("/v1/nodes/tag/ghost/edges?edge_type=tagged&direction=in"); len(got) != 0 {
+		t.Fatalf("edges into the missing tag: %v, want none", got)
+	}
+	if err := store.Apply(t.Context(), []graph.Mutation{{Op: graph.OpDeleteNode, Node: tag("kept"), EventTime: at(20)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids("/v1/nodes/user/alice/edges?edge_type=likes"); len(got) != 0 {
+		t.Fatalf("alice's likes after the tag's delete: %v, want none", got)
+	}
+	if err := store.Apply(t.Context(), []graph.Mutation{upN(tag("kept"), 30, nil), upN(tag("ghost"), 30, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids("/v1/nodes/user/alice/edges?edge_type=likes&order=key"); len(got) != 2 || got[0] != "ghost" || got[1] != "kept" {
+		t.Fatalf("alice's likes once both tags are written: %v, want ghost and kept", got)
 	}
 }

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -95,5 +100,58 @@ func cmdGroup(ctx context.Context, args []string, stdout, stderr io.Writer, envi
 	for _, r := range rw {
 		fmt.Fprintf(stdout, "%s/%d: %d -> %d\n", r.Topic, r.Partition, r.From, r.To)
 	}
+	return nil
+}
+
+// cmdPurge: rtgraph purge [--api URL] TYPE:ID — POST /v1/admin/purge on a
+// running server, with the API key from RTGRAPH_API_KEY (admin scope).
+func cmdPurge(ctx context.Context, args []string, stdout io.Writer, environ []string) error {
+	fs := flagSet("purge", stdout)
+	base := fs.String("api", "http://127.0.0.1:8080", "base URL of a running rtgraph server that writes to the graph store")
+	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() != 1 || !strings.Contains(fs.Arg(0), ":") {
+		return fmt.Errorf("%w: purge needs one node as TYPE:ID", errUsage)
+	}
+	body, err := json.Marshal(map[string]string{"node": fs.Arg(0)})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(*base, "/")+"/v1/admin/purge", bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("%w: --api: %v", errUsage, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for _, kv := range environ {
+		if k, ok := strings.CutPrefix(kv, "RTGRAPH_API_KEY="); ok && k != "" {
+			req.Header.Set("Authorization", "Bearer "+k)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("purge: %w", err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("purge: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("purge: %s answered %s: %s", req.URL, resp.Status, bytes.TrimSpace(out))
+	}
+	var got struct {
+		PurgedAt time.Time `json:"purged_at"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		return fmt.Errorf("purge: %s answered %s", req.URL, bytes.TrimSpace(out))
+	}
+	fmt.Fprintf(stdout, "purged %s and every edge at it up to %s\n", fs.Arg(0), got.PurgedAt.Format(time.RFC3339Nano))
 	return nil
 }

@@ -8,6 +8,7 @@
 //	rtgraph produce        publish a file of JSON events to a topic
 //	rtgraph dlq replay     re-publish dead letters
 //	rtgraph group rewind   rewind the consumer group to a time
+//	rtgraph purge T:ID     erase a node and its edges through a running server
 //	rtgraph vertical check validate a vertical folder offline
 //	rtgraph vertical try   show what a vertical makes of records, offline
 //	rtgraph config print   show the effective configuration, secrets masked
@@ -63,6 +64,8 @@ Commands:
   produce        publish a file of JSON events to a topic
   dlq replay     re-publish dead letters to their source topics after a fix
   group rewind   move the consumer group's offsets back to a time (group stopped)
+  purge TYPE:ID  remove a node and every edge at it for good (a privacy request),
+                 through a running server (--api URL, key from RTGRAPH_API_KEY)
   config print   print the effective configuration with secrets masked
   health         probe an HTTP health endpoint (exit 0 when it answers 2xx)
   version        print the version
@@ -108,6 +111,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = cmdGroup(ctx, args[1:], stdout, stderr, environ)
 	case "health":
 		err = cmdHealth(ctx, args[1:], stdout)
+	case "purge":
+		err = cmdPurge(ctx, args[1:], stdout, environ)
 	default:
 		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 	}

@@ -50,7 +50,9 @@
 //   - nodes: one partition per (type, id); props is the node's value, live
 //     or deleted.
 //   - node_deletes: the version (deleted_at, deleted_pos) of the newest
-//     delete of each node ever deleted.
+//     purge of each node ever purged (graph.OpPurgeNode; rows written by
+//     node deletes before deletes and purges were told apart read as
+//     purges).
 //   - edges_by_key: adjacency in neighbour-key order, forward (direction
 //     out) and reverse (direction in, only for edge types whose schema keeps
 //     a reverse index). Partition (node, edge type, direction, bucket), with
@@ -124,23 +126,31 @@
 // asks, and one call reads at most 100k rows; a call that reaches that
 // returns the edges found with a cursor after the last row read.
 //
-// # Node deletes
+// # Node deletes, edge visibility and purges
 //
-// Deleting a node writes the deleted value in nodes and the delete's
-// version in node_deletes (deleted_at and deleted_pos, both cells at the
-// delete's event time, so between deletes of equal time the greater
-// position wins). Its edges are hidden at read time, in both directions and
-// for every edge type (with or without a reverse index): an edge is
-// returned only if its version (event time, position) is after the delete
-// version of both ends (graph.CompareVersions). The node's own delete time
-// narrows the scan; the neighbours' come from one IN read of node_deletes
-// per page. The effect is immediate once Apply returns; an edge upserted at
-// a later version than the delete is visible again. Edge rows of a deleted
-// node are not removed physically: they expire with their TTL, if their
-// type has one, or stay hidden. Like node_deletes rows, the deleted values
-// of nodes stay for good. A node_deletes row written before deleted_pos
-// existed (or whose deleted_pos was written at another time than
-// deleted_at) reads as the zero position.
+// Deleting a node writes its deleted value in nodes, nothing else: its
+// edges stay. An edge is returned only while both its ends are present
+// (package graph): the node's value is live, or its type is implicit and
+// it has no deleted value. The queried node's value is read with the first
+// round of a query (an absent node has no edges); the neighbours' values
+// come from one IN read of nodes per neighbour type and page. So a delete
+// hides the node's edges at once, in both directions and for every edge
+// type, and a later upsert of the node shows again those that were not
+// deleted themselves, as the source database still has them.
+//
+// Purging a node writes its deleted value and the purge's version in
+// node_deletes (deleted_at and deleted_pos, both cells at the purge's
+// event time, so between purges of equal time the greater position wins).
+// An edge is then returned only if its version (event time, position) is
+// after the purge version of both ends (graph.CompareVersions), whatever
+// happens to the node later: the node's own purge time narrows the scan;
+// the neighbours' come from one IN read of node_deletes per page. The
+// edge rows are not removed physically (they expire with their TTL, if
+// their type has one, or stay hidden): an edge into the node of a type
+// without a reverse index could only be found by scanning every
+// partition. A node_deletes row written before deleted_pos existed (or
+// whose deleted_pos was written at another time than deleted_at) reads as
+// the zero position.
 //
 // # Multiplicity
 //
