@@ -24,9 +24,13 @@ type Config struct {
 	// records (normalize.Config). At least one is required.
 	Topics map[string]normalize.Config `yaml:"topics"`
 	// DeadLetterTopic receives the records that cannot become graph
-	// mutations, with the reason in headers. It must exist and must not be an
-	// input topic. Default "rtgraph.dlq".
+	// mutations, with the reason in headers. It must not be an input topic;
+	// a missing one is created at start (DeadLetterCreate). Default
+	// "rtgraph.dlq".
 	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// DeadLetterCreate says whether and how the pipeline creates a missing
+	// dead-letter topic at start.
+	DeadLetterCreate DeadLetterCreateConfig `yaml:"dead_letter_create"`
 	// DeadLetterMaxMessageBytes is the largest dead-letter record the
 	// pipeline produces [max.request.size]. 0 (the default) takes the
 	// dead-letter topic's max.message.bytes, read at start. A value above
@@ -108,12 +112,27 @@ type RetryConfig struct {
 	BackoffMax time.Duration `yaml:"backoff_max"`
 }
 
+// DeadLetterCreateConfig is how a missing dead-letter topic is created.
+type DeadLetterCreateConfig struct {
+	// Enabled creates the topic when it does not exist; false makes a
+	// missing topic a start-up error (ErrNoDeadLetterTopic), for clusters
+	// where topics are provisioned. Default true.
+	Enabled bool `yaml:"enabled"`
+	// Partitions of the created topic. Default 1: dead letters are rare
+	// and read in order by `rtgraph dlq replay`.
+	Partitions int32 `yaml:"partitions"`
+	// ReplicationFactor of the created topic; -1 (the default) takes the
+	// broker's default.replication.factor.
+	ReplicationFactor int16 `yaml:"replication_factor"`
+}
+
 // DefaultConfig returns the defaults. Topics is empty: a deployment names
 // its inputs.
 func DefaultConfig() Config {
 	return Config{
 		GroupID:                "rtgraph",
 		DeadLetterTopic:        "rtgraph.dlq",
+		DeadLetterCreate:       DeadLetterCreateConfig{Enabled: true, Partitions: 1, ReplicationFactor: -1},
 		Batch:                  BatchConfig{Count: 1000, Bytes: 4 << 20, Period: 100 * time.Millisecond},
 		MaxApplyMutations:      5000,
 		Retry:                  RetryConfig{Backoff: 100 * time.Millisecond, BackoffMax: 10 * time.Second},
@@ -159,6 +178,12 @@ func (c Config) Validate() error {
 		bad("dead_letter_topic", "%v", err)
 	} else if _, ok := c.Topics[c.DeadLetterTopic]; ok {
 		bad("dead_letter_topic", "%q is also an input topic", c.DeadLetterTopic)
+	}
+	if c.DeadLetterCreate.Partitions < 1 || c.DeadLetterCreate.Partitions > 10_000 {
+		bad("dead_letter_create.partitions", "must be between 1 and 10000")
+	}
+	if c.DeadLetterCreate.ReplicationFactor == 0 || c.DeadLetterCreate.ReplicationFactor < -1 {
+		bad("dead_letter_create.replication_factor", "must be -1 (the broker's default) or positive")
 	}
 	if c.Batch.Count < 1 || c.Batch.Count > 100_000 {
 		bad("batch.count", "must be between 1 and 100000")

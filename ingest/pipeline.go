@@ -140,6 +140,34 @@ func (p *Pipeline) deadLetterLimit(sc *sarama.Config) (int, error) {
 	return want, nil
 }
 
+// ensureDeadLetterTopic creates the dead-letter topic when the cluster
+// does not have it. Another process creating it at the same time is not an
+// error.
+func (p *Pipeline) ensureDeadLetterTopic(sc *sarama.Config) error {
+	admin, err := sarama.NewClusterAdmin(p.kafka.Brokers, sc)
+	if err != nil {
+		return fmt.Errorf("ingest: connect to kafka: %w", err)
+	}
+	defer func() { _ = admin.Close() }()
+	topic := p.cfg.DeadLetterTopic
+	metas, err := admin.DescribeTopics([]string{topic})
+	if err != nil {
+		return fmt.Errorf("ingest: describe dead-letter topic %s: %w", topic, err)
+	}
+	if len(metas) == 1 && !errors.Is(metas[0].Err, sarama.ErrUnknownTopicOrPartition) {
+		return nil // it exists, or an error the checks after this report
+	}
+	dc := p.cfg.DeadLetterCreate
+	err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: dc.Partitions, ReplicationFactor: dc.ReplicationFactor}, false)
+	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+		return fmt.Errorf("%w: %s: creating it failed: %w", ErrNoDeadLetterTopic, topic, err)
+	}
+	if err == nil {
+		p.log.Info("dead-letter topic created", "topic", topic, "partitions", dc.Partitions, "replication_factor", dc.ReplicationFactor)
+	}
+	return nil
+}
+
 // describeMaxMessageBytes reads a topic's effective max.message.bytes.
 func describeMaxMessageBytes(brokers []string, sc *sarama.Config, topic string) (int, error) {
 	admin, err := sarama.NewClusterAdmin(brokers, sc)
@@ -309,6 +337,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	pc, err := producerConfig(p.kafka)
 	if err != nil {
 		return err
+	}
+	if p.cfg.DeadLetterCreate.Enabled {
+		if err := p.ensureDeadLetterTopic(pc); err != nil {
+			return err
+		}
 	}
 	limit, err := p.deadLetterLimit(pc)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -111,6 +112,7 @@ func TestPipelineRefusesMissingDeadLetterTopic(t *testing.T) {
 	kc := newKfake(t, 1)
 	store := memstore.New(testSchema(t), memstore.Options{})
 	cfg := kafkaTestConfig("g1", testTopicName, "no.such.dlq")
+	cfg.DeadLetterCreate.Enabled = false
 	p, err := NewPipeline(Options{Config: cfg, Kafka: kc, Mapper: &testMapper{}, Writer: store})
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +120,28 @@ func TestPipelineRefusesMissingDeadLetterTopic(t *testing.T) {
 	if err := p.Run(context.Background()); !errors.Is(err, ErrNoDeadLetterTopic) {
 		t.Fatalf("Run = %v, want ErrNoDeadLetterTopic", err)
 	}
+}
+
+// TestPipelineCreatesMissingDeadLetterTopic: by default a missing
+// dead-letter topic is created at start, with the configured partitions,
+// and receives the dead letters.
+func TestPipelineCreatesMissingDeadLetterTopic(t *testing.T) {
+	kc := newKfake(t, 1)
+	recs := mixedRecords(rand.New(rand.NewPCG(5, 5)), 200, 5, 5, base)
+	produceRecords(t, kc, testTopicName, recs)
+	store := memstore.New(testSchema(t), memstore.Options{})
+	cfg := kafkaTestConfig("g1", testTopicName, "made.dlq")
+	cfg.DeadLetterCreate.Partitions = 2
+	r := startPipeline(t, cfg, kc, store, nil, &testMapper{})
+	waitCommitted(t, kc, "g1", testTopicName, time.Minute)
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	metas, err := newAdmin(t, kc).DescribeTopics([]string{"made.dlq"})
+	if err != nil || len(metas) != 1 || metas[0].Err != sarama.ErrNoError || len(metas[0].Partitions) != 2 {
+		t.Fatalf("dead-letter topic after start: %+v, %v; want it with 2 partitions", metas, err)
+	}
+	checkDeadLetters(t, readAll(t, kc, "made.dlq"), recs, testTopicName)
 }
 
 // TestPipelineTwoMembersOneStops: two processes share the group; one stops
