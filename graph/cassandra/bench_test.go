@@ -434,12 +434,15 @@ func benchReadFixture(b *testing.B, st *Store, schema *graph.Schema, edges, node
 	w := &workload{rng: rand.New(rand.NewPCG(3, 4)), schema: schema, ns: uniqueKeyspace("r"), now: time.Now()}
 	hub := w.user(0)
 	et, _ := schema.EdgeType("follows")
-	var muts []graph.Mutation
+	nt, _ := schema.NodeType("user")
+	// The hub and its neighbours exist: an edge is seen only while both
+	// ends do, so reads check them as they would in production.
+	muts := []graph.Mutation{{Op: graph.OpUpsertNode, Node: hub, EventTime: w.now, Props: w.props(nt.Props)}}
 	for i := range edges {
 		muts = append(muts, graph.Mutation{Op: graph.OpUpsertEdge, Edge: graph.EdgeKey{Type: "follows", From: hub, To: w.user(i + 1)},
-			EventTime: w.now.Add(-time.Duration(i) * time.Minute), Props: w.props(et.Props)})
+			EventTime: w.now.Add(-time.Duration(i) * time.Minute), Props: w.props(et.Props)},
+			graph.Mutation{Op: graph.OpUpsertNode, Node: w.user(i + 1), EventTime: w.now, Props: w.props(nt.Props)})
 	}
-	nt, _ := schema.NodeType("user")
 	keys := make([]graph.NodeKey, nodes)
 	for i := range keys {
 		keys[i] = w.user(100000 + i)

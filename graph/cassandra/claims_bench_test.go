@@ -17,10 +17,11 @@ import (
 // claim read) and many2one.
 
 // ownerSchema declares owned_by (item → user, reverse index) with the given
-// multiplicity.
+// multiplicity. Users and items are implicit: the fixtures write edges
+// only (reads still look the neighbours up).
 func ownerSchema(tb testing.TB, mu graph.Multiplicity) *graph.Schema {
 	s, err := graph.NewSchema(
-		[]graph.NodeType{{Name: "user"}, {Name: "item"}},
+		[]graph.NodeType{{Name: "user", Implicit: true}, {Name: "item", Implicit: true}},
 		[]graph.EdgeType{{Name: "owned_by", From: []string{"item"}, To: []string{"user"}, Reverse: true, Multiplicity: mu,
 			Props: map[string]graph.PropType{"share": graph.PropInt, "since": graph.PropInt, "source": graph.PropString}}})
 	if err != nil {

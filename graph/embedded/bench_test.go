@@ -217,15 +217,22 @@ func BenchmarkAdjacencyPage300(b *testing.B) {
 	camp := graph.NodeKey{Type: "campaign", ID: "campaign-big"}
 	g := newMixGen(99, benchSchema(b))
 	const degree = 20000
-	var muts []graph.Mutation
+	// The campaign and its creatives exist: an edge is seen only while both
+	// ends do, so reads check them as they would in production.
+	muts := []graph.Mutation{{Op: graph.OpUpsertNode, Node: camp, EventTime: g.now, Props: graph.Props{"name": "big"}}}
 	for i := range degree {
+		creative := graph.NodeKey{Type: "creative", ID: fmt.Sprintf("creative-%07d", i)}
 		muts = append(muts, graph.Mutation{Op: graph.OpUpsertEdge, EventTime: g.now.Add(-time.Duration(i) * time.Second),
-			Edge:  graph.EdgeKey{Type: "runs", From: camp, To: graph.NodeKey{Type: "creative", ID: fmt.Sprintf("creative-%07d", i)}},
-			Props: graph.Props{"weight": float64(i%10) / 10, "started_at": "2026-11-01T00:00:00Z"}})
-		if len(muts) == 5000 {
+			Edge:  graph.EdgeKey{Type: "runs", From: camp, To: creative},
+			Props: graph.Props{"weight": float64(i%10) / 10, "started_at": "2026-11-01T00:00:00Z"}},
+			graph.Mutation{Op: graph.OpUpsertNode, Node: creative, EventTime: g.now, Props: graph.Props{"format": "video"}})
+		if len(muts) >= 5000 {
 			mustApplyB(b, s, muts)
 			muts = muts[:0]
 		}
+	}
+	if len(muts) > 0 {
+		mustApplyB(b, s, muts)
 	}
 	for _, bc := range []struct {
 		name  string
