@@ -22,15 +22,45 @@ import (
 // PropType is the declared type of a property.
 type PropType uint8
 
-// Property types a schema may declare. Timestamps are carried as RFC 3339
-// strings or as int microseconds by convention of the mapping; the store does
-// not interpret them.
+// Property types a schema may declare. A time property is stored as
+// canonical text, RFC 3339 in UTC with exactly six fraction digits
+// ("2026-11-25T10:00:00.000000Z", see [CanonicalTime]), whatever the source
+// sent: a temporal column of a schema-wrapped row, an ISO-8601 string of a
+// schemaless one, or any offset. Timestamps may also be carried as string
+// (as sent) or int (Unix microseconds) properties.
 const (
 	PropString PropType = iota + 1
 	PropInt
 	PropFloat
 	PropBool
+	PropTime
 )
+
+// CanonicalTimeLayout is how time properties are stored.
+const CanonicalTimeLayout = "2006-01-02T15:04:05.000000Z"
+
+// CanonicalTime renders a time property value canonically: a time.Time, or
+// RFC 3339 text with any offset and fraction, becomes UTC text with
+// microseconds (finer digits are dropped). Anything else is not a time.
+func CanonicalTime(v any) (string, bool) {
+	var t time.Time
+	switch x := v.(type) {
+	case time.Time:
+		t = x
+	case string:
+		var err error
+		if t, err = time.Parse(time.RFC3339Nano, x); err != nil {
+			return "", false
+		}
+	default:
+		return "", false
+	}
+	t = t.UTC().Truncate(time.Microsecond)
+	if t.Year() < 0 || t.Year() > 9999 {
+		return "", false
+	}
+	return t.Format(CanonicalTimeLayout), true
+}
 
 func (t PropType) String() string {
 	switch t {
@@ -42,6 +72,8 @@ func (t PropType) String() string {
 		return "float"
 	case PropBool:
 		return "bool"
+	case PropTime:
+		return "time"
 	}
 	return fmt.Sprintf("prop_type(%d)", uint8(t))
 }
@@ -56,6 +88,8 @@ func parsePropType(s string) (PropType, bool) {
 		return PropFloat, true
 	case "bool":
 		return PropBool, true
+	case "time":
+		return PropTime, true
 	}
 	return 0, false
 }
@@ -238,7 +272,7 @@ func checkName(name string) string {
 //	  account:
 //	    implicit: false     # optional: true lets edges name nodes never written
 //	    properties:
-//	      email: string     # string | int | float | bool
+//	      email: string     # string | int | float | bool | time
 //	edge_types:
 //	  has_profile:
 //	    from: account       # a node type, or a list of them
@@ -366,7 +400,7 @@ func checkProps(props map[string]PropType, file string, line int, field string) 
 		if msg := checkName(name); msg != "" {
 			return &LoadError{File: file, Line: line, Field: field + ".properties." + name, Msg: "name " + msg}
 		}
-		if t := props[name]; t < PropString || t > PropBool {
+		if t := props[name]; t < PropString || t > PropTime {
 			return &LoadError{File: file, Line: line, Field: field + ".properties." + name, Msg: fmt.Sprintf("invalid type %s", t)}
 		}
 	}
@@ -614,11 +648,11 @@ func (p fileParser) props(m map[string]entry, field string) (map[string]PropType
 			return nil, p.errf(e.key, sub, "name %s", msg)
 		}
 		if e.val.Kind != yaml.ScalarNode {
-			return nil, p.errf(e.val, sub, "must be one of string, int, float, bool")
+			return nil, p.errf(e.val, sub, "must be one of string, int, float, bool, time")
 		}
 		t, ok := parsePropType(e.val.Value)
 		if !ok {
-			return nil, p.errf(e.val, sub, "unknown type %q (want string, int, float or bool)", e.val.Value)
+			return nil, p.errf(e.val, sub, "unknown type %q (want string, int, float, bool or time)", e.val.Value)
 		}
 		props[name] = t
 	}
@@ -839,7 +873,8 @@ func normaliseProps(m *Mutation, declared map[string]PropType, typ string, fail 
 func sameValue(nv, v any) bool {
 	switch x := v.(type) {
 	case string:
-		return true
+		y, ok := nv.(string)
+		return ok && x == y
 	case bool:
 		return true
 	case int64:
@@ -860,6 +895,8 @@ func convertProp(t PropType, v any) (any, bool) {
 	case PropBool:
 		b, ok := v.(bool)
 		return b, ok
+	case PropTime:
+		return CanonicalTime(v)
 	case PropInt:
 		return toInt64(v)
 	case PropFloat:

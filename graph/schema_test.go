@@ -420,3 +420,37 @@ func TestQueryFingerprint(t *testing.T) {
 		t.Fatal("shifted node key collides")
 	}
 }
+
+// TestTimeProperties: a time property is stored as canonical text (UTC,
+// six fraction digits) whatever form and offset the value came in; a
+// value that is not a time is wrong_property_type.
+func TestTimeProperties(t *testing.T) {
+	s, err := graph.NewSchema([]graph.NodeType{{Name: "a", Props: map[string]graph.PropType{"at": graph.PropTime}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		in   any
+		want string
+	}{
+		{"2026-11-25T10:00:00Z", "2026-11-25T10:00:00.000000Z"},
+		{"2026-11-25T10:00:00.000000Z", "2026-11-25T10:00:00.000000Z"},
+		{"2026-11-25T11:30:00.123456789+01:30", "2026-11-25T10:00:00.123456Z"},
+		{time.Date(2026, 11, 25, 19, 0, 0, 500, time.FixedZone("KST", 9*3600)), "2026-11-25T10:00:00.000000Z"},
+	} {
+		m := graph.Mutation{Op: graph.OpUpsertNode, Node: graph.NodeKey{Type: "a", ID: "1"}, EventTime: time.Now(), Props: graph.Props{"at": c.in}}
+		if err := s.Check(&m); err != nil || m.Props["at"] != c.want {
+			t.Errorf("%v: %v, %v; want %s", c.in, m.Props["at"], err, c.want)
+		}
+	}
+	for _, bad := range []any{"yesterday", "2026-11-25 10:00:00", int64(1764064800), true} {
+		m := graph.Mutation{Op: graph.OpUpsertNode, Node: graph.NodeKey{Type: "a", ID: "1"}, EventTime: time.Now(), Props: graph.Props{"at": bad}}
+		var se *graph.SchemaError
+		if err := s.Check(&m); !errors.As(err, &se) || se.Rule != graph.RuleWrongPropertyType || se.Property != "at" {
+			t.Errorf("%v (%T): %v; want wrong_property_type on at", bad, bad, err)
+		}
+	}
+	if typ, _ := s.NodeType("a"); typ.Props["at"].String() != "time" {
+		t.Errorf("type name %q", typ.Props["at"])
+	}
+}

@@ -111,7 +111,9 @@
 // in decimal); anything else is non_conforming (null) or expression_error
 // (join keys). A property whose expression gives nil is left out, since an
 // upsert replaces the whole property set. A time.Time becomes RFC 3339 text
-// for a string property and Unix microseconds for an int property; other
+// for a string property, Unix microseconds for an int property and
+// canonical text (graph.CanonicalTime) for a time property, which also
+// takes RFC 3339 text of any offset and precision; other
 // values must have the declared type, or Check rejects the mutation as
 // non_conforming.
 //

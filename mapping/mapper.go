@@ -359,7 +359,8 @@ func (st *state) props(r *rule, ps []prop) (graph.Props, error) {
 		}
 		if t, ok := v.(time.Time); ok {
 			// Times follow the convention graph.PropType documents: RFC 3339
-			// text for a string property, Unix microseconds for an int one.
+			// text for a string property, Unix microseconds for an int one;
+			// a time property takes the time itself (Check renders it).
 			switch p.typ {
 			case graph.PropString:
 				v = t.UTC().Format(time.RFC3339Nano)

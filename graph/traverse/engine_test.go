@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -635,5 +636,19 @@ func TestPagesAreBoundedByMaxPage(t *testing.T) {
 	// 20 edges in pages of at most 3, then the last 5.
 	if got := c.adjacency.Load(); got < 7+2 {
 		t.Fatalf("%d adjacency reads: pages were not bounded", got)
+	}
+}
+
+// TestTimeFilterIsCanonical: a filter on a time property matches the stored
+// canonical text whatever RFC 3339 form the caller wrote; text that is not
+// a time is refused.
+func TestTimeFilterIsCanonical(t *testing.T) {
+	decl := func(string) []graph.PropType { return []graph.PropType{graph.PropTime} }
+	p := graph.Props{"at": "2026-11-25T11:00:00+01:00"}
+	if err := normaliseFilter(p, "hops[0].where", decl); err != nil || p["at"] != "2026-11-25T10:00:00.000000Z" {
+		t.Fatalf("filter %v, %v; want the canonical text", p["at"], err)
+	}
+	if err := normaliseFilter(graph.Props{"at": "noon"}, "hops[0].where", decl); err == nil || !strings.Contains(err.Error(), "is not a time") {
+		t.Fatalf("a filter that is not a time: %v", err)
 	}
 }

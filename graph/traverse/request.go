@@ -311,6 +311,12 @@ func normaliseFilter(p graph.Props, field string, declared func(string) []graph.
 		if !ok {
 			return reqErr(f, "value must be a string, number or boolean")
 		}
+		if slices.Contains(types, graph.PropTime) {
+			// A time is compared as its canonical text.
+			if c, ok := graph.CanonicalTime(v); ok {
+				v = c
+			}
+		}
 		if !slices.ContainsFunc(types, func(t graph.PropType) bool { return valueFits(t, v) }) {
 			want := make([]string, len(types))
 			for i, t := range types {
@@ -361,6 +367,13 @@ func valueFits(t graph.PropType, v any) bool {
 	switch t {
 	case graph.PropString:
 		_, ok := v.(string)
+		return ok
+	case graph.PropTime:
+		s, ok := v.(string)
+		if ok {
+			c, isTime := graph.CanonicalTime(s)
+			ok = isTime && c == s
+		}
 		return ok
 	case graph.PropBool:
 		_, ok := v.(bool)
