@@ -40,8 +40,10 @@ type Config struct {
 	// the graph schema and the mappings instead of Schemas; its topics and
 	// caches are in Ingest.Topics and Enrich.Caches.
 	vertical *vertical.Vertical
-	// countsOff: the vertical counts no edge type and the configuration
-	// names none, so frequency-cap counts are off (/v1/counts answers 404).
+	// countsOff: the configuration lists no counted edge type
+	// (counts.edge_types: []), or the vertical counts none and the
+	// configuration names none, so frequency-cap counts are off
+	// (/v1/counts answers 404).
 	countsOff bool
 }
 
@@ -101,6 +103,10 @@ func defaultConfig() *Config {
 // Validate checks every section and names each bad field.
 func (c *Config) Validate() error {
 	errs := []error{c.Log.Validate(), c.HTTP.validate(), c.Kafka.Validate(), c.Cassandra.Validate(), c.Embedded.Validate(), c.Enrich.Validate(), c.API.Validate()}
+	if c.Counts.EdgeTypes != nil && len(c.Counts.EdgeTypes) == 0 {
+		// `counts: {edge_types: []}`: a deployment that counts nothing.
+		c.countsOff = true
+	}
 	if !c.countsOff {
 		errs = append(errs, c.Counts.Validate())
 	}

@@ -239,3 +239,26 @@ func TestDemoRefusesOwnTopics(t *testing.T) {
 		t.Fatalf("demo with its own topics: code %d, output %q", code, out+errs)
 	}
 }
+
+// TestCountsOffByEmptyList: `counts: {edge_types: []}` is a deployment
+// without frequency-cap counts, not an error; no list at all keeps the
+// default, and an unknown edge type is still refused.
+func TestCountsOffByEmptyList(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "rtgraph.yaml")
+	if err := os.WriteFile(file, []byte("counts:\n  edge_types: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(file, nil)
+	if err != nil || !cfg.countsOff {
+		t.Fatalf("empty edge_types: %v, counts off %v; want no error and counts off", err, cfg != nil && cfg.countsOff)
+	}
+	if cfg, err := loadConfig("", nil); err != nil || cfg.countsOff || len(cfg.Counts.EdgeTypes) != 1 {
+		t.Fatalf("defaults: %v, %+v", err, cfg)
+	}
+	if err := os.WriteFile(file, []byte("counts:\n  edge_types: [\"no such\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadConfig(file, nil); err == nil || !strings.Contains(err.Error(), "counts.edge_types") {
+		t.Fatalf("bad edge type name: %v", err)
+	}
+}
