@@ -133,6 +133,10 @@ type DeadLetterCreateConfig struct {
 	// ReplicationFactor of the created topic; -1 (the default) takes the
 	// broker's default.replication.factor.
 	ReplicationFactor int16 `yaml:"replication_factor"`
+	// Retention of the created topic [retention.ms]: dead letters older
+	// than this are removed. Default 0: the broker's log.retention.hours;
+	// otherwise whole milliseconds, at least 1h.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // DefaultConfig returns the defaults. Topics is empty: a deployment names
@@ -193,6 +197,9 @@ func (c Config) Validate() error {
 	}
 	if c.DeadLetterCreate.ReplicationFactor == 0 || c.DeadLetterCreate.ReplicationFactor < -1 {
 		bad("dead_letter_create.replication_factor", "must be -1 (the broker's default) or positive")
+	}
+	if r := c.DeadLetterCreate.Retention; r != 0 && (r < time.Hour || r%time.Millisecond != 0) {
+		bad("dead_letter_create.retention", "%s: must be 0 (the broker's default) or whole milliseconds of at least 1h", r)
 	}
 	if c.Batch.Count < 1 || c.Batch.Count > 100_000 {
 		bad("batch.count", "must be between 1 and 100000")

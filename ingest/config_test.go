@@ -36,6 +36,8 @@ func TestConfigValidate(t *testing.T) {
 		{"dead-letter topic is an input", mod(func(c *Config) { c.DeadLetterTopic = "orders" }), "ingest.dead_letter_topic: \"orders\" is also an input topic"},
 		{"dead-letter partitions", mod(func(c *Config) { c.DeadLetterCreate.Partitions = 0 }), "ingest.dead_letter_create.partitions"},
 		{"dead-letter replication", mod(func(c *Config) { c.DeadLetterCreate.ReplicationFactor = 0 }), "ingest.dead_letter_create.replication_factor"},
+		{"dead-letter retention", mod(func(c *Config) { c.DeadLetterCreate.Retention = time.Minute }), "ingest.dead_letter_create.retention"},
+		{"dead-letter retention negative", mod(func(c *Config) { c.DeadLetterCreate.Retention = -time.Hour }), "ingest.dead_letter_create.retention"},
 		{"instance id", mod(func(c *Config) { c.InstanceID = "pod 1/a" }), `ingest.instance_id: "pod 1/a"`},
 		{"instance id ok", mod(func(c *Config) { c.InstanceID = "ingest-0.rtgraph_a" }), ""},
 		{"batch count", mod(func(c *Config) { c.Batch.Count = 0 }), "ingest.batch.count"},

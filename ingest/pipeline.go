@@ -158,12 +158,17 @@ func (p *Pipeline) ensureDeadLetterTopic(sc *sarama.Config) error {
 		return nil // it exists, or an error the checks after this report
 	}
 	dc := p.cfg.DeadLetterCreate
-	err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: dc.Partitions, ReplicationFactor: dc.ReplicationFactor}, false)
+	detail := &sarama.TopicDetail{NumPartitions: dc.Partitions, ReplicationFactor: dc.ReplicationFactor}
+	if dc.Retention > 0 {
+		ms := strconv.FormatInt(dc.Retention.Milliseconds(), 10)
+		detail.ConfigEntries = map[string]*string{"retention.ms": &ms}
+	}
+	err = admin.CreateTopic(topic, detail, false)
 	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
 		return fmt.Errorf("%w: %s: creating it failed: %w", ErrNoDeadLetterTopic, topic, err)
 	}
 	if err == nil {
-		p.log.Info("dead-letter topic created", "topic", topic, "partitions", dc.Partitions, "replication_factor", dc.ReplicationFactor)
+		p.log.Info("dead-letter topic created", "topic", topic, "partitions", dc.Partitions, "replication_factor", dc.ReplicationFactor, "retention", dc.Retention)
 	}
 	return nil
 }

@@ -132,6 +132,7 @@ func TestPipelineCreatesMissingDeadLetterTopic(t *testing.T) {
 	store := memstore.New(testSchema(t), memstore.Options{})
 	cfg := kafkaTestConfig("g1", testTopicName, "made.dlq")
 	cfg.DeadLetterCreate.Partitions = 2
+	cfg.DeadLetterCreate.Retention = 14 * 24 * time.Hour
 	r := startPipeline(t, cfg, kc, store, nil, &testMapper{})
 	waitCommitted(t, kc, "g1", testTopicName, time.Minute)
 	if err := r.stop(t); err != nil {
@@ -140,6 +141,10 @@ func TestPipelineCreatesMissingDeadLetterTopic(t *testing.T) {
 	metas, err := newAdmin(t, kc).DescribeTopics([]string{"made.dlq"})
 	if err != nil || len(metas) != 1 || metas[0].Err != sarama.ErrNoError || len(metas[0].Partitions) != 2 {
 		t.Fatalf("dead-letter topic after start: %+v, %v; want it with 2 partitions", metas, err)
+	}
+	entries, err := newAdmin(t, kc).DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: "made.dlq", ConfigNames: []string{"retention.ms"}})
+	if err != nil || len(entries) != 1 || entries[0].Value != "1209600000" {
+		t.Fatalf("retention.ms of the created topic: %+v, %v; want 1209600000 (14 days)", entries, err)
 	}
 	checkDeadLetters(t, readAll(t, kc, "made.dlq"), recs, testTopicName)
 }
