@@ -144,11 +144,18 @@
 // An edge is then returned only if its version (event time, position) is
 // after the purge version of both ends (graph.CompareVersions), whatever
 // happens to the node later: the node's own purge time narrows the scan;
-// the neighbours' come from one IN read of node_deletes per page. The
-// edge rows are not removed physically (they expire with their TTL, if
-// their type has one, or stay hidden): an edge into the node of a type
-// without a reverse index could only be found by scanning every
-// partition. A node_deletes row written before deleted_pos existed (or
+// the neighbours' come from one IN read of node_deletes per page. Once
+// those are written, Apply removes the rows themselves (purge.go): the
+// node's edges_by_key and edges_by_time partitions of every type it may
+// have edges of, deleted at the purge's timestamp (so a later write stays
+// and a late one of an earlier time is shadowed), its claims, and the
+// mirrored rows at its neighbours, found by reading its own rows first.
+// Two kinds of row stay, hidden for good by node_deletes: an edge into the
+// node of a type without a reverse index (only the neighbour's partition
+// holds it, and nothing lists those neighbours), and a late write of a time
+// before the purge into a partition the purge did not delete. edge_days
+// rows stay too: they name no neighbour, and each process caches the day
+// rows it wrote. A node_deletes row written before deleted_pos existed (or
 // whose deleted_pos was written at another time than deleted_at) reads as
 // the zero position.
 //

@@ -21,6 +21,7 @@ const (
 	opLookupEdges = "lookup_edges"     // validating newest-first rows against edges_by_key
 	opReadClaims  = "read_edge_claims" // multiplicity claims, the node's or its neighbours'
 	opRepair      = "repair"           // deleting a dead edges_by_time row
+	opPurge       = "purge"            // removing a purged node's rows
 	opMigrate     = "migrate"
 )
 

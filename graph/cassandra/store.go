@@ -261,6 +261,16 @@ type plan struct {
 	order  []partKey // deterministic execution order, for tests and logs
 	// dayPlanned dedupes edge_days writes within the plan.
 	dayPlanned map[dayKey]int64
+	// purges are the plan's node purges, whose rows purgeRows removes once
+	// the plan is written.
+	purges []purge
+}
+
+// purge is a node purge of a plan: the node and the purge's event time in
+// microseconds.
+type purge struct {
+	node graph.NodeKey
+	ts   int64
 }
 
 func (p *plan) add(k partKey, cql string, args ...any) *group {
@@ -299,6 +309,13 @@ func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 	}
 	if err := s.execPlan(ctx, p); err != nil {
 		return err
+	}
+	// Purges are written (node value, node_deletes) before their rows go,
+	// so readers hide those rows from the start.
+	for _, pg := range p.purges {
+		if err := s.purgeRows(ctx, pg.node, pg.ts); err != nil {
+			return s.callErr(ctx, "apply", fmt.Errorf("purge %s: %w", pg.node, err))
+		}
 	}
 	if s.capture != nil {
 		s.capture(ctx, p)
@@ -349,6 +366,7 @@ func (s *Store) buildPlan(muts []graph.Mutation) (*plan, map[graph.Op]int, error
 				cqlUpsertNode, m.Node.Type, idv, deletedValue(m.Pos), tsv)
 			p.add(partKey{table: tNodeDeletes, typ: m.Node.Type, id: m.Node.ID},
 				cqlNodeDeleted, m.Node.Type, idv, tsv, posv, tsv)
+			p.purges = append(p.purges, purge{node: m.Node, ts: ts})
 		case graph.OpUpsertEdge:
 			enc, err := graph.EncodeProps(m.Props)
 			if err != nil {
