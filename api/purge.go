@@ -15,6 +15,10 @@ type purgeRequest struct {
 type purgeResponse struct {
 	Node     nodeKeyJSON `json:"node"`
 	PurgedAt time.Time   `json:"purged_at"`
+	// ImpressionsRemoved is how many of the node's frequency-cap
+	// impressions went (-1: removed, not counted); absent when counts are
+	// off.
+	ImpressionsRemoved *int `json:"impressions_removed,omitempty"`
 }
 
 // purgePos is the position of a purge: the greatest, so that the purge
@@ -28,8 +32,11 @@ var purgePos = func() graph.Pos {
 }()
 
 // postPurge removes a node and every edge at it for good (graph.OpPurgeNode
-// at the server's clock): the answer to a privacy request. What the
-// sources write later, with a later event time, is new data and is kept.
+// at the server's clock), and its frequency-cap impressions when counts are
+// on: the answer to a privacy request. What the sources write later, with
+// a later event time, is new data and is kept. A failure after the graph
+// purge is answered as an error; the purge is idempotent, so the client
+// retries the whole call.
 func (s *server) postPurge(w http.ResponseWriter, r *http.Request) {
 	if s.purger == nil {
 		s.writeProblem(w, r, apiErr(kindNotImplemented, "", "this process does not write to the graph store; send the purge to a process that does"))
@@ -60,6 +67,15 @@ func (s *server) postPurge(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, err)
 		return
 	}
+	resp := purgeResponse{Node: nodeKeyJSON{Type: k.Type, ID: k.ID}, PurgedAt: at}
+	if s.cpurger != nil {
+		n, err := s.cpurger.PurgeUser(r.Context(), k, at)
+		if err != nil {
+			s.writeProblem(w, r, err)
+			return
+		}
+		resp.ImpressionsRemoved = &n
+	}
 	s.log.Info("node purged", "node", k.String(), "purged_at", at, "request_id", requestIDFrom(r.Context()))
-	s.writeJSON(w, purgeResponse{Node: nodeKeyJSON{Type: k.Type, ID: k.ID}, PurgedAt: at})
+	s.writeJSON(w, resp)
 }

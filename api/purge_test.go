@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/rtgraph/rtgraph/graph"
+	"github.com/rtgraph/rtgraph/graph/embedded"
+	"github.com/rtgraph/rtgraph/graph/storetest"
 )
 
 // TestPurge: an admin purges a node; it is gone with every edge at it, in
@@ -67,8 +69,45 @@ func TestPurge(t *testing.T) {
 	} {
 		wantProblem(t, h.post("/v1/admin/purge", c.body), c.status, c.slug, c.field)
 	}
+	// With counts on, the purge removes the node's impressions too.
+	counts := openEmbeddedCounts(t, store)
+	if _, err := counts.RecordImpressions(t.Context(), []graph.Impression{
+		{User: user("bob"), EdgeType: "viewed", Target: item("i1"), EventID: "e1", EventTime: clock.Add(-time.Minute)},
+		{User: user("bob"), EdgeType: "viewed", Target: item("i1"), EventID: "e2", EventTime: clock.Add(-2 * time.Minute)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hc := newHarness(t, store, func(o *Options) { o.Purger = store; o.CountPurger = counts })
+	hc.key = "admin-key-0123456789ab"
+	var withCounts purgeResponse
+	hc.post("/v1/admin/purge", `{"node":"user:bob"}`).json(t, &withCounts)
+	if withCounts.ImpressionsRemoved == nil || *withCounts.ImpressionsRemoved != 2 {
+		t.Fatalf("purge with counts on: %+v, want 2 impressions removed", withCounts)
+	}
+	if res, err := counts.Counts(t.Context(), graph.CountQuery{User: user("bob"), EdgeType: "viewed", Targets: []graph.NodeKey{item("i1")}, Windows: []time.Duration{time.Hour}}); err != nil || res.Targets[0].Counts[0] != 0 {
+		t.Fatalf("bob's count after the purge: %+v, %v; want 0", res, err)
+	}
+	if got.ImpressionsRemoved != nil {
+		t.Fatalf("purge with counts off says %d impressions removed; want the field absent", *got.ImpressionsRemoved)
+	}
 	// A process without a store writer answers 501.
 	ro := newHarness(t, store, nil)
 	ro.key = "admin-key-0123456789ab"
 	wantProblem(t, ro.post("/v1/admin/purge", `{"node":"user:bob"}`), http.StatusNotImplemented, "not-implemented", "")
+}
+
+// openEmbeddedCounts opens the count store of an embedded store of
+// openEmbedded, counting the suite's edge types.
+func openEmbeddedCounts(t *testing.T, store graph.Store) *embedded.Counts {
+	t.Helper()
+	rules, err := graph.NewCountRules(storetest.CountConfig(), storetest.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := embedded.NewCounts(store.(*embedded.Store), rules, embedded.CountOptions{Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }

@@ -43,8 +43,10 @@ type Options struct {
 	// It must be safe for concurrent use.
 	Counts graph.CountReader
 	// Purger applies node purges (POST /v1/admin/purge); nil answers that
-	// route 501. It must be safe for concurrent use.
-	Purger graph.Writer
+	// route 501. CountPurger, when counts are on, removes the purged
+	// node's impressions too. Both must be safe for concurrent use.
+	Purger      graph.Writer
+	CountPurger graph.CountPurger
 	// Readiness answers /readyz.
 	Readiness *lifecycle.Readiness
 	// Registry registers the API's metrics; Gatherer is what /metrics
@@ -63,6 +65,7 @@ type server struct {
 	cfg      Config
 	store    graph.Reader
 	purger   graph.Writer
+	cpurger  graph.CountPurger
 	counts   graph.CountReader
 	schema   *graph.Schema
 	engine   *traverse.Engine
@@ -154,6 +157,7 @@ func New(opts Options) (http.Handler, error) {
 		cfg:      cfg,
 		store:    opts.Store,
 		purger:   opts.Purger,
+		cpurger:  opts.CountPurger,
 		counts:   opts.Counts,
 		schema:   opts.Schema,
 		engine:   traverse.New(opts.Store, opts.Schema, traverse.Options{Concurrency: cfg.ReadConcurrency}),

@@ -178,11 +178,24 @@ type CountReader interface {
 	Counts(ctx context.Context, q CountQuery) (CountResult, error)
 }
 
+// CountPurger removes a user's impressions, for a privacy request (the
+// counts side of OpPurgeNode).
+//
+// PurgeUser removes every impression of user, of every counted edge type
+// and target, whose event time is at or before through, and returns how
+// many it removed (-1 when the backend deletes without reading and cannot
+// tell). Impressions of later event times are kept. Safe for concurrent
+// use; errors follow the retryable/permanent rule of CountReader.
+type CountPurger interface {
+	PurgeUser(ctx context.Context, user NodeKey, through time.Time) (int, error)
+}
+
 // CountStore is a backend's whole count implementation: what the
 // conformance suite (graph/storetest.RunCounts) tests.
 type CountStore interface {
 	CountWriter
 	CountReader
+	CountPurger
 	// Close stops the count store's background work. It does not close
 	// the graph store it shares storage with. Later calls fail with
 	// ErrClosed.

@@ -147,11 +147,20 @@ func cmdPurge(ctx context.Context, args []string, stdout io.Writer, environ []st
 		return fmt.Errorf("purge: %s answered %s: %s", req.URL, resp.Status, bytes.TrimSpace(out))
 	}
 	var got struct {
-		PurgedAt time.Time `json:"purged_at"`
+		PurgedAt           time.Time `json:"purged_at"`
+		ImpressionsRemoved *int      `json:"impressions_removed"`
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		return fmt.Errorf("purge: %s answered %s", req.URL, bytes.TrimSpace(out))
 	}
-	fmt.Fprintf(stdout, "purged %s and every edge at it up to %s\n", fs.Arg(0), got.PurgedAt.Format(time.RFC3339Nano))
+	fmt.Fprintf(stdout, "purged %s and every edge at it up to %s", fs.Arg(0), got.PurgedAt.Format(time.RFC3339Nano))
+	switch {
+	case got.ImpressionsRemoved == nil:
+	case *got.ImpressionsRemoved < 0:
+		fmt.Fprint(stdout, ", and its frequency-cap impressions")
+	default:
+		fmt.Fprintf(stdout, ", and %d frequency-cap impressions", *got.ImpressionsRemoved)
+	}
+	fmt.Fprintln(stdout)
 	return nil
 }

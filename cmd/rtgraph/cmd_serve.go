@@ -145,7 +145,7 @@ func httpHandler(cfg *Config, p process, schema *graph.Schema, b *backend, fresh
 	ready *lifecycle.Readiness, log *slog.Logger, reg *prometheus.Registry) (http.Handler, error) {
 	if p.name == "serve" {
 		return api.New(api.Options{
-			Config: cfg.API, Store: b.store, Purger: b.store, Counts: b.countReader(), Schema: schema, Freshness: fresh,
+			Config: cfg.API, Store: b.store, Purger: b.store, CountPurger: b.countPurger(), Counts: b.countReader(), Schema: schema, Freshness: fresh,
 			Readiness: ready, Registry: reg, Gatherer: reg, Logger: log,
 		})
 	}

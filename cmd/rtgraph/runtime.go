@@ -62,6 +62,15 @@ func (b *backend) countReader() graph.CountReader {
 	return b.counts
 }
 
+// countPurger is the counts' purger, or nil (never a typed nil) when
+// counts are off.
+func (b *backend) countPurger() graph.CountPurger {
+	if b.counts == nil {
+		return nil
+	}
+	return b.counts
+}
+
 // loadSchema reads the graph schema from the vertical, else
 // schemas.graph_dir, else the built-in files.
 func loadSchema(cfg *Config) (*graph.Schema, error) {

@@ -64,6 +64,11 @@ import (
 const (
 	cqlInsertImpression = `INSERT INTO impressions (user_type, user_id, edge_type, target, event_time, event_id)` +
 		` VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`
+	// cqlPurgeImpressions deletes a user's partition of one edge type up
+	// to a timestamp: rows are written at their event time, so the
+	// impressions of event times at or before it go, later ones stay, and
+	// a late one of the purged period is shadowed.
+	cqlPurgeImpressions = `DELETE FROM impressions USING TIMESTAMP ? WHERE user_type = ? AND user_id = ? AND edge_type = ?`
 	cqlCountImpressions = `SELECT target, event_time FROM impressions` +
 		` WHERE user_type = ? AND user_id = ? AND edge_type = ? AND target IN ? AND event_time > ? AND event_time <= ?`
 )
@@ -309,4 +314,25 @@ func newCountMetrics(reg prometheus.Registerer) (*countMetrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// PurgeUser implements graph.CountPurger with one partition delete per
+// counted edge type, at the timestamp through (impressions are written at
+// their event time). It reads nothing, so it returns -1.
+func (c *Counts) PurgeUser(ctx context.Context, user graph.NodeKey, through time.Time) (int, error) {
+	if err := c.enter(ctx, "purge counts"); err != nil {
+		return 0, err
+	}
+	defer c.leave()
+	ts := through.UnixMicro()
+	var tasks []task
+	for _, et := range c.rules.Config().EdgeTypes {
+		tasks = append(tasks, task{op: opWrite, f: func(ctx context.Context) error {
+			return c.s.query(c.s.writeCL, cqlPurgeImpressions, ts, user.Type, []byte(user.ID), et).ExecContext(ctx)
+		}})
+	}
+	if err := c.s.runAll(ctx, tasks); err != nil {
+		return 0, c.s.callErr(ctx, "purge counts", err)
+	}
+	return -1, nil
 }

@@ -378,6 +378,49 @@ func (c *Counts) SweepCounts(ctx context.Context) (int, error) {
 	return removed, nil
 }
 
+// PurgeUser implements graph.CountPurger: it deletes the user's count keys
+// (every edge type and target) of event times at or before through. An
+// impression of that period that arrives later is recorded again: nothing
+// here remembers the purge.
+func (c *Counts) PurgeUser(ctx context.Context, user graph.NodeKey, through time.Time) (int, error) {
+	if err := c.enter(ctx, "purge counts"); err != nil {
+		return 0, err
+	}
+	defer c.leave()
+	limit := through.UnixMicro()
+	prefix := appendNode([]byte{tCount}, user)
+	it, err := c.s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return 0, fmt.Errorf("embedded: purge counts: %w", err)
+	}
+	b := c.s.db.NewBatch()
+	defer func() { _ = b.Close() }()
+	removed := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		n, err := countGroupLen(k)
+		if err != nil {
+			_ = it.Close()
+			return removed, fmt.Errorf("embedded: purge counts: key %q: %w", k, err)
+		}
+		if int64(binary.BigEndian.Uint64(k[n:])) > limit {
+			continue
+		}
+		if err := b.Delete(k, nil); err != nil {
+			_ = it.Close()
+			return removed, fmt.Errorf("embedded: purge counts: %w", err)
+		}
+		removed++
+	}
+	if err := it.Close(); err != nil {
+		return 0, fmt.Errorf("embedded: purge counts: %w", err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return 0, fmt.Errorf("embedded: purge counts: commit: %w", err)
+	}
+	return removed, nil
+}
+
 // countGroupLen returns the length of the 'c' <user> <edge type> <target>
 // part of a count key, after checking that 8 time bytes follow it.
 func countGroupLen(k []byte) (int, error) {

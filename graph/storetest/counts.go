@@ -65,6 +65,7 @@ func RunCounts(t *testing.T, open CountFactory, opts CountOptions) {
 		{"InvalidImpressions", testCountInvalidImpressions},
 		{"InvalidQueries", testCountInvalidQueries},
 		{"CancelledContext", testCountCancelled},
+		{"PurgeUser", testCountPurgeUser},
 		{"Closed", testCountClosed},
 		{"PropertyMatchesBruteForce", func(t *testing.T, h *countHarness) { testCountProperty(t, h, opts) }},
 	}
@@ -670,5 +671,38 @@ func checkAll(rt *rapid.T, h *countHarness, stored map[impressionID]struct{}, us
 				}
 			}
 		}
+	}
+}
+
+// testCountPurgeUser: a purge removes the user's impressions of every
+// counted edge type and target up to its time, keeps later ones, and
+// leaves other users alone.
+func testCountPurgeUser(t *testing.T, h *countHarness) {
+	now := h.clock.Now()
+	u, v := h.user("u"), h.user("v")
+	h.record(t,
+		imp(u, "viewed", item("a"), "1", now.Add(-3*time.Minute)),
+		imp(u, "viewed", item("b"), "2", now.Add(-2*time.Minute)),
+		imp(u, "likes", tag("t"), "3", now.Add(-2*time.Minute)),
+		imp(u, "viewed", item("a"), "4", now.Add(-30*time.Second)), // after the purge
+		imp(v, "viewed", item("a"), "5", now.Add(-3*time.Minute)),
+	)
+	n, err := h.s.PurgeUser(context.Background(), u, now.Add(-time.Minute))
+	if err != nil || (n != 3 && n != -1) {
+		t.Fatalf("purge: %d, %v; want 3 removed (or -1: not counted)", n, err)
+	}
+	win := []time.Duration{time.Hour}
+	if got := countsOf(h.counts(t, graph.CountQuery{User: u, EdgeType: "viewed", Targets: []graph.NodeKey{item("a"), item("b")}, Windows: win})); !matrixEqual(got, [][]int64{{1}, {0}}) {
+		t.Fatalf("u's viewed after the purge: %v, want [[1] [0]] (the later impression only)", got)
+	}
+	if got := countsOf(h.counts(t, graph.CountQuery{User: u, EdgeType: "likes", Targets: []graph.NodeKey{tag("t")}, Windows: win})); !matrixEqual(got, [][]int64{{0}}) {
+		t.Fatalf("u's likes after the purge: %v, want [[0]]", got)
+	}
+	if got := countsOf(h.counts(t, graph.CountQuery{User: v, EdgeType: "viewed", Targets: []graph.NodeKey{item("a")}, Windows: win})); !matrixEqual(got, [][]int64{{1}}) {
+		t.Fatalf("v's viewed after u's purge: %v, want [[1]]", got)
+	}
+	// A second purge finds nothing more to remove.
+	if n, err := h.s.PurgeUser(context.Background(), u, now.Add(-time.Minute)); err != nil || (n != 0 && n != -1) {
+		t.Fatalf("second purge: %d, %v", n, err)
 	}
 }
