@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -68,6 +69,36 @@ func newMapper(l *loader, o options) *Mapper {
 // Topics returns the topics the rules select, sorted: the event topics the
 // pipeline must consume.
 func (m *Mapper) Topics() []string { return sortedKeys(m.topics) }
+
+// Unwritten returns the node types some rule names as an end of an edge
+// upsert but no rule writes as a node (an upsert), sorted, each with the
+// rules (<file>#<name>) that name it. Unless such a type is implicit, or
+// another process writes its nodes, those edges are never seen: an edge
+// needs both its end nodes (package graph).
+func (m *Mapper) Unwritten() map[string][]string {
+	written := map[string]bool{}
+	for _, r := range m.rules {
+		for _, n := range r.nodes {
+			if !n.del {
+				written[n.typ] = true
+			}
+		}
+	}
+	out := map[string][]string{}
+	for _, r := range m.rules {
+		for _, e := range r.edges {
+			if e.del {
+				continue
+			}
+			for _, end := range []string{e.from.typ, e.to.typ} {
+				if !written[end] && !slices.Contains(out[end], r.ref) {
+					out[end] = append(out[end], r.ref)
+				}
+			}
+		}
+	}
+	return out
+}
 
 // Map returns the mutations the rules make of env, each already checked and
 // normalised by graph.(*Schema).Check (TTL filled, event time in UTC at

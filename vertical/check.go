@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"sort"
@@ -182,10 +183,27 @@ func Check(ctx context.Context, fsys fs.FS, source string, opts ...RunnerOption)
 		if !checkRuleTopics(rep, v, m, rules, policies) {
 			mapper = nil
 		}
+		checkUnwritten(rep, schema, m)
 	}
 
 	checkSamples(ctx, rep, v, mapper, opts)
 	return rep
+}
+
+// checkUnwritten warns of node types that rules give edges but never write,
+// unless the schema declares them implicit: an edge is seen only while
+// both its end nodes exist.
+func checkUnwritten(rep *Report, schema *graph.Schema, m *mapping.Mapper) {
+	un := m.Unwritten()
+	for _, typ := range slices.Sorted(maps.Keys(un)) {
+		nt, ok := schema.NodeType(typ)
+		if !ok || nt.Implicit {
+			continue
+		}
+		subject := (&Problem{File: nt.File, Line: nt.Line, Field: "node_types." + typ}).Location()
+		rep.add(StatusWarn, subject, "%s give edges to %s nodes but no rule writes one: those edges are never seen (an edge needs both end nodes); declare it implicit: true, or write its nodes",
+			strings.Join(un[typ], ", "), typ)
+	}
 }
 
 // checkSchema loads graph/ and reports it; nil when it is not valid.

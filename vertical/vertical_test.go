@@ -266,6 +266,31 @@ func TestCheckWarnsOfMissingSamples(t *testing.T) {
 	}
 }
 
+// TestCheckWarnsOfUnwrittenEndNodes: a node type that rules give edges but
+// never write is a warning (its edges would never be seen) unless the
+// schema declares it implicit.
+func TestCheckWarnsOfUnwrittenEndNodes(t *testing.T) {
+	m := shop(t)
+	// The page-view rule stops writing products: its viewed edges end at
+	// nodes nothing writes.
+	edit(t, m, "mappings/page_views.yaml", `        - type: product
+          id: attrs.product_id
+          props:
+            name: join.product.name
+            category: join.product.category
+            price_cents: join.product.price_cents
+`, "")
+	rep := vertical.Check(context.Background(), m, "shop", clock)
+	want := "warn  graph/shop.yaml:11 node_types.product: page_views.yaml#page_view give edges to product nodes but no rule writes one: those edges are never seen (an edge needs both end nodes); declare it implicit: true, or write its nodes"
+	if !rep.OK() || !strings.Contains(report(rep), want+"\n") {
+		t.Fatalf("report lacks %q:\n%s", want, report(rep))
+	}
+	edit(t, m, "graph/shop.yaml", "  product:\n", "  product:\n    implicit: true\n")
+	if rep := vertical.Check(context.Background(), m, "shop", clock); rep.Count(vertical.StatusWarn) != 0 || !rep.OK() {
+		t.Fatalf("an implicit product still warns:\n%s", report(rep))
+	}
+}
+
 // TestRunnerPipelineSemantics: a record decodes and maps as in the
 // pipeline; a decode failure and a mapping failure are dead letters with
 // the pipeline's stage and class; a record without timestamp gets the
