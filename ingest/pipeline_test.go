@@ -142,9 +142,9 @@ func TestPipelineCreatesMissingDeadLetterTopic(t *testing.T) {
 	if err != nil || len(metas) != 1 || metas[0].Err != sarama.ErrNoError || len(metas[0].Partitions) != 2 {
 		t.Fatalf("dead-letter topic after start: %+v, %v; want it with 2 partitions", metas, err)
 	}
-	entries, err := newAdmin(t, kc).DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: "made.dlq", ConfigNames: []string{"retention.ms"}})
-	if err != nil || len(entries) != 1 || entries[0].Value != "1209600000" {
-		t.Fatalf("retention.ms of the created topic: %+v, %v; want 1209600000 (14 days)", entries, err)
+	results, err := newAdmin(t, kc).DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: "made.dlq", ConfigNames: []string{"retention.ms"}}}, sarama.DescribeConfigsOptions{})
+	if err != nil || len(results) != 1 || len(results[0].Configs) != 1 || results[0].Configs[0].Value != "1209600000" {
+		t.Fatalf("retention.ms of the created topic: %+v, %v; want 1209600000 (14 days)", results, err)
 	}
 	checkDeadLetters(t, readAll(t, kc, "made.dlq"), recs, testTopicName)
 }
