@@ -17,15 +17,20 @@
 //     expired edges from that instant; a background sweep (Config.
 //     SweepInterval) removes them from disk through an expiry queue ordered
 //     by expiry time, so sweeping costs what it removes, not a full scan.
-//   - Node deletes are immediate and physical: the Apply that deletes a node
-//     also removes every edge at either end written at or before the delete,
-//     found through the out records and the in index (kept for every edge
-//     type for this purpose; edge types without schema reverse index store
-//     an empty in entry, and refuse Direction In queries). Edges arriving
-//     later with an older event time are refused by the node's tombstone.
-//     So a read never consults node tombstones, and a node delete costs
-//     time proportional to the node's degree, committed in batches of at
-//     most Config.CommitEvery entries.
+//   - Node deletes hide, purges erase. A node delete writes only the node's
+//     tombstone; Adjacency reads, from one snapshot of the database, the
+//     queried node's record and each returned neighbour's (through one
+//     node-table iterator) and keeps an edge only while both ends are
+//     present (package graph: they exist, or an implicit end is not
+//     deleted), so a re-inserted node shows its edges again. A purge
+//     (graph.OpPurgeNode) is immediate and physical: the Apply removes every
+//     edge at either end written at or before it, found through the out
+//     records and the in index (kept for every edge type for this purpose;
+//     edge types without schema reverse index store an empty in entry, and
+//     refuse Direction In queries), deletes the node and records the purge
+//     version (key p <node>), which refuses edges arriving later with an
+//     older version. A purge costs time proportional to the node's degree,
+//     committed in batches of at most Config.CommitEvery entries.
 //   - Adjacency reads one index range: out or in, in key order or newest
 //     first (an index keyed by inverted event time). Cursors carry a
 //     version byte, the query's fingerprint and the last key read, so they
