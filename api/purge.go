@@ -61,7 +61,9 @@ func (s *server) postPurge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	at := s.now().UTC().Truncate(time.Microsecond)
-	r, cancel := withBudget(r, s.cfg.DefaultTimeBudget)
+	// A purge walks the node's edges: it gets the longest budget a caller
+	// may ask for. Cut short, it has removed part of them; a retry finishes.
+	r, cancel := withBudget(r, s.cfg.MaxTimeBudget)
 	defer cancel()
 	if err := s.purger.Apply(r.Context(), []graph.Mutation{{Op: graph.OpPurgeNode, Node: k, EventTime: at, Pos: purgePos}}); err != nil {
 		s.writeProblem(w, r, err)
