@@ -147,13 +147,16 @@
 // the neighbours' come from one IN read of node_deletes per page. Once
 // those are written, Apply removes the rows themselves (purge.go): the
 // node's edges_by_key and edges_by_time partitions of every type it may
-// have edges of, deleted at the purge's timestamp (so a later write stays
-// and a late one of an earlier time is shadowed), its claims, and the
-// mirrored rows at its neighbours, found by reading its own rows first.
-// Two kinds of row stay, hidden for good by node_deletes: an edge into the
-// node of a type without a reverse index (only the neighbour's partition
-// holds it, and nothing lists those neighbours), and a late write of a time
-// before the purge into a partition the purge did not delete. edge_days
+// have edges of, deleted at one microsecond before the purge's time (so a
+// later write stays and a late one of an earlier time is shadowed), its
+// claims, and the mirrored rows at its neighbours, found by reading its own
+// rows first. Three kinds of row stay, hidden for good by node_deletes:
+// rows of the purge's very microsecond (a timestamp cannot say that one of
+// a greater position outlives the purge, so position decides at read
+// time), an edge into the node of a type without a reverse index (only the
+// neighbour's partition holds it, and nothing lists those neighbours), and
+// a late write of a time before the purge into a partition the purge did
+// not delete. edge_days
 // rows stay too: they name no neighbour, and each process caches the day
 // rows it wrote. A node_deletes row written before deleted_pos existed (or
 // whose deleted_pos was written at another time than deleted_at) reads as

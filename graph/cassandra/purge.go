@@ -8,10 +8,13 @@ import (
 	"github.com/rtgraph/rtgraph/graph"
 )
 
-// Purge statements. Every delete carries the purge's event time as its
-// timestamp, so it removes exactly what was written at or before the purge
-// and nothing written after it, and a late write at or before it stays
-// shadowed.
+// Purge statements. Every delete carries as its timestamp one microsecond
+// before the purge's event time, so it removes exactly what was written
+// before the purge's time and nothing written after it, and a late write
+// of an earlier time stays shadowed. Rows of the purge's very microsecond
+// are decided by position (a write of a greater position outlives the
+// purge), which a timestamp cannot express: those stay, and node_deletes
+// hides the ones at or before the purge's position.
 const (
 	cqlPurgeScanByKey = `SELECT neighbor, WRITETIME(props) FROM edges_by_key` +
 		` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND bucket = ?`
@@ -27,7 +30,7 @@ const (
 )
 
 // purgeRows removes from the tables, for good, what a purge of node n at
-// event time ts (microseconds) hides: in every direction the node's rows
+// event time at (microseconds) hides, up to the microsecond before at: in every direction the node's rows
 // are kept for (out for every type it may start, in for every reverse type
 // it may end), the node's partitions of edges_by_key and edges_by_time,
 // its claims, and the mirrored rows at its neighbours (found by scanning
@@ -38,7 +41,8 @@ const (
 // purge did not delete (a neighbour's, or a day n had no edges on). The
 // edge_days rows stay: they name no neighbour. Idempotent: a retried Apply
 // repeats it harmlessly.
-func (s *Store) purgeRows(ctx context.Context, n graph.NodeKey, ts int64) error {
+func (s *Store) purgeRows(ctx context.Context, n graph.NodeKey, at int64) error {
+	ts := at - 1
 	id := []byte(n.ID)
 	self := neighborKey(n)
 	var tasks []task
@@ -71,7 +75,7 @@ func (s *Store) purgeRows(ctx context.Context, n graph.NodeKey, ts int64) error 
 						if !iter.Scan(&nbr, &wt) {
 							break
 						}
-						if !mirrored || wt == nil || *wt > ts {
+						if !mirrored || wt == nil || *wt > ts { // a row of at or later is not removed
 							continue
 						}
 						k, err := parseNeighbor(nbr)

@@ -93,6 +93,7 @@ func Run(t *testing.T, open Factory, opts Options) {
 		{"NodeDeleteHidesEdgesBothDirections", testNodeDelete},
 		{"EdgeNeedsItsEnds", testEdgeNeedsItsEnds},
 		{"Purge", testPurge},
+		{"PurgeByPosition", testPurgePosition},
 		{"TTLExpiry", testTTL},
 		{"BothDirections", testBothDirections},
 		{"SinceUntil", testSinceUntil},
@@ -848,6 +849,42 @@ func testPurge(t *testing.T, h *harness) {
 	wantEdges(t, "blocks out of z", h.one(t, q(z, "blocks", graph.Out, graph.OrderKey, 0)), nil)
 	wantEdges(t, "likes out of x", h.one(t, q(x, "likes", graph.Out, graph.OrderKey, 0)), nil)
 	wantEdges(t, "tagged into t", h.one(t, q(tg, "tagged", graph.In, graph.OrderKey, 0)), nil)
+}
+
+// testPurgePosition: edges of the purge's very event time are decided by
+// position, whether they were written before the purge arrived or after:
+// those at or before the purge's position are gone for good, those after it
+// stay (a physical delete of the purge's time must not take them).
+func testPurgePosition(t *testing.T, h *harness) {
+	x, y, z, w, it := h.user("x"), h.user("y"), h.user("z"), h.user("w"), h.liveItem(t, "i")
+	h.apply(t,
+		upN(x, h.at(1), graph.Props{"name": "x"}),
+		atPos(upE("follows", x, y, h.at(10), nil), 6),
+		atPos(upE("follows", x, z, h.at(10), nil), 5),
+		atPos(upE("follows", w, x, h.at(10), nil), 7),
+		atPos(upE("likes", x, it, h.at(10), nil), 4),
+	)
+	h.apply(t, atPos(graph.Mutation{Op: graph.OpPurgeNode, Node: x, EventTime: h.at(10)}, 5))
+	// Arriving after the purge, of its very time.
+	h.apply(t,
+		atPos(upE("blocks", x, w, h.at(10), nil), 9),
+		atPos(upE("blocks", x, z, h.at(10), nil), 3),
+		upN(x, h.at(20), graph.Props{"name": "x2"}),
+	)
+	for _, order := range []graph.Order{graph.OrderKey, graph.OrderLatest} {
+		wantEdges(t, "follows out of x", h.one(t, q(x, "follows", graph.Out, order, 0)), []graph.Edge{
+			edge("follows", x, y, h.at(10), nil)})
+		wantEdges(t, "follows into y", h.one(t, q(y, "follows", graph.In, order, 0)), []graph.Edge{
+			edge("follows", x, y, h.at(10), nil)})
+		wantEdges(t, "follows into z", h.one(t, q(z, "follows", graph.In, order, 0)), nil)
+		wantEdges(t, "follows into x", h.one(t, q(x, "follows", graph.In, order, 0)), []graph.Edge{
+			edge("follows", w, x, h.at(10), nil)})
+		wantEdges(t, "follows out of w", h.one(t, q(w, "follows", graph.Out, order, 0)), []graph.Edge{
+			edge("follows", w, x, h.at(10), nil)})
+		wantEdges(t, "likes out of x", h.one(t, q(x, "likes", graph.Out, order, 0)), nil)
+		wantEdges(t, "blocks out of x", h.one(t, q(x, "blocks", graph.Out, order, 0)), []graph.Edge{
+			edge("blocks", x, w, h.at(10), nil)})
+	}
 }
 
 func testTTL(t *testing.T, h *harness) {
