@@ -18,7 +18,13 @@
 //     any order of the same mutations, with any duplicates, gives the same
 //     state.
 //   - An upsert replaces the whole property set (a CDC after-image is the full
-//     row); it does not merge with older properties.
+//     row); it does not merge with older properties, except those it names
+//     in [Mutation.Keep]: properties the source did not send (an unchanged
+//     TOASTed column), which keep their values from the stored node when
+//     that node is live and older than the upsert (absent otherwise). A
+//     source delivers one row's changes in order, so the stored node is the
+//     row's previous state; the value kept is decided when the upsert is
+//     applied (the one place a backend reads before writing).
 //   - A delete at version V removes only what was written at or before V.
 //   - Edge visibility. An edge is visible (to adjacency, and so to
 //     traversals and listings) only while its own upsert is live and both
@@ -37,6 +43,12 @@
 //     version and hides those edges; Pebble removes them when purging and
 //     refuses late ones; Cassandra keeps the version in node_deletes and
 //     hides them when reading.)
+//   - Truncate. OpTruncateType of node type T at version V deletes, as an
+//     OpDeleteNode at V would, every node of T whose newest upsert is not
+//     after V (and so hides their edges); a node of T upserted after V is
+//     live, and an upsert older than V that arrives later stays hidden. The
+//     type's truncate version is the greatest applied. Implicit types
+//     cannot be truncated (their nodes need not be written).
 //   - Edges expire ExpiresAt = EventTime + TTL of their edge type (0 = never).
 //   - Multiplicity. At an end an edge type constrains ([EdgeType.Constrains]:
 //     the From end of a MANY2ONE type, the To end of ONE2MANY, both of

@@ -93,13 +93,16 @@ type Op uint8
 
 // The mutation kinds. OpDeleteNode hides a node (its edges stay, hidden
 // while it is deleted); OpPurgeNode removes a node and every edge at it
-// written at or before the purge, for good (see the package doc).
+// written at or before the purge, for good; OpTruncateType deletes every
+// node of one type (Node.Type; Node.ID is empty) as of its version, as a
+// TRUNCATE of the table the type comes from does (see the package doc).
 const (
 	OpUpsertNode Op = iota + 1
 	OpUpsertEdge
 	OpDeleteNode
 	OpDeleteEdge
 	OpPurgeNode
+	OpTruncateType
 )
 
 func (o Op) String() string {
@@ -114,6 +117,8 @@ func (o Op) String() string {
 		return "delete_edge"
 	case OpPurgeNode:
 		return "purge_node"
+	case OpTruncateType:
+		return "truncate_type"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -124,11 +129,19 @@ func (o Op) String() string {
 // of the same event time (see [Pos]); together they are its version. TTL is
 // filled from the edge type by [Schema.Check]; zero means the edge never
 // expires.
+//
+// Keep, on an OpUpsertNode only, names properties the upsert does not know
+// (a CDC update that leaves a TOASTed column unchanged carries a
+// placeholder, not the value): the node keeps their values from the stored
+// node when that node is live and older than the upsert, and has them
+// absent otherwise. Keep is sorted, without duplicates, and disjoint from
+// Props ([Schema.Check] enforces it).
 type Mutation struct {
 	Op        Op            `json:"op"`
 	Node      NodeKey       `json:"node,omitzero"`
 	Edge      EdgeKey       `json:"edge,omitzero"`
 	Props     Props         `json:"props,omitempty"`
+	Keep      []string      `json:"keep,omitempty"`
 	EventTime time.Time     `json:"event_time"`
 	Pos       Pos           `json:"pos,omitzero"`
 	TTL       time.Duration `json:"ttl,omitempty"`

@@ -715,6 +715,8 @@ const (
 	RuleWrongPropertyType   Rule = "wrong_property_type"
 	RulePropertiesOnDelete  Rule = "properties_on_delete"
 	RuleInvalidPropertyName Rule = "invalid_property_name"
+	RuleTruncateImplicit    Rule = "truncate_implicit_type"
+	RuleInvalidKeep         Rule = "invalid_keep"
 )
 
 // ErrNonConforming is wrapped by every *SchemaError: the mutation breaks the
@@ -781,7 +783,27 @@ func (s *Schema) Check(m *Mutation) error {
 	m.EventTime = m.EventTime.UTC().Truncate(time.Microsecond)
 	var declared map[string]PropType
 	var typ string
+	if len(m.Keep) > 0 && m.Op != OpUpsertNode {
+		return fail(RuleInvalidKeep, "", "", "only a node upsert keeps properties, not a %s", m.Op)
+	}
 	switch m.Op {
+	case OpTruncateType:
+		typ = m.Node.Type
+		nt, ok := s.nodes[typ]
+		if !ok {
+			return fail(RuleUnknownNodeType, typ, "", "node type %q is not declared", typ)
+		}
+		if nt.Implicit {
+			return fail(RuleTruncateImplicit, typ, "", "node type %q is implicit (edges create its nodes): it cannot be truncated", typ)
+		}
+		if m.Node.ID != "" {
+			return fail(RuleUnknownOp, typ, "", "a truncate names a type, not a node (id %q)", m.Node.ID)
+		}
+		m.TTL = 0
+		if len(m.Props) > 0 {
+			return fail(RulePropertiesOnDelete, typ, "", "a truncate carries no properties")
+		}
+		return nil
 	case OpUpsertNode, OpDeleteNode, OpPurgeNode:
 		typ = m.Node.Type
 		nt, ok := s.nodes[typ]
@@ -793,6 +815,9 @@ func (s *Schema) Check(m *Mutation) error {
 		}
 		declared = nt.Props
 		m.TTL = 0
+		if err := checkKeep(m, declared, typ, fail); err != nil {
+			return err
+		}
 	case OpUpsertEdge, OpDeleteEdge:
 		typ = m.Edge.Type
 		et, ok := s.edges[typ]
@@ -823,6 +848,29 @@ func (s *Schema) Check(m *Mutation) error {
 		return nil
 	}
 	return normaliseProps(m, declared, typ, fail)
+}
+
+// checkKeep checks m.Keep: declared names, none also in Props; it sorts and
+// de-duplicates them (into a new slice when that changes anything).
+func checkKeep(m *Mutation, declared map[string]PropType, typ string, fail func(Rule, string, string, string, ...any) error) error {
+	if len(m.Keep) == 0 {
+		m.Keep = nil
+		return nil
+	}
+	for _, name := range m.Keep {
+		if _, ok := declared[name]; !ok {
+			return fail(RuleInvalidKeep, typ, name, "kept property %q is not declared", name)
+		}
+		if _, ok := m.Props[name]; ok {
+			return fail(RuleInvalidKeep, typ, name, "property %q is both written and kept", name)
+		}
+	}
+	if !slices.IsSorted(m.Keep) || len(slices.Compact(slices.Clone(m.Keep))) != len(m.Keep) {
+		k := slices.Clone(m.Keep)
+		slices.Sort(k)
+		m.Keep = slices.Compact(k)
+	}
+	return nil
 }
 
 func checkID(k NodeKey, which string, fail func(Rule, string, string, string, ...any) error) error {
