@@ -21,7 +21,8 @@
 //     row); it does not merge with older properties, except those it names
 //     in [Mutation.Keep]: properties the source did not send (an unchanged
 //     TOASTed column), which keep their values from the stored node when
-//     that node is live and older than the upsert (absent otherwise). A
+//     that node is live and not newer than the upsert (absent otherwise;
+//     "not newer" makes a redelivered upsert idempotent). A
 //     source delivers one row's changes in order, so the stored node is the
 //     row's previous state; the value kept is decided when the upsert is
 //     applied (the one place a backend reads before writing).

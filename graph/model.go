@@ -133,7 +133,7 @@ func (o Op) String() string {
 // Keep, on an OpUpsertNode only, names properties the upsert does not know
 // (a CDC update that leaves a TOASTed column unchanged carries a
 // placeholder, not the value): the node keeps their values from the stored
-// node when that node is live and older than the upsert, and has them
+// node when that node is live and not newer than the upsert, and has them
 // absent otherwise. Keep is sorted, without duplicates, and disjoint from
 // Props ([Schema.Check] enforces it).
 type Mutation struct {

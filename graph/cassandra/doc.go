@@ -66,6 +66,8 @@
 //   - edge_days: per (node, edge type, direction), the days edges_by_time
 //     has rows for: one small partition (a row per active day, expiring with
 //     the day's last edge).
+//   - type_truncates: the version (at, pos) of the newest truncate of each
+//     node type ever truncated (graph.OpTruncateType), all in one partition.
 //   - edge_claims: per (node, edge type, direction) of an end the edge type
 //     constrains (multiplicity, below), the node's claim: one single-row
 //     partition, keyed (node_type, edge_type, direction, node_id).
@@ -161,6 +163,25 @@
 // rows it wrote. A node_deletes row written before deleted_pos existed (or
 // whose deleted_pos was written at another time than deleted_at) reads as
 // the zero position.
+//
+// # Truncates and kept properties
+//
+// A truncate of a node type writes one type_truncates row, at its event time
+// (at equal times the greater position wins); nothing else. A node whose
+// value is live but not after its type's truncate reads as deleted, in
+// GetNodes and wherever a node's state hides edges (the queried node, the
+// neighbours). A Store reads type_truncates (one partition) when its copy is
+// older than one second, and notes its own truncates at once: a truncate
+// applied by another process is seen within a second.
+//
+// A node upsert with kept properties (graph.Mutation.Keep: properties its
+// source did not send, such as an unchanged TOASTed column) is the one
+// write that reads first: Apply reads the stored values of those nodes (one
+// read per node, in parallel), folds in the mutations before it in the same
+// call and the type's truncate, and writes a full value with the kept
+// properties of the node when it is live and not newer. A source delivers
+// one row's changes in order, so the stored node is the row's previous
+// state. Calls without kept properties read nothing.
 //
 // # Multiplicity
 //

@@ -18,7 +18,7 @@ import (
 // Read statements.
 const (
 	cqlGetNode     = `SELECT props, WRITETIME(props) FROM nodes WHERE type = ? AND id = ?`
-	cqlGetNodesIn  = `SELECT id, props FROM nodes WHERE type = ? AND id IN ?`
+	cqlGetNodesIn  = `SELECT id, props, WRITETIME(props) FROM nodes WHERE type = ? AND id IN ?`
 	cqlNodeDelete  = `SELECT deleted_at, deleted_pos, WRITETIME(deleted_pos) FROM node_deletes WHERE type = ? AND id = ?`
 	cqlNodeDeletes = `SELECT id, deleted_at, deleted_pos, WRITETIME(deleted_pos) FROM node_deletes WHERE type = ? AND id IN ?`
 	cqlScanByKey   = `SELECT neighbor, props, WRITETIME(props), expires_at, last_time FROM edges_by_key` +
@@ -87,6 +87,10 @@ func (s *Store) GetNodes(ctx context.Context, keys []graph.NodeKey) (map[graph.N
 	if err := s.runAll(ctx, tasks); err != nil {
 		return nil, s.callErr(ctx, "get nodes", err)
 	}
+	truncs, err := s.truncates(ctx)
+	if err != nil {
+		return nil, s.callErr(ctx, "get nodes", err)
+	}
 	out := make(map[graph.NodeKey]graph.Node, len(results))
 	for _, r := range results {
 		if r.props == nil {
@@ -97,6 +101,9 @@ func (s *Store) GetNodes(ctx context.Context, keys []graph.NodeKey) (map[graph.N
 			return nil, fmt.Errorf("cassandra: get node %s: %w", r.key, err)
 		}
 		if v.deleted {
+			continue
+		}
+		if d := truncOf(truncs, r.key.Type); d != nil && d.hides(r.wt, v.pos) {
 			continue
 		}
 		nt, _ := s.schema.NodeType(r.key.Type)
@@ -368,7 +375,11 @@ func (r *adjRead) ownNode() task {
 		case err != nil:
 			return err
 		}
-		st, err := nodeStateOf(b)
+		truncs, err := r.s.truncates(ctx)
+		if err != nil {
+			return err
+		}
+		st, err := nodeStateAt(b, wt, truncOf(truncs, r.q.Node.Type))
 		if err != nil {
 			return fmt.Errorf("cassandra: adjacency of %s: node value: %w", r.q.Node, err)
 		}
@@ -385,20 +396,6 @@ const (
 	nodeLive
 	nodeDeleted // its newest word is a delete
 )
-
-func nodeStateOf(b []byte) (nodeState, error) {
-	if b == nil {
-		return nodeMissing, nil
-	}
-	v, err := decodeValue(b)
-	switch {
-	case err != nil:
-		return 0, err
-	case v.deleted:
-		return nodeDeleted, nil
-	}
-	return nodeLive, nil
-}
 
 // present reports whether a node of type typ in state st lets its edges be
 // seen (package graph): it exists, or its type is implicit and it is not
@@ -627,14 +624,20 @@ func (r *adjRead) neighborStates(byType map[string][][]byte) (map[string]nodeSta
 		for start := 0; start < len(ids); start += maxINValues {
 			chunk := ids[start:min(start+maxINValues, len(ids))]
 			tasks = append(tasks, task{op: opReadNode, f: func(ctx context.Context) error {
+				truncs, err := r.s.truncates(ctx)
+				if err != nil {
+					return err
+				}
+				trunc := truncOf(truncs, typ)
 				iter := r.s.query(r.s.readCL, cqlGetNodesIn, typ, chunk).IterContext(ctx)
 				found := map[string]nodeState{}
 				for {
 					var id, b []byte
-					if !iter.Scan(&id, &b) {
+					var wt int64
+					if !iter.Scan(&id, &b, &wt) {
 						break
 					}
-					st, err := nodeStateOf(b)
+					st, err := nodeStateAt(b, wt, trunc)
 					if err != nil {
 						_ = iter.Close()
 						return fmt.Errorf("cassandra: adjacency of %s: node %s:%s: %w", r.q.Node, typ, id, err)

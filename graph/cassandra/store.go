@@ -81,6 +81,8 @@ type Store struct {
 	// repairs tracks background repair deletes; Close waits for them.
 	repairs   sync.WaitGroup
 	repairSem chan struct{}
+	// truncs is this Store's copy of type_truncates.
+	truncs truncCache
 }
 
 var _ graph.Store = (*Store)(nil)
@@ -215,6 +217,7 @@ const (
 	tByTime
 	tDays
 	tClaims
+	tTruncates
 )
 
 // partKey identifies one partition of one table: statements with equal
@@ -264,6 +267,19 @@ type plan struct {
 	// purges are the plan's node purges, whose rows purgeRows removes once
 	// the plan is written.
 	purges []purge
+	// truncates are the plan's truncates, noted in the Store's copy once
+	// written.
+	truncates []planTruncate
+	// keeps reports a node upsert with kept properties, which the plan
+	// cannot be sent with; checked holds the checked mutations.
+	keeps   bool
+	checked []graph.Mutation
+}
+
+// planTruncate is a truncate of a plan.
+type planTruncate struct {
+	typ string
+	ver nodeDelete
 }
 
 // purge is a node purge of a plan: the node and the purge's event time in
@@ -307,8 +323,22 @@ func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 	if err != nil {
 		return err
 	}
+	if p.keeps {
+		// Kept properties are resolved against the stored nodes: checked
+		// mutations, read, then planned again with full property sets.
+		full, err := s.resolveKeeps(ctx, p.checked)
+		if err != nil {
+			return s.callErr(ctx, "apply", fmt.Errorf("kept properties: %w", err))
+		}
+		if p, _, err = s.buildPlan(full); err != nil {
+			return err
+		}
+	}
 	if err := s.execPlan(ctx, p); err != nil {
 		return err
+	}
+	for _, t := range p.truncates {
+		s.noteTruncate(t.typ, t.ver)
 	}
 	// Purges are written (node value, node_deletes) before their rows go,
 	// so readers hide those rows from the start.
@@ -336,14 +366,21 @@ func (s *Store) buildPlan(muts []graph.Mutation) (*plan, map[graph.Op]int, error
 		}
 		checked[i] = m
 	}
-	p := &plan{groups: make(map[partKey]*group, 4*len(checked)), dayPlanned: make(map[dayKey]int64)}
+	p := &plan{groups: make(map[partKey]*group, 4*len(checked)), dayPlanned: make(map[dayKey]int64), checked: checked}
 	nowUS := s.now().UnixMicro()
 	counts := map[graph.Op]int{}
 	for i, m := range checked {
 		counts[m.Op]++
 		ts := m.EventTime.UnixMicro()
 		switch m.Op {
+		case graph.OpTruncateType:
+			pos := m.Pos
+			p.add(partKey{table: tTruncates, typ: m.Node.Type}, cqlTruncate, m.Node.Type, ts, pos[:], ts)
+			p.truncates = append(p.truncates, planTruncate{typ: m.Node.Type, ver: nodeDelete{at: ts, pos: pos}})
 		case graph.OpUpsertNode:
+			if len(m.Keep) > 0 {
+				p.keeps = true
+			}
 			enc, err := graph.EncodeProps(m.Props)
 			if err != nil {
 				return nil, nil, fmt.Errorf("cassandra: apply mutation %d: %w", i, err)

@@ -29,7 +29,7 @@ func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 			s.m.rejected.WithLabelValues(ruleOf(err)).Inc()
 			return fmt.Errorf("embedded: apply mutation %d: %w", i, err)
 		}
-		if m.Op == graph.OpUpsertNode || m.Op == graph.OpUpsertEdge {
+		if (m.Op == graph.OpUpsertNode && len(m.Keep) == 0) || m.Op == graph.OpUpsertEdge {
 			enc, err := graph.EncodeProps(m.Props)
 			if err != nil {
 				return fmt.Errorf("embedded: apply mutation %d: %w", i, err)
@@ -144,7 +144,16 @@ func (t *txn) applyAll(ctx context.Context, muts []graph.Mutation, encs [][]byte
 		v := ver{at: micros(m.EventTime), pos: m.Pos}
 		switch m.Op {
 		case graph.OpUpsertNode:
-			err = t.upsertNode(m.Node, v, encs[i])
+			enc := encs[i]
+			if len(m.Keep) > 0 {
+				enc, err = t.keep(m, v)
+				if err != nil {
+					break
+				}
+			}
+			err = t.upsertNode(m.Node, v, enc)
+		case graph.OpTruncateType:
+			err = t.truncate(m.Node.Type, v)
 		case graph.OpDeleteNode:
 			err = t.deleteNode(m.Node, v)
 		case graph.OpPurgeNode:
@@ -342,6 +351,59 @@ func (t *txn) deleteNode(n graph.NodeKey, v ver) error {
 		r.hasUp, r.upAt, r.upPos, r.props = false, 0, graph.Pos{}, nil
 	}
 	return t.set(key, r)
+}
+
+// keep returns the encoded properties of m, a node upsert with kept
+// properties: m.Props plus the kept ones the stored node has, when it is
+// live and not newer than v (package graph).
+func (t *txn) keep(m graph.Mutation, v ver) ([]byte, error) {
+	props := m.Props
+	r, found, err := t.get(nodeKey(m.Node))
+	if err != nil {
+		return nil, err
+	}
+	if found && r.visible() && r.upTo(v) {
+		live, err := t.s.untruncated(t.b, m.Node.Type, r)
+		if err != nil {
+			return nil, err
+		}
+		if live {
+			stored, err := t.s.schema.DecodeNodeProps(m.Node.Type, r.props)
+			if err != nil {
+				return nil, fmt.Errorf("node %s: %w", m.Node, err)
+			}
+			props = make(graph.Props, len(m.Props)+len(m.Keep))
+			for k, x := range m.Props {
+				props[k] = x
+			}
+			for _, name := range m.Keep {
+				if x, ok := stored[name]; ok {
+					props[name] = x
+				}
+			}
+		}
+	}
+	return graph.EncodeProps(props)
+}
+
+// truncate records a truncate of node type typ at v unless a newer one is
+// recorded.
+func (t *txn) truncate(typ string, v ver) error {
+	key := truncKey(typ)
+	b, closer, err := t.b.Get(key)
+	if err == nil {
+		at, pos, derr := decodeVer(b)
+		closer.Close()
+		if derr != nil {
+			return fmt.Errorf("truncate of %q: %w", typ, derr)
+		}
+		if graph.CompareVersions(v.at, v.pos, at, pos) <= 0 {
+			return nil
+		}
+	} else if !isNotFound(err) {
+		return err
+	}
+	return t.b.Set(key, encodeVer(v.at, v.pos), nil)
 }
 
 // purgedAtOrAfter reports whether node n has a purge at or after v.

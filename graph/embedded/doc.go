@@ -31,6 +31,13 @@
 //     version (key p <node>), which refuses edges arriving later with an
 //     older version. A purge costs time proportional to the node's degree,
 //     committed in batches of at most Config.CommitEvery entries.
+//   - Truncates and kept properties. A truncate (graph.OpTruncateType)
+//     writes only its type's version (key t <node type>); every read of a
+//     node's state (GetNodes, Adjacency's ends, kept properties) compares
+//     the node's upsert with it in the same snapshot, so truncated nodes
+//     read as deleted at once and stay on disk. A node upsert with kept
+//     properties (graph.Mutation.Keep, an unchanged TOASTed column) takes
+//     them from the stored record it reads anyway.
 //   - Adjacency reads one index range: out or in, in key order or newest
 //     first (an index keyed by inverted event time). Cursors carry a
 //     version byte, the query's fingerprint and the last key read, so they

@@ -29,6 +29,9 @@ import (
 //	p <node>                        the version of a node's newest purge:
 //	                                edges at it up to that version are
 //	                                removed and refused for good
+//	t <node type>                   the version of a type's newest truncate:
+//	                                nodes of the type whose upsert is not
+//	                                after it read as deleted
 //
 // <node> is <node type> <node id>; <inv> is MaxUint64 minus the event time in
 // microseconds, big-endian, so newer sorts first; <expires> is microseconds,
@@ -42,6 +45,7 @@ const (
 	tExpiry  = 'x'
 	tClaim   = 'o'
 	tPurge   = 'p'
+	tTrunc   = 't'
 )
 
 func appendStr(b []byte, s string) []byte {
@@ -108,6 +112,8 @@ func appendInv(b []byte, at int64) []byte {
 func nodeKey(k graph.NodeKey) []byte { return appendNode([]byte{tNode}, k) }
 
 func purgeKey(k graph.NodeKey) []byte { return appendNode([]byte{tPurge}, k) }
+
+func truncKey(typ string) []byte { return appendStr([]byte{tTrunc}, typ) }
 
 // encodeVer and decodeVer are a purge entry's value: event time in
 // microseconds (8 bytes, big-endian) and position.

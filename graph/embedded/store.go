@@ -179,7 +179,11 @@ func (s *Store) GetNodes(ctx context.Context, keys []graph.NodeKey) (map[graph.N
 	}
 	// Seeking in key order lets the iterator move forward only.
 	slices.SortFunc(ws, func(a, b want) int { return bytes.Compare(a.key, b.key) })
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tNode}, UpperBound: []byte{tNode + 1}})
+	// One snapshot for the nodes and their types' truncates.
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	tr := s.truncates(snap)
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{tNode}, UpperBound: []byte{tNode + 1}})
 	if err != nil {
 		return nil, fmt.Errorf("embedded: get nodes: %w", err)
 	}
@@ -197,6 +201,11 @@ func (s *Store) GetNodes(ctx context.Context, keys []graph.NodeKey) (map[graph.N
 			return nil, fmt.Errorf("embedded: get node %s: %w", w.k, err)
 		}
 		if !r.visible() {
+			continue
+		}
+		if live, err := tr.untruncated(w.k.Type, r); err != nil {
+			return nil, fmt.Errorf("embedded: get node %s: %w", w.k, err)
+		} else if !live {
 			continue
 		}
 		props, err := s.schema.DecodeNodeProps(w.k.Type, r.props)
@@ -346,7 +355,8 @@ func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.Ad
 		return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
 	}
 	defer nodes.Close()
-	if ok, err := s.present(nodes, q.Node); err != nil || !ok {
+	tr := s.truncates(snap)
+	if ok, err := s.present(nodes, tr, q.Node); err != nil || !ok {
 		return graph.AdjacencyPage{}, err
 	}
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: pl.hi})
@@ -399,7 +409,7 @@ func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.Ad
 		if err != nil {
 			return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
 		}
-		if ok, err := s.present(nodes, other); err != nil {
+		if ok, err := s.present(nodes, tr, other); err != nil {
 			return graph.AdjacencyPage{}, err
 		} else if !ok {
 			continue
@@ -425,8 +435,9 @@ func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.Ad
 }
 
 // present reports whether node k lets its edges be seen (see package
-// graph): it exists, or its type is implicit and it is not deleted.
-func (s *Store) present(nodes *pebble.Iterator, k graph.NodeKey) (bool, error) {
+// graph): it exists, or its type is implicit and it is not deleted
+// (implicit types are never truncated).
+func (s *Store) present(nodes *pebble.Iterator, tr *truncReader, k graph.NodeKey) (bool, error) {
 	key := nodeKey(k)
 	var r record
 	found := nodes.SeekGE(key) && bytes.Equal(nodes.Key(), key)
@@ -436,7 +447,13 @@ func (s *Store) present(nodes *pebble.Iterator, k graph.NodeKey) (bool, error) {
 			return false, fmt.Errorf("embedded: adjacency: node %s: %w", k, err)
 		}
 		if r.visible() {
-			return true, nil
+			live, err := tr.untruncated(k.Type, r)
+			if err != nil {
+				return false, fmt.Errorf("embedded: adjacency: node %s: %w", k, err)
+			}
+			if live {
+				return true, nil
+			}
 		}
 	} else if err := nodes.Error(); err != nil {
 		return false, fmt.Errorf("embedded: adjacency: node %s: %w", k, err)
@@ -463,4 +480,55 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	p.l.Error("pebble fatal", "msg", msg)
 	panic("embedded: pebble: " + msg)
+}
+
+// truncReader reads the truncate versions of node types from one reader (a
+// snapshot, or the writer's batch), each type once.
+type truncReader struct {
+	r    pebble.Reader
+	seen map[string]*ver // nil: the type was never truncated
+}
+
+func (s *Store) truncates(r pebble.Reader) *truncReader {
+	return &truncReader{r: r}
+}
+
+// of returns the version of typ's newest truncate, or nil.
+func (tr *truncReader) of(typ string) (*ver, error) {
+	if v, ok := tr.seen[typ]; ok {
+		return v, nil
+	}
+	var out *ver
+	b, closer, err := tr.r.Get(truncKey(typ))
+	switch {
+	case err == nil:
+		at, pos, derr := decodeVer(b)
+		closer.Close()
+		if derr != nil {
+			return nil, fmt.Errorf("truncate of %q: %w", typ, derr)
+		}
+		out = &ver{at: at, pos: pos}
+	case !isNotFound(err):
+		return nil, err
+	}
+	if tr.seen == nil {
+		tr.seen = make(map[string]*ver)
+	}
+	tr.seen[typ] = out
+	return out, nil
+}
+
+// untruncated reports whether r, a node record of type typ with a visible
+// upsert, is after its type's newest truncate (a truncate wins a tie).
+func (tr *truncReader) untruncated(typ string, r record) (bool, error) {
+	v, err := tr.of(typ)
+	if err != nil || v == nil {
+		return v == nil && err == nil, err
+	}
+	return graph.CompareVersions(r.upAt, r.upPos, v.at, v.pos) > 0, nil
+}
+
+// untruncated is truncReader.untruncated for one lookup through reader r.
+func (s *Store) untruncated(r pebble.Reader, typ string, rec record) (bool, error) {
+	return s.truncates(r).untruncated(typ, rec)
 }

@@ -98,6 +98,14 @@ type Store struct {
 	// claims holds, per node, edge type and constrained end, the node's
 	// claim.
 	claims map[adjKey]*claim
+	// truncates holds, per node type, its newest truncate.
+	truncates map[string]truncate
+}
+
+// truncate is the version of a type's newest truncate.
+type truncate struct {
+	at  time.Time
+	pos graph.Pos
 }
 
 var _ graph.Store = (*Store)(nil)
@@ -109,12 +117,13 @@ func New(schema *graph.Schema, opts Options) *Store {
 		now = time.Now
 	}
 	return &Store{
-		schema: schema,
-		now:    now,
-		nodes:  make(map[graph.NodeKey]*record),
-		edges:  make(map[graph.EdgeKey]*record),
-		adj:    make(map[adjKey]map[graph.EdgeKey]struct{}),
-		claims: make(map[adjKey]*claim),
+		schema:    schema,
+		now:       now,
+		nodes:     make(map[graph.NodeKey]*record),
+		edges:     make(map[graph.EdgeKey]*record),
+		adj:       make(map[adjKey]map[graph.EdgeKey]struct{}),
+		claims:    make(map[adjKey]*claim),
+		truncates: make(map[string]truncate),
 	}
 }
 
@@ -134,7 +143,7 @@ func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 	}
 	encs := make([][]byte, len(checked))
 	for i, m := range checked {
-		if m.Op == graph.OpUpsertNode || m.Op == graph.OpUpsertEdge {
+		if (m.Op == graph.OpUpsertNode && len(m.Keep) == 0) || m.Op == graph.OpUpsertEdge {
 			enc, err := graph.EncodeProps(m.Props)
 			if err != nil {
 				return fmt.Errorf("memstore: apply mutation %d: %w", i, err)
@@ -150,7 +159,29 @@ func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 	for i, m := range checked {
 		switch m.Op {
 		case graph.OpUpsertNode:
-			upsert(getRec(s.nodes, m.Node), m, encs[i])
+			r := getRec(s.nodes, m.Node)
+			if len(m.Keep) > 0 {
+				// The kept properties come from the stored node when it is
+				// live and not newer than the upsert (package graph).
+				m.Props = clone(m.Props)
+				if v := s.liveNode(m.Node, r); v != nil && graph.CompareVersions(v.at.UnixMicro(), v.pos, m.EventTime.UnixMicro(), m.Pos) <= 0 {
+					for _, name := range m.Keep {
+						if x, ok := v.props[name]; ok {
+							m.Props[name] = x
+						}
+					}
+				}
+				enc, err := graph.EncodeProps(m.Props)
+				if err != nil {
+					return fmt.Errorf("memstore: apply mutation %d: %w", i, err)
+				}
+				encs[i] = enc
+			}
+			upsert(r, m, encs[i])
+		case graph.OpTruncateType:
+			if t, ok := s.truncates[m.Node.Type]; !ok || graph.CompareVersions(m.EventTime.UnixMicro(), m.Pos, t.at.UnixMicro(), t.pos) > 0 {
+				s.truncates[m.Node.Type] = truncate{at: m.EventTime, pos: m.Pos}
+			}
 		case graph.OpDeleteNode:
 			del(getRec(s.nodes, m.Node), m.EventTime, m.Pos)
 		case graph.OpPurgeNode:
@@ -272,6 +303,20 @@ func (r *record) visible() *version {
 	return r.up
 }
 
+// liveNode returns the live version of node k with record r, or nil: its
+// upsert beats its newest delete and its type's newest truncate (a delete
+// or truncate of the same version wins).
+func (s *Store) liveNode(k graph.NodeKey, r *record) *version {
+	v := r.visible()
+	if v == nil {
+		return nil
+	}
+	if t, ok := s.truncates[k.Type]; ok && graph.CompareVersions(t.at.UnixMicro(), t.pos, v.at.UnixMicro(), v.pos) >= 0 {
+		return nil
+	}
+	return v
+}
+
 // GetNodes returns the visible nodes among keys.
 func (s *Store) GetNodes(ctx context.Context, keys []graph.NodeKey) (map[graph.NodeKey]graph.Node, error) {
 	if err := ctx.Err(); err != nil {
@@ -284,7 +329,7 @@ func (s *Store) GetNodes(ctx context.Context, keys []graph.NodeKey) (map[graph.N
 	}
 	out := make(map[graph.NodeKey]graph.Node, len(keys))
 	for _, k := range keys {
-		if v := s.nodes[k].visible(); v != nil {
+		if v := s.liveNode(k, s.nodes[k]); v != nil {
 			out[k] = graph.Node{Key: k, Props: clone(v.props), EventTime: v.at}
 		}
 	}
@@ -301,7 +346,7 @@ func (s *Store) edgeVisible(k graph.EdgeKey, now time.Time) (graph.Edge, bool) {
 	}
 	for _, n := range []graph.NodeKey{k.From, k.To} {
 		r := s.nodes[n]
-		if r.purgedAtOrAfter(v.at, v.pos) || !s.present(n.Type, r) {
+		if r.purgedAtOrAfter(v.at, v.pos) || !s.present(n, r) {
 			return graph.Edge{}, false
 		}
 	}
@@ -315,13 +360,14 @@ func (s *Store) edgeVisible(k graph.EdgeKey, now time.Time) (graph.Edge, bool) {
 	return e, true
 }
 
-// present reports whether a node of type typ with record r lets its edges
-// be seen: it exists, or its type is implicit and it is not deleted.
-func (s *Store) present(typ string, r *record) bool {
-	if r.visible() != nil {
+// present reports whether node n with record r lets its edges be seen: it
+// exists, or its type is implicit and it is not deleted (implicit types are
+// never truncated).
+func (s *Store) present(n graph.NodeKey, r *record) bool {
+	if s.liveNode(n, r) != nil {
 		return true
 	}
-	nt, ok := s.schema.NodeType(typ)
+	nt, ok := s.schema.NodeType(n.Type)
 	return ok && nt.Implicit && (r == nil || !r.hasDel)
 }
 
@@ -347,7 +393,7 @@ func (s *Store) Nodes() []graph.Node {
 	defer s.mu.RUnlock()
 	var out []graph.Node
 	for k, r := range s.nodes {
-		if v := r.visible(); v != nil {
+		if v := s.liveNode(k, r); v != nil {
 			out = append(out, graph.Node{Key: k, Props: clone(v.props), EventTime: v.at})
 		}
 	}

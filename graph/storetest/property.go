@@ -89,7 +89,10 @@ func (g *propGen) mutation(rt *rapid.T) graph.Mutation {
 
 func (g *propGen) op(rt *rapid.T) graph.Mutation {
 	at := rapid.SampledFrom(g.times).Draw(rt, "at")
-	switch rapid.IntRange(0, 10).Draw(rt, "op") {
+	switch rapid.IntRange(0, 11).Draw(rt, "op") {
+	case 11:
+		// Tags are the one type that is not implicit.
+		return truncN("tag", at)
 	case 10:
 		return graph.Mutation{Op: graph.OpPurgeNode, Node: g.key(rt, []string{"user", "item", "tag"}, "node"), EventTime: at}
 	case 0, 1:
@@ -112,6 +115,10 @@ func (g *propGen) op(rt *rapid.T) graph.Mutation {
 // duplicates and in random batches, leave the same state as the reference
 // fed them in order; the reverse index mirrors the forward one.
 func testProperty(t *testing.T, h *harness, opts Options) {
+	// Truncates are type-wide, so those of earlier iterations (other
+	// namespaces, same store) apply to this one's nodes too: each
+	// reference starts with them.
+	var truncates []graph.Mutation
 	rapid.Check(t, func(rt *rapid.T) {
 		ih := *h
 		ih.ns = namespace()
@@ -124,6 +131,14 @@ func testProperty(t *testing.T, h *harness, opts Options) {
 		muts := rapid.SliceOfN(rapid.Custom(g.mutation), 1, opts.PropertyMutations).Draw(rt, "mutations")
 
 		ref := memstore.New(ih.schema, memstore.Options{Now: func() time.Time { return h.now }})
+		if err := ref.Apply(context.Background(), truncates); err != nil {
+			rt.Fatalf("reference apply earlier truncates: %v", err)
+		}
+		for _, m := range muts {
+			if m.Op == graph.OpTruncateType {
+				truncates = append(truncates, m)
+			}
+		}
 		for _, m := range muts {
 			if err := ref.Apply(context.Background(), []graph.Mutation{m}); err != nil {
 				rt.Fatalf("reference apply %+v: %v", m, err)

@@ -94,6 +94,8 @@ func Run(t *testing.T, open Factory, opts Options) {
 		{"EdgeNeedsItsEnds", testEdgeNeedsItsEnds},
 		{"Purge", testPurge},
 		{"PurgeByPosition", testPurgePosition},
+		{"TruncateType", testTruncate},
+		{"KeepUnavailableProperties", testKeep},
 		{"TTLExpiry", testTTL},
 		{"BothDirections", testBothDirections},
 		{"SinceUntil", testSinceUntil},
@@ -884,6 +886,117 @@ func testPurgePosition(t *testing.T, h *harness) {
 		wantEdges(t, "likes out of x", h.one(t, q(x, "likes", graph.Out, order, 0)), nil)
 		wantEdges(t, "blocks out of x", h.one(t, q(x, "blocks", graph.Out, order, 0)), []graph.Edge{
 			edge("blocks", x, w, h.at(10), nil)})
+	}
+}
+
+func truncN(typ string, at time.Time) graph.Mutation {
+	return graph.Mutation{Op: graph.OpTruncateType, Node: graph.NodeKey{Type: typ}, EventTime: at}
+}
+
+// testTruncate: a truncate of a type deletes every node of it whose newest
+// upsert is not after the truncate, in any arrival order, hides their
+// edges, and leaves nodes written after it live; only the newest truncate
+// of a type counts.
+func testTruncate(t *testing.T, h *harness) {
+	it := h.liveItem(t, "i")
+	row := func(id string) graph.NodeKey { return graph.NodeKey{Type: "row", ID: h.ns + "-" + id} }
+	t1, t2, t3 := row("t1"), row("t2"), row("t3")
+	h.apply(t,
+		upN(t1, h.at(1), graph.Props{"label": "one"}),
+		upN(t2, h.at(5), graph.Props{"label": "two"}),
+		upE("lists", it, t1, h.at(2), nil),
+		upE("lists", it, t2, h.at(6), nil),
+	)
+	h.apply(t, atPos(truncN("row", h.at(3)), 5))
+	// Arriving after the truncate: an upsert older than it, one of its
+	// very time and an earlier position, and an older truncate.
+	h.apply(t,
+		upN(t3, h.at(2), graph.Props{"label": "three"}),
+		atPos(upN(t1, h.at(3), graph.Props{"label": "tie"}), 4),
+		truncN("row", h.at(1)),
+	)
+	got, err := h.s.GetNodes(context.Background(), []graph.NodeKey{t1, t2, t3})
+	if err != nil {
+		t.Fatalf("get nodes: %v", err)
+	}
+	if _, ok := got[t2]; len(got) != 1 || !ok {
+		t.Fatalf("nodes after the truncate: got %v, want only %s", got, t2)
+	}
+	wantNode(t, h, t2, &graph.Node{Key: t2, Props: graph.Props{"label": "two"}, EventTime: h.at(5)})
+	for _, order := range []graph.Order{graph.OrderKey, graph.OrderLatest} {
+		wantEdges(t, "lists out of i", h.one(t, q(it, "lists", graph.Out, order, 0)),
+			[]graph.Edge{edge("lists", it, t2, h.at(6), nil)})
+		wantEdges(t, "lists into t1", h.one(t, q(t1, "lists", graph.In, order, 0)), nil)
+		wantEdges(t, "lists into t2", h.one(t, q(t2, "lists", graph.In, order, 0)),
+			[]graph.Edge{edge("lists", it, t2, h.at(6), nil)})
+	}
+	// Written again after the truncate (same time, later position): t1 is
+	// back, and with it its edge, which no delete removed.
+	h.apply(t, atPos(upN(t1, h.at(3), graph.Props{"label": "again"}), 6))
+	wantNode(t, h, t1, &graph.Node{Key: t1, Props: graph.Props{"label": "again"}, EventTime: h.at(3)})
+	wantNode(t, h, t3, nil)
+	wantEdges(t, "lists out of i after t1 is written again", h.one(t, q(it, "lists", graph.Out, graph.OrderKey, 0)),
+		[]graph.Edge{edge("lists", it, t1, h.at(2), nil), edge("lists", it, t2, h.at(6), nil)})
+	// A newer truncate takes everything written up to it.
+	h.apply(t, truncN("row", h.at(10)))
+	wantNode(t, h, t1, nil)
+	wantNode(t, h, t2, nil)
+	wantEdges(t, "lists out of i after the second truncate", h.one(t, q(it, "lists", graph.Out, graph.OrderKey, 0)), nil)
+	// Rejected: an implicit type, and a truncate naming a node.
+	for _, m := range []graph.Mutation{truncN("user", h.at(11)), {Op: graph.OpTruncateType, Node: t1, EventTime: h.at(11)}} {
+		if err := h.s.Apply(context.Background(), []graph.Mutation{m}); err == nil {
+			t.Fatalf("apply %+v: accepted, want a schema error", m)
+		}
+	}
+}
+
+// testKeep: an upsert that keeps properties (values its source did not
+// send) takes them from the stored node when that node is live and not
+// newer, within one Apply call too; a redelivery changes nothing; a kept
+// property of a deleted, truncated or missing node is absent.
+func testKeep(t *testing.T, h *harness) {
+	keep := func(m graph.Mutation, names ...string) graph.Mutation { m.Keep = names; return m }
+	u, v, w := h.user("u"), h.user("v"), h.user("w")
+	h.apply(t, upN(u, h.at(1), graph.Props{"name": "long text", "age": int64(1)}))
+	upd := atPos(keep(upN(u, h.at(2), graph.Props{"age": int64(2)}), "name"), 3)
+	h.apply(t, upd)
+	want := &graph.Node{Key: u, Props: graph.Props{"name": "long text", "age": int64(2)}, EventTime: h.at(2)}
+	wantNode(t, h, u, want)
+	// Redelivered, both; then the older keeping upsert again.
+	h.apply(t, upN(u, h.at(1), graph.Props{"name": "long text", "age": int64(1)}), upd)
+	h.apply(t, upd)
+	wantNode(t, h, u, want)
+	// Two keeping upserts in a row, the second in the same call as a full one.
+	h.apply(t, keep(upN(u, h.at(3), graph.Props{"age": int64(3)}), "name", "score"))
+	h.apply(t, upN(u, h.at(4), graph.Props{"name": "new", "score": 0.5}),
+		keep(upN(u, h.at(5), graph.Props{"age": int64(5)}), "name", "score", "vip"))
+	wantNode(t, h, u, &graph.Node{Key: u, Props: graph.Props{"name": "new", "score": 0.5, "age": int64(5)}, EventTime: h.at(5)})
+	// Older than the stored node: it loses, as any older upsert.
+	h.apply(t, keep(upN(u, h.at(4), graph.Props{"age": int64(9)}), "name"))
+	wantNode(t, h, u, &graph.Node{Key: u, Props: graph.Props{"name": "new", "score": 0.5, "age": int64(5)}, EventTime: h.at(5)})
+	// A deleted node keeps nothing; nor does a node never written.
+	h.apply(t, upN(v, h.at(1), graph.Props{"name": "v"}))
+	h.apply(t, delN(v, h.at(2)))
+	h.apply(t, keep(upN(v, h.at(3), graph.Props{"age": int64(3)}), "name"))
+	wantNode(t, h, v, &graph.Node{Key: v, Props: graph.Props{"age": int64(3)}, EventTime: h.at(3)})
+	h.apply(t, keep(upN(w, h.at(3), graph.Props{"age": int64(3)}), "name"))
+	wantNode(t, h, w, &graph.Node{Key: w, Props: graph.Props{"age": int64(3)}, EventTime: h.at(3)})
+	// A truncated node keeps nothing.
+	tg := graph.NodeKey{Type: "doc", ID: h.ns + "-k"}
+	h.apply(t, upN(tg, h.at(0), graph.Props{"label": "k"}))
+	h.apply(t, truncN("doc", h.at(1)))
+	h.apply(t, keep(upN(tg, h.at(2), nil), "label"))
+	wantNode(t, h, tg, &graph.Node{Key: tg, Props: graph.Props{}, EventTime: h.at(2)})
+	// Rejected: a kept property that is also written, or not declared, or
+	// kept by an edge upsert.
+	for _, m := range []graph.Mutation{
+		keep(upN(u, h.at(9), graph.Props{"age": int64(1)}), "age"),
+		keep(upN(u, h.at(9), nil), "nope"),
+		keep(upE("follows", u, v, h.at(9), nil), "weight"),
+	} {
+		if err := h.s.Apply(context.Background(), []graph.Mutation{m}); err == nil {
+			t.Fatalf("apply %+v: accepted, want a schema error", m)
+		}
 	}
 }
 
