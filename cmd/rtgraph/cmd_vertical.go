@@ -382,6 +382,8 @@ func mutationText(m graph.Mutation, at time.Time) string {
 	b.WriteString(m.Op.String())
 	b.WriteString(" ")
 	switch m.Op {
+	case graph.OpTruncateType:
+		b.WriteString(m.Node.Type)
 	case graph.OpUpsertNode, graph.OpDeleteNode:
 		b.WriteString(m.Node.Type + ":" + m.Node.ID)
 	default:
@@ -390,6 +392,10 @@ func mutationText(m graph.Mutation, at time.Time) string {
 	if len(m.Props) > 0 {
 		b.WriteString(" ")
 		b.WriteString(compactJSON(m.Props))
+	}
+	if len(m.Keep) > 0 {
+		b.WriteString(" keep ")
+		b.WriteString(strings.Join(m.Keep, ","))
 	}
 	if m.TTL > 0 {
 		b.WriteString(" ttl ")
@@ -445,6 +451,7 @@ type tryMutation struct {
 	Node      *graph.NodeKey `json:"node,omitempty"`
 	Edge      *graph.EdgeKey `json:"edge,omitempty"`
 	Props     graph.Props    `json:"props,omitempty"`
+	Keep      []string       `json:"keep,omitempty"`
 	EventTime time.Time      `json:"event_time"`
 	TTL       string         `json:"ttl,omitempty"`
 }
@@ -465,9 +472,9 @@ func writeTryJSON(w io.Writer, i int, topic string, rec *vertical.Record, out *v
 	for _, m := range out.Envelopes {
 		te := tryEnvelope{Envelope: m.Envelope, Mutations: []tryMutation{}}
 		for _, mu := range m.Mutations {
-			tm := tryMutation{Op: mu.Op.String(), Props: mu.Props, EventTime: mu.EventTime}
+			tm := tryMutation{Op: mu.Op.String(), Props: mu.Props, Keep: mu.Keep, EventTime: mu.EventTime}
 			switch mu.Op {
-			case graph.OpUpsertNode, graph.OpDeleteNode:
+			case graph.OpUpsertNode, graph.OpDeleteNode, graph.OpTruncateType:
 				tm.Node = &mu.Node
 			default:
 				tm.Edge = &mu.Edge
