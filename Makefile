@@ -66,6 +66,14 @@ test-faults: ## Fault tests: Kafka and Cassandra paused, killed, restarted under
 test-cdc-smoke: ## CDC chain smoke test: real PostgreSQL -> Debezium 3.6.1 on Kafka Connect 4.3.1 -> real Kafka, 3 connector configs (own servers; deploy/local/README.md).
 	deploy/local/cdc-smoke.sh
 
+# The CDC end-to-end test's own PostgreSQL and Kafka Connect (state dir and ports); it uses the Kafka and
+# Cassandra of with-infra.sh (started if not running) and stops only what it started.
+CDC_E2E_INFRA := RTGRAPH_TEST_CDC_INFRA_DIR=$(CURDIR)/.infra/cdc-e2e PG_PORT=26432 CONNECT_PORT=28183
+
+.PHONY: test-cdc
+test-cdc: ## CDC end to end: PostgreSQL -> Debezium (json, plain, flat) -> Kafka -> rtgraph on Cassandra; every node and edge compared with PostgreSQL (deploy/local/README.md).
+	$(CDC_E2E_INFRA) RTGRAPH_TEST_CDC=1 deploy/local/with-infra.sh $(GO) test -count=1 -timeout 40m -v -run '^TestCDCEndToEnd$$' ./cmd/rtgraph/
+
 .PHONY: bench
 bench: bench-store bench-ingest bench-query bench-fcap ## Run every benchmark (figures go to docs/benchmarks.md by hand).
 
@@ -73,6 +81,7 @@ bench: bench-store bench-ingest bench-query bench-fcap ## Run every benchmark (f
 bench-smoke: ## Every benchmark once at small sizes, on Pebble and real servers: keeps them running (CI); the figures mean nothing.
 	RTGRAPH_BENCH_EVENTS=10000 RTGRAPH_BENCH_USERS=2000 RTGRAPH_BENCH_QUERIES=20 \
 	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
+	CDC_BENCH_SAMPLES=5 CDC_BENCH_ROWS=1000 deploy/local/cdc-bench.sh
 
 .PHONY: bench-store
 bench-store: ## Graph-store benchmarks on Pebble and on real Cassandra.
@@ -85,6 +94,10 @@ bench-query: ## Query API latency: 1/2/3 hops and supernode, Pebble and real Cas
 .PHONY: bench-ingest
 bench-ingest: ## Pipeline end to end on real Kafka: events/s, freshness, raw ceilings (RTGRAPH_BENCH_EVENTS, default 1M).
 	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench Ingest -benchtime 1x -timeout 90m -v ./ingest/
+
+.PHONY: bench-cdc
+bench-cdc: ## CDC freshness (commit in PostgreSQL -> visible in the API) and bulk load through real Debezium (CDC_BENCH_*; deploy/local/cdc-bench.sh).
+	deploy/local/cdc-bench.sh
 
 .PHONY: bench-fcap
 bench-fcap: ## Frequency-cap lookup benchmarks on Pebble and real Cassandra, with the raw ceiling.

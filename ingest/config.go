@@ -100,8 +100,9 @@ type Config struct {
 }
 
 // BatchConfig is the batch policy of a partition worker: a batch is written
-// when it reaches Count records or Bytes bytes, or Period after its first
-// record, whichever comes first.
+// when it reaches Count records or Bytes bytes, Period after its first
+// record, or, with Linger set, Linger after its last record (the partition
+// went quiet), whichever comes first.
 type BatchConfig struct {
 	// Count is the most records in one batch [max.poll.records]. Default 1000.
 	Count int `yaml:"count"`
@@ -111,6 +112,11 @@ type BatchConfig struct {
 	// Period is how long a batch waits for more records after its first
 	// one. It bounds the freshness a quiet partition adds. Default 100ms.
 	Period time.Duration `yaml:"period"`
+	// Linger, when positive, writes a batch once no record has arrived for
+	// that long: a trickle of changes is written at once instead of
+	// waiting out Period, while a busy partition, whose records follow each
+	// other closely, still fills its batches. 0 (the default) turns it off.
+	Linger time.Duration `yaml:"linger"`
 }
 
 // RetryConfig is an exponential backoff with jitter.
@@ -209,6 +215,9 @@ func (c Config) Validate() error {
 	}
 	if c.Batch.Period <= 0 {
 		bad("batch.period", "must be positive")
+	}
+	if c.Batch.Linger < 0 {
+		bad("batch.linger", "must not be negative")
 	}
 	if c.MaxApplyMutations < 1 {
 		bad("max_apply_mutations", "must be positive")

@@ -44,6 +44,7 @@ func TestConfigValidate(t *testing.T) {
 		{"batch count too large", mod(func(c *Config) { c.Batch.Count = 100_001 }), "ingest.batch.count"},
 		{"batch bytes", mod(func(c *Config) { c.Batch.Bytes = 100 }), "ingest.batch.bytes"},
 		{"batch period", mod(func(c *Config) { c.Batch.Period = 0 }), "ingest.batch.period"},
+		{"batch linger", mod(func(c *Config) { c.Batch.Linger = -time.Millisecond }), "ingest.batch.linger"},
 		{"max apply", mod(func(c *Config) { c.MaxApplyMutations = 0 }), "ingest.max_apply_mutations"},
 		{"backoff", mod(func(c *Config) { c.Retry.Backoff = 0 }), "ingest.retry.backoff"},
 		{"backoff max", mod(func(c *Config) { c.Retry.BackoffMax = time.Millisecond }), "ingest.retry.backoff_max"},

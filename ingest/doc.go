@@ -21,8 +21,8 @@
 // offsets, errors returned and logged). Each claimed partition gets one
 // worker goroutine, which keeps the partition's order. A worker decodes and
 // maps each record as it arrives and accumulates a batch, closed at
-// Batch.Count records, Batch.Bytes bytes or Batch.Period after its first
-// record. Writing a batch:
+// Batch.Count records, Batch.Bytes bytes, Batch.Period after its first
+// record or (when set) Batch.Linger after its last. Writing a batch:
 //
 //  1. its mutations (folded by Options.Fold when set) go to Writer.Apply in
 //     chunks of at most MaxApplyMutations; a transient failure is retried

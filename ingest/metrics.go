@@ -66,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"topic", "stage", "class"}),
 		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtgraph_ingest_flushes_total",
-			Help: "Batches written, by what closed them (count, bytes, period, revoke, stop).",
+			Help: "Batches written, by what closed them (count, bytes, period, idle, revoke, stop).",
 		}, []string{"reason"}),
 		batchMessages: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "rtgraph_ingest_batch_messages",

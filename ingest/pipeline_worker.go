@@ -117,11 +117,17 @@ func (w *worker) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	// idle closes a batch Linger after its last record, when Linger is set.
+	linger := w.p.cfg.Batch.Linger
+	idle := time.NewTimer(time.Hour)
+	idle.Stop()
+	defer idle.Stop()
 	wmTimer := time.NewTimer(time.Hour)
 	wmTimer.Stop()
 	defer wmTimer.Stop()
 	flush := func(reason string) bool {
 		timer.Stop()
+		idle.Stop()
 		if !w.flush(reason) {
 			return false
 		}
@@ -152,11 +158,20 @@ func (w *worker) run() {
 				if !flush("bytes") {
 					return
 				}
-			case len(w.batch) == 1:
-				timer.Reset(w.p.cfg.Batch.Period)
+			default:
+				if len(w.batch) == 1 {
+					timer.Reset(w.p.cfg.Batch.Period)
+				}
+				if linger > 0 {
+					idle.Reset(linger)
+				}
 			}
 		case <-timer.C:
 			if !flush("period") {
+				return
+			}
+		case <-idle.C:
+			if len(w.batch) > 0 && !flush("idle") {
 				return
 			}
 		case <-wmTimer.C:

@@ -187,6 +187,8 @@ func TestWorkerBatchPolicy(t *testing.T) {
 		{"count", func(c *Config) { c.Batch.Count = 4 }, 5, "count", 4},
 		{"bytes", func(c *Config) { c.Batch.Count = 1000; c.Batch.Bytes = 1024 }, 20, "bytes", 0}, // marked checked below: a multiple of the records that fill 1 KiB
 		{"period", func(c *Config) { c.Batch.Period = 20 * time.Millisecond }, 3, "period", 3},
+		// marked unchecked: under load the records may close more than one idle batch.
+		{"idle", func(c *Config) { c.Batch.Linger = 5 * time.Millisecond }, 3, "idle", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
