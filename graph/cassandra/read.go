@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"sync"
 	"time"
@@ -578,129 +579,101 @@ func (r *adjRead) neighborChecks(nbrs [][]byte) (*nbrChecks, []task, error) {
 	return nc, tasks, nil
 }
 
-// neighborDeletes returns the tasks that read the delete versions of the
-// neighbours (ids by node type) that were ever deleted, and the map (keyed
-// by neighbor key) they fill.
-func (r *adjRead) neighborDeletes(byType map[string][][]byte) (map[string]nodeDelete, []task) {
-	out := map[string]nodeDelete{}
+// inReads returns the tasks that read something of each neighbour (ids by
+// node type) with one IN query per node type and maxINValues ids, and the
+// map, keyed by neighbor key, that they fill: read runs one query and puts
+// what it finds into found.
+func inReads[V any](byType map[string][][]byte, op string, read func(ctx context.Context, typ string, ids [][]byte, found map[string]V) error) (map[string]V, []task) {
+	out := map[string]V{}
 	var mu sync.Mutex
 	var tasks []task
 	for typ, ids := range byType {
 		for start := 0; start < len(ids); start += maxINValues {
 			chunk := ids[start:min(start+maxINValues, len(ids))]
-			tasks = append(tasks, task{op: opReadNodeDel, f: func(ctx context.Context) error {
-				iter := r.s.query(r.s.readCL, cqlNodeDeletes, typ, chunk).IterContext(ctx)
-				var (
-					id, pos   []byte
-					at, posWT int64
-				)
-				found := map[string]nodeDelete{}
-				for iter.Scan(&id, &at, &pos, &posWT) {
-					found[string(neighborKey(graph.NodeKey{Type: typ, ID: string(id)}))] = nodeDeleteOf(at, pos, posWT)
-				}
-				if err := iter.Close(); err != nil {
+			tasks = append(tasks, task{op: op, f: func(ctx context.Context) error {
+				found := map[string]V{}
+				if err := read(ctx, typ, chunk, found); err != nil {
 					return err
 				}
 				mu.Lock()
-				for k, v := range found {
-					out[k] = v
-				}
+				maps.Copy(out, found)
 				mu.Unlock()
 				return nil
 			}})
 		}
 	}
 	return out, tasks
+}
+
+// neighborDeletes returns the tasks that read the purge versions of the
+// neighbours (ids by node type) that were ever purged, and the map (keyed
+// by neighbor key) they fill.
+func (r *adjRead) neighborDeletes(byType map[string][][]byte) (map[string]nodeDelete, []task) {
+	return inReads(byType, opReadNodeDel, func(ctx context.Context, typ string, ids [][]byte, found map[string]nodeDelete) error {
+		iter := r.s.query(r.s.readCL, cqlNodeDeletes, typ, ids).IterContext(ctx)
+		var (
+			id, pos   []byte
+			at, posWT int64
+		)
+		for iter.Scan(&id, &at, &pos, &posWT) {
+			found[string(neighborKey(graph.NodeKey{Type: typ, ID: string(id)}))] = nodeDeleteOf(at, pos, posWT)
+		}
+		return iter.Close()
+	})
 }
 
 // neighborStates returns the tasks that read the node values of the
 // neighbours (ids by node type), and the map (keyed by neighbor key) of
 // their states they fill; a neighbour never written is absent from it.
 func (r *adjRead) neighborStates(byType map[string][][]byte) (map[string]nodeState, []task) {
-	out := map[string]nodeState{}
-	var mu sync.Mutex
-	var tasks []task
-	for typ, ids := range byType {
-		for start := 0; start < len(ids); start += maxINValues {
-			chunk := ids[start:min(start+maxINValues, len(ids))]
-			tasks = append(tasks, task{op: opReadNode, f: func(ctx context.Context) error {
-				truncs, err := r.s.truncates(ctx)
-				if err != nil {
-					return err
-				}
-				trunc := truncOf(truncs, typ)
-				iter := r.s.query(r.s.readCL, cqlGetNodesIn, typ, chunk).IterContext(ctx)
-				found := map[string]nodeState{}
-				for {
-					var id, b []byte
-					var wt int64
-					if !iter.Scan(&id, &b, &wt) {
-						break
-					}
-					st, err := nodeStateAt(b, wt, trunc)
-					if err != nil {
-						_ = iter.Close()
-						return fmt.Errorf("cassandra: adjacency of %s: node %s:%s: %w", r.q.Node, typ, id, err)
-					}
-					found[string(neighborKey(graph.NodeKey{Type: typ, ID: string(id)}))] = st
-				}
-				if err := iter.Close(); err != nil {
-					return err
-				}
-				mu.Lock()
-				for k, v := range found {
-					out[k] = v
-				}
-				mu.Unlock()
-				return nil
-			}})
+	return inReads(byType, opReadNode, func(ctx context.Context, typ string, ids [][]byte, found map[string]nodeState) error {
+		truncs, err := r.s.truncates(ctx)
+		if err != nil {
+			return err
 		}
-	}
-	return out, tasks
+		trunc := truncOf(truncs, typ)
+		iter := r.s.query(r.s.readCL, cqlGetNodesIn, typ, ids).IterContext(ctx)
+		for {
+			var id, b []byte
+			var wt int64
+			if !iter.Scan(&id, &b, &wt) {
+				break
+			}
+			st, err := nodeStateAt(b, wt, trunc)
+			if err != nil {
+				_ = iter.Close()
+				return fmt.Errorf("cassandra: adjacency of %s: node %s:%s: %w", r.q.Node, typ, id, err)
+			}
+			found[string(neighborKey(graph.NodeKey{Type: typ, ID: string(id)}))] = st
+		}
+		return iter.Close()
+	})
 }
 
 // neighborClaims returns the tasks that read the claims of the neighbours
 // (ids by node type) at their end of the queried edges, and the map (keyed
 // by neighbor key, to the claim's target) they fill.
 func (r *adjRead) neighborClaims(byType map[string][][]byte) (map[string][]byte, []task) {
-	out := map[string][]byte{}
 	dir := int8(opposite(r.q.Direction))
-	var mu sync.Mutex
-	var tasks []task
-	for typ, ids := range byType {
-		for start := 0; start < len(ids); start += maxINValues {
-			chunk := ids[start:min(start+maxINValues, len(ids))]
-			tasks = append(tasks, task{op: opReadClaims, f: func(ctx context.Context) error {
-				iter := r.s.query(r.s.readCL, cqlClaims, typ, r.q.EdgeType, dir, chunk).IterContext(ctx)
-				found := map[string][]byte{}
-				for {
-					// Fresh buffers per row: the driver appends into the
-					// one it is given, and the claim's target is kept.
-					var id, b []byte
-					if !iter.Scan(&id, &b) {
-						break
-					}
-					nk := neighborKey(graph.NodeKey{Type: typ, ID: string(id)})
-					c, err := decodeClaim(b)
-					if err != nil {
-						_ = iter.Close()
-						return fmt.Errorf("cassandra: adjacency of %s: claim of %q: %w", r.q.Node, nk, err)
-					}
-					found[string(nk)] = c.target
-				}
-				if err := iter.Close(); err != nil {
-					return err
-				}
-				mu.Lock()
-				for k, v := range found {
-					out[k] = v
-				}
-				mu.Unlock()
-				return nil
-			}})
+	return inReads(byType, opReadClaims, func(ctx context.Context, typ string, ids [][]byte, found map[string][]byte) error {
+		iter := r.s.query(r.s.readCL, cqlClaims, typ, r.q.EdgeType, dir, ids).IterContext(ctx)
+		for {
+			// Fresh buffers per row: the driver appends into the one it
+			// is given, and the claim's target is kept.
+			var id, b []byte
+			if !iter.Scan(&id, &b) {
+				break
+			}
+			nk := neighborKey(graph.NodeKey{Type: typ, ID: string(id)})
+			c, err := decodeClaim(b)
+			if err != nil {
+				_ = iter.Close()
+				return fmt.Errorf("cassandra: adjacency of %s: claim of %q: %w", r.q.Node, nk, err)
+			}
+			found[string(nk)] = c.target
 		}
-	}
-	return out, tasks
+		return iter.Close()
+	})
 }
 
 // keyStream is one edges_by_key bucket being read in neighbour order.
