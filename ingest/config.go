@@ -115,7 +115,8 @@ type BatchConfig struct {
 	// Linger, when positive, writes a batch once no record has arrived for
 	// that long: a trickle of changes is written at once instead of
 	// waiting out Period, while a busy partition, whose records follow each
-	// other closely, still fills its batches. 0 (the default) turns it off.
+	// other closely, and a backlog still fill their batches. 0 turns it
+	// off. Default 5ms.
 	Linger time.Duration `yaml:"linger"`
 }
 
@@ -152,7 +153,7 @@ func DefaultConfig() Config {
 		GroupID:                "rtgraph",
 		DeadLetterTopic:        "rtgraph.dlq",
 		DeadLetterCreate:       DeadLetterCreateConfig{Enabled: true, Partitions: 1, ReplicationFactor: -1},
-		Batch:                  BatchConfig{Count: 1000, Bytes: 4 << 20, Period: 100 * time.Millisecond},
+		Batch:                  BatchConfig{Count: 1000, Bytes: 4 << 20, Period: 100 * time.Millisecond, Linger: 5 * time.Millisecond},
 		MaxApplyMutations:      5000,
 		Retry:                  RetryConfig{Backoff: 100 * time.Millisecond, BackoffMax: 10 * time.Second},
 		SessionTimeout:         45 * time.Second,

@@ -68,6 +68,7 @@ func testConfig() Config {
 	c.Topics = map[string]normalize.Config{testTopicName: testTopic()}
 	c.Batch.Count = 10
 	c.Batch.Period = time.Hour // flushes come from count, revocation or stop unless a test says otherwise
+	c.Batch.Linger = 0
 	c.Retry.Backoff = time.Millisecond
 	c.Retry.BackoffMax = 5 * time.Millisecond
 	c.WatermarkInterval = time.Hour

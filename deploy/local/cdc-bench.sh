@@ -14,7 +14,7 @@
 # RTGRAPH_INFRA_DIR (default <repo>/.infra/cdc-bench), KAFKA_PORT 27092, KAFKA_CONTROLLER_PORT 27093,
 # PG_PORT 27432, CONNECT_PORT 27083 unless set. CDC_BENCH_SAMPLES (200), CDC_BENCH_ROWS (100000),
 # CDC_BENCH_POLL_MS (50), CDC_BENCH_BATCH_PERIOD (rtgraph's ingest.batch.period, default 100ms),
-# CDC_BENCH_LINGER (rtgraph's ingest.batch.linger, default 0: off).
+# CDC_BENCH_LINGER (rtgraph's ingest.batch.linger; unset: rtgraph's default, 5ms).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,7 +30,7 @@ SAMPLES="${CDC_BENCH_SAMPLES:-200}"
 ROWS="${CDC_BENCH_ROWS:-100000}"
 POLL_MS="${CDC_BENCH_POLL_MS:-50}"
 BATCH_PERIOD="${CDC_BENCH_BATCH_PERIOD:-100ms}"
-LINGER="${CDC_BENCH_LINGER:-0s}"
+LINGER="${CDC_BENCH_LINGER:-5ms}"
 STATE="$RTGRAPH_INFRA_DIR"
 PSQL_ARGS="-h 127.0.0.1 -p $PG_PORT -U $PG_USER -d $PG_DB"
 export PGPASSWORD="$PG_PASSWORD"
