@@ -56,6 +56,14 @@
 //	      topic: requests.playback
 //	      when: 'attrs.status >= 400'
 //	    skip: true               # no joins, no emit
+//	  - name: accounts_truncate  # a TRUNCATE of the table accounts come from
+//	    select:
+//	      topic: streaming.public.accounts
+//	      ops: [truncate]        # exactly [truncate] for a truncate entry
+//	    emit:
+//	      nodes:
+//	        - type: account      # declared and not implicit
+//	          truncate: true     # every node of the type; no id, props or delete
 //
 // Every value under when, key, id and props is an expression
 // (github.com/expr-lang/expr) over these variables:
@@ -68,7 +76,7 @@
 //	key_fields   map             key column → value
 //	event_time   time.Time       the source time of the event
 //	topic        string
-//	after        map or nil      the CDC after image
+//	after        map or nil      the CDC after image (without unavailable fields)
 //	before       map or nil      the CDC before image
 //	attrs        map or nil      the state to map: after, before for deletes, the request log
 //	join         map             join name → document (a map), or nil on a miss
@@ -125,10 +133,60 @@
 // `unmatched: ignore` (a request log topic that carries events the graph
 // does not need, such as playback heartbeats): then Map returns nothing.
 // Envelopes of topics that no file names are unknown_entity errors too.
-// Tombstones are never mapped. A truncate (no key) is mapped only by a rule
-// that selects op truncate, which can only emit fixed ids; otherwise it
-// follows the unmatched policy, so by default it is dead-lettered rather than
-// silently dropped, since the graph has no "delete every node of a type".
+//
+// Tombstones are never mapped. A tombstone that is the only record of a
+// delete (normalize.Envelope.DeletesDropped: a topic flattened by
+// ExtractNewRecordState without __deleted, whose connector drops delete
+// events, as Debezium 3 does when given the older option
+// delete.handling.mode=rewrite, which it ignores) is counted in
+// rtgraph_mapping_tombstones_deletes_dropped_total{topic}, and Map logs a
+// warning once per topic naming both fixes: delete.tombstone.handling.mode=
+// rewrite on the connector, or debezium.tombstone_deletes: true on the
+// topic, which decodes tombstones as deletes.
+//
+// # Truncates
+//
+// A truncate (op truncate, no key: a TRUNCATE of the table) is mapped only
+// by a rule that selects op truncate; otherwise it follows the unmatched
+// policy, so by default it is dead-lettered rather than silently dropped. A
+// node entry `truncate: true` (with a type, and no id, props or delete; a
+// when is allowed) emits graph.OpTruncateType of its type at the event's
+// version: every node of the type whose newest upsert is not newer is
+// deleted, as by a delete of each (package graph), and upserts after it
+// live. It is allowed only in a rule whose select.ops is exactly
+// [truncate], and the type must be declared and not implicit (implicit
+// nodes need not be written, so they cannot be truncated); both are load
+// errors. [Fold] passes truncates through.
+//
+// # Unchanged TOASTed columns
+//
+// A Debezium PostgreSQL update under REPLICA IDENTITY DEFAULT that leaves a
+// TOASTed column unchanged does not carry its value; normalize takes the
+// placeholder out of the event and names the column in
+// normalize.Envelope.Unavailable (missing from attrs and after). Which
+// attributes an expression reads is found at load from its compiled form:
+// attrs.<name> and after.<name> read one field, a nil test (after != nil)
+// none; any other use of attrs or after (attrs[k], len(after),
+// toJSON(attrs)) may read any. For an event
+// with unavailable attributes:
+//
+//   - A node property whose expression reads one is not written but kept:
+//     the upsert names it in graph.Mutation.Keep, and the store keeps the
+//     value the node holds (absent when the node is not live or is newer).
+//     [Fold] fills kept properties from an older upsert of the node in the
+//     same batch.
+//   - A node id, an edge end's id, a condition (select.when or an emit's
+//     when), a join key or the version that reads one fails the event with
+//     unavailable_value: nothing can be decided without it.
+//   - An edge upsert whose properties read one is not emitted by that event:
+//     the stored edge stays as it was (the column did not change), counted in
+//     rtgraph_mapping_unavailable_edges_total{rule}. Known limit: an edge is
+//     one value without kept properties, so an edge whose properties mix
+//     changed columns and unchanged TOASTed ones misses the changed ones in
+//     that event; they arrive with the next event that carries every column
+//     it reads (any update that changes the TOASTed column, or a snapshot).
+//     Properties that read only columns PostgreSQL never TOASTs (numbers,
+//     short text) are not affected.
 //
 // # Joins
 //

@@ -30,6 +30,14 @@ const (
 	// (fetching a field of null, adding a string to a number, a condition
 	// that is not a bool).
 	ClassExpressionError Class = "expression_error"
+	// ClassUnavailableValue: a node id, an edge end's id, a condition (the
+	// rule's select.when or an emit's when), a join key or the version reads
+	// an attribute the source did not send (normalize.Envelope.Unavailable:
+	// an unchanged TOASTed column, which a Debezium PostgreSQL update
+	// carries as a placeholder). Nothing can be decided without it, so the
+	// event is not mapped; properties that read one are kept instead (see
+	// the package doc).
+	ClassUnavailableValue Class = "unavailable_value"
 )
 
 // Error is the only error type Map returns (apart from ctx.Err()). It names

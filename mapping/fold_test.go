@@ -18,24 +18,52 @@ import (
 // distinct event times and property sets, so that the same node or edge is
 // written many times, with ties, in one batch.
 func genMutation(t *rapid.T) graph.Mutation {
-	m := genOp(t)
+	m := genOp(t, false)
 	// Few positions, so equal event times with different positions (one
 	// transaction) and equal versions are both common.
 	m.Pos = graph.PosUint64(uint64(rapid.IntRange(0, 2).Draw(t, "pos")))
 	return m
 }
 
-func genOp(t *rapid.T) graph.Mutation {
+// genOp draws a mutation at one of five seconds; with keep, node upserts
+// may keep properties (graph.Mutation.Keep), and purges and truncates of
+// accounts are drawn too.
+func genOp(t *rapid.T, keep bool) graph.Mutation {
 	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	at := base.Add(time.Duration(rapid.IntRange(0, 4).Draw(t, "sec")) * time.Second)
 	accounts := []string{"a1", "a2"}
 	acct := graph.NodeKey{Type: "account", ID: rapid.SampledFrom(accounts).Draw(t, "account")}
-	switch rapid.IntRange(0, 3).Draw(t, "kind") {
+	kinds := 3
+	if keep {
+		kinds = 5
+	}
+	switch rapid.IntRange(0, kinds).Draw(t, "kind") {
 	case 0:
-		return graph.Mutation{Op: graph.OpUpsertNode, Node: acct, EventTime: at,
+		m := graph.Mutation{Op: graph.OpUpsertNode, Node: acct, EventTime: at,
 			Props: graph.Props{"age": int64(rapid.IntRange(0, 2).Draw(t, "age"))}}
+		if keep {
+			// Each property: a value, absent, or kept.
+			m.Props = graph.Props{}
+			for _, name := range []string{"age", "country"} {
+				switch rapid.IntRange(0, 2).Draw(t, name) {
+				case 0:
+					if name == "age" {
+						m.Props[name] = int64(rapid.IntRange(0, 2).Draw(t, "age value"))
+					} else {
+						m.Props[name] = rapid.SampledFrom([]string{"KR", "US"}).Draw(t, "country value")
+					}
+				case 2:
+					m.Keep = append(m.Keep, name)
+				}
+			}
+		}
+		return m
 	case 1:
 		return graph.Mutation{Op: graph.OpDeleteNode, Node: acct, EventTime: at}
+	case 4:
+		return graph.Mutation{Op: graph.OpPurgeNode, Node: acct, EventTime: at}
+	case 5:
+		return graph.Mutation{Op: graph.OpTruncateType, Node: graph.NodeKey{Type: "account"}, EventTime: at}
 	case 2:
 		m := graph.Mutation{Op: graph.OpUpsertEdge, EventTime: at,
 			Edge: graph.EdgeKey{Type: "owns", From: acct, To: graph.NodeKey{Type: "device", ID: rapid.SampledFrom([]string{"d1", "d2"}).Draw(t, "device")}}}
@@ -114,6 +142,68 @@ func TestFoldKeepsState(t *testing.T) {
 	})
 }
 
+// TestFoldKeepsKeptState: with node upserts that keep properties, and
+// purges and truncates, applying Fold(batch) leaves the reference store in
+// the state applying the batch one by one does, in any batch order, when
+// what was stored before is older than the batch (a source delivers one
+// row's changes in order; see Fold). Distinct mutations of the batch have
+// distinct versions (one event writes a node once).
+func TestFoldKeepsKeptState(t *testing.T) {
+	schema := testSchema(t)
+	rapid.Check(t, func(t *rapid.T) {
+		draw := func(label string, maxN int, shift time.Duration, posBase int) []graph.Mutation {
+			ms := rapid.SliceOfN(rapid.Custom(func(t *rapid.T) graph.Mutation { return genOp(t, true) }), 0, maxN).Draw(t, label)
+			for i := range ms {
+				ms[i].EventTime = ms[i].EventTime.Add(shift)
+				ms[i].Pos = graph.PosUint64(uint64(posBase + i))
+				if err := schema.Check(&ms[i]); err != nil {
+					t.Fatalf("generated mutation %+v: %v", ms[i], err)
+				}
+			}
+			return ms
+		}
+		before := draw("before", 8, -time.Minute, 0)
+		batch := draw("batch", 24, 0, 100)
+		// Redeliveries: some mutations of the batch again, at once.
+		for _, i := range rapid.SliceOfN(rapid.IntRange(0, max(len(batch)-1, 0)), 0, 3).Draw(t, "dups") {
+			if i < len(batch) {
+				batch = append(batch, batch[i])
+			}
+		}
+		clock := func() time.Time { return time.Date(2026, 11, 25, 10, 0, 2, 0, time.UTC) }
+		plain := memstore.New(schema, memstore.Options{Now: clock})
+		folded := memstore.New(schema, memstore.Options{Now: clock})
+		ctx := context.Background()
+		for _, s := range []*memstore.Store{plain, folded} {
+			if err := s.Apply(ctx, before); err != nil {
+				t.Fatal(err)
+			}
+		}
+		in := slices.Clone(batch)
+		out := mapping.Fold(batch)
+		if !sameMutations(in, batch) {
+			t.Fatal("Fold modified its input")
+		}
+		for _, m := range batch {
+			if err := plain.Apply(ctx, []graph.Mutation{m}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := folded.Apply(ctx, out); err != nil {
+			t.Fatal(err)
+		}
+		if a, b := dump(plain.Nodes()), dump(folded.Nodes()); a != b {
+			t.Fatalf("nodes differ\nunfolded: %s\nfolded:   %s\nbefore: %+v\nbatch: %+v\nfolded batch: %+v", a, b, before, batch, out)
+		}
+		if a, b := dump(plain.Edges()), dump(folded.Edges()); a != b {
+			t.Fatalf("edges differ\nunfolded: %s\nfolded:   %s\nbatch: %+v\nfolded batch: %+v", a, b, batch, out)
+		}
+		if len(out) > len(batch) {
+			t.Fatalf("folded %d mutations into %d", len(batch), len(out))
+		}
+	})
+}
+
 func sameMutations(a, b []graph.Mutation) bool {
 	return dump(a) == dump(b)
 }
@@ -132,6 +222,16 @@ func TestFold(t *testing.T) {
 	e := graph.EdgeKey{Type: "owns", From: n, To: graph.NodeKey{Type: "device", ID: "d"}}
 	up := func(s int, age int64) graph.Mutation {
 		return graph.Mutation{Op: graph.OpUpsertNode, Node: n, EventTime: at(s), Props: graph.Props{"age": age}}
+	}
+	upc := func(s int, age int64, country string) graph.Mutation {
+		m := up(s, age)
+		m.Props["country"] = country
+		return m
+	}
+	keep := func(s int, age int64, kept ...string) graph.Mutation {
+		m := up(s, age)
+		m.Keep = kept
+		return m
 	}
 	tests := []struct {
 		name string
@@ -160,6 +260,30 @@ func TestFold(t *testing.T) {
 		{"keys keep first-seen order",
 			[]graph.Mutation{{Op: graph.OpUpsertEdge, Edge: e, EventTime: at(1)}, up(1, 1), {Op: graph.OpUpsertEdge, Edge: e, EventTime: at(3)}},
 			[]graph.Mutation{{Op: graph.OpUpsertEdge, Edge: e, EventTime: at(3)}, up(1, 1)}},
+		{"kept property filled from the older upsert",
+			[]graph.Mutation{upc(1, 1, "KR"), keep(2, 5, "country")},
+			[]graph.Mutation{upc(2, 5, "KR")}},
+		{"kept property absent from the older full upsert is no longer kept",
+			[]graph.Mutation{up(1, 1), keep(2, 5, "country")},
+			[]graph.Mutation{up(2, 5)}},
+		{"kept by both stays kept",
+			[]graph.Mutation{keep(1, 1, "country"), keep(2, 5, "country")},
+			[]graph.Mutation{keep(2, 5, "country")}},
+		{"first upsert of the batch keeps from the store",
+			[]graph.Mutation{keep(2, 5, "country")},
+			[]graph.Mutation{keep(2, 5, "country")}},
+		{"a delete between them: nothing to keep",
+			[]graph.Mutation{upc(1, 1, "KR"), {Op: graph.OpDeleteNode, Node: n, EventTime: at(2)}, keep(3, 5, "country")},
+			[]graph.Mutation{up(3, 5)}},
+		{"a delete before the first: the stored node is gone",
+			[]graph.Mutation{{Op: graph.OpDeleteNode, Node: n, EventTime: at(1)}, keep(3, 5, "country")},
+			[]graph.Mutation{up(3, 5)}},
+		{"a truncate between them: nothing to keep, and the truncate stays",
+			[]graph.Mutation{upc(1, 1, "KR"), {Op: graph.OpTruncateType, Node: graph.NodeKey{Type: "account"}, EventTime: at(2)}, keep(3, 5, "country")},
+			[]graph.Mutation{up(3, 5), {Op: graph.OpTruncateType, Node: graph.NodeKey{Type: "account"}, EventTime: at(2)}}},
+		{"an upsert older than a truncate stays as it is, for the store to hide",
+			[]graph.Mutation{up(1, 1), {Op: graph.OpTruncateType, Node: graph.NodeKey{Type: "account"}, EventTime: at(2)}},
+			[]graph.Mutation{up(1, 1), {Op: graph.OpTruncateType, Node: graph.NodeKey{Type: "account"}, EventTime: at(2)}}},
 		{"unknown ops pass through at the end",
 			[]graph.Mutation{{Op: graph.Op(9)}, up(1, 1), up(2, 1)},
 			[]graph.Mutation{up(2, 1), {Op: graph.Op(9)}}},

@@ -3,6 +3,8 @@ package mapping_test
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,7 +18,7 @@ var fuzzOps = []normalize.Op{normalize.OpCreate, normalize.OpUpdate, normalize.O
 
 // FuzzMap maps arbitrary envelopes (any topic of the demo or the unit
 // rules, any op, any attribute document, any key and time, contract or not)
-// and checks that Map never panics, that every error is a *mapping.Error,
+// and checks, also with fields marked unavailable, that Map never panics, that every error is a *mapping.Error,
 // and that every mutation returned conforms to the schema.
 func FuzzMap(f *testing.F) {
 	f.Add(uint8(0), uint8(0), "1001", []byte(`{"account_id":1001,"email":"a@b.c","status":"active"}`), int64(1764057600000000))
@@ -37,6 +39,14 @@ func FuzzMap(f *testing.F) {
 		}
 		if doc, err := enrich.DecodeDocument(attrs, 1<<16); err == nil {
 			env.Attributes, env.After, env.Before = doc, doc, doc
+			if op&0x80 != 0 {
+				// Half the fields unavailable (unchanged TOASTed columns).
+				names := slices.Sorted(maps.Keys(doc))
+				for i := 0; i < len(names); i += 2 {
+					delete(doc, names[i])
+					env.Unavailable = append(env.Unavailable, names[i])
+				}
+			}
 		}
 		m, s := demo, schema
 		if int(topic)%len(topics) >= len(demo.Topics()) {

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -61,9 +62,10 @@ var defaultOps = opBits[normalize.OpCreate] | opBits[normalize.OpUpdate] | opBit
 
 type program struct {
 	prog  *vm.Program
-	short shortcut // when the expression is simple enough to skip the VM
-	field string   // within the rule, for run-time errors
-	line  int      // in the mapping file, for start-up errors
+	short shortcut  // when the expression is simple enough to skip the VM
+	reads attrReads // the attributes it reads, for unavailable ones
+	field string    // within the rule, for run-time errors
+	line  int       // in the mapping file, for start-up errors
 }
 
 type join struct {
@@ -85,12 +87,13 @@ type endpoint struct {
 }
 
 type nodeEmit struct {
-	typ   string
-	id    program
-	when  *program
-	del   bool
-	props []prop
-	field string
+	typ      string
+	id       program // unset for a truncate
+	when     *program
+	del      bool
+	truncate bool // every node of typ, as of the event (no id, no props)
+	props    []prop
+	field    string
 }
 
 type edgeEmit struct {
@@ -136,6 +139,8 @@ type topicInfo struct {
 	file      string // where the topic's unmatched policy is declared; "" when not declared
 	line      int
 	stats     *topicStats
+	// warnedDrops is set once the topic's dropped deletes were logged.
+	warnedDrops atomic.Bool
 }
 
 // loader holds what every file's compilation needs.
@@ -624,208 +629,6 @@ func (p *fileParser) parseJoin(n *yaml.Node, field string, names map[string]bool
 	return j, nil
 }
 
-func (p *fileParser) parseEmit(r *rule, n *yaml.Node, joins map[string]bool) error {
-	m, err := p.mapping(n, "emit", "nodes", "edges")
-	if err != nil {
-		return err
-	}
-	count := 0
-	if ne, ok := m["nodes"]; ok {
-		items, err := p.sequence(ne.val, "emit.nodes", false, "nodes")
-		if err != nil {
-			return err
-		}
-		if len(items) > MaxEmitsPerRule {
-			return p.errf(ne.val, "emit.nodes", "%d nodes; at most %d emits per rule", len(items), MaxEmitsPerRule)
-		}
-		for i, nn := range items {
-			e, err := p.parseNode(nn, fmt.Sprintf("emit.nodes[%d]", i), joins)
-			if err != nil {
-				return err
-			}
-			r.nodes = append(r.nodes, e)
-		}
-		count += len(items)
-	}
-	if ee, ok := m["edges"]; ok {
-		items, err := p.sequence(ee.val, "emit.edges", false, "edges")
-		if err != nil {
-			return err
-		}
-		if len(items) > MaxEmitsPerRule {
-			return p.errf(ee.val, "emit.edges", "%d edges; at most %d emits per rule", len(items), MaxEmitsPerRule)
-		}
-		for i, en := range items {
-			e, err := p.parseEdge(en, fmt.Sprintf("emit.edges[%d]", i), joins)
-			if err != nil {
-				return err
-			}
-			r.edges = append(r.edges, e)
-		}
-		count += len(items)
-	}
-	if count == 0 {
-		return p.errf(n, "emit", "must emit at least one node or edge")
-	}
-	if count > MaxEmitsPerRule {
-		return p.errf(n, "emit", "%d emits; at most %d per rule", count, MaxEmitsPerRule)
-	}
-	return nil
-}
-
-func (p *fileParser) parseNode(n *yaml.Node, field string, joins map[string]bool) (nodeEmit, error) {
-	m, err := p.mapping(n, field, "type", "id", "when", "delete", "props")
-	if err != nil {
-		return nodeEmit{}, err
-	}
-	e := nodeEmit{field: field}
-	te, ok := required(m, "type")
-	if !ok {
-		return nodeEmit{}, p.errf(n, field+".type", "required")
-	}
-	if e.typ, err = p.scalar(te.val, field+".type"); err != nil {
-		return nodeEmit{}, err
-	}
-	nt, ok := p.schema.NodeType(e.typ)
-	if !ok {
-		return nodeEmit{}, p.errf(te.val, field+".type", "node type %q is not declared in the graph schema", e.typ)
-	}
-	ie, ok := required(m, "id")
-	if !ok {
-		return nodeEmit{}, p.errf(n, field+".id", "required")
-	}
-	if e.id, err = p.compile(ie.val, field+".id", false); err != nil {
-		return nodeEmit{}, err
-	}
-	if err := p.checkJoinRefs(&e.id, joins); err != nil {
-		return nodeEmit{}, err
-	}
-	if e.when, e.del, err = p.whenDelete(m, field, joins); err != nil {
-		return nodeEmit{}, err
-	}
-	if e.props, err = p.parseProps(m, field, nt.Props, "node type "+e.typ, e.del, joins); err != nil {
-		return nodeEmit{}, err
-	}
-	return e, nil
-}
-
-func (p *fileParser) parseEdge(n *yaml.Node, field string, joins map[string]bool) (edgeEmit, error) {
-	m, err := p.mapping(n, field, "type", "from", "to", "when", "delete", "props")
-	if err != nil {
-		return edgeEmit{}, err
-	}
-	e := edgeEmit{field: field}
-	te, ok := required(m, "type")
-	if !ok {
-		return edgeEmit{}, p.errf(n, field+".type", "required")
-	}
-	if e.typ, err = p.scalar(te.val, field+".type"); err != nil {
-		return edgeEmit{}, err
-	}
-	et, ok := p.schema.EdgeType(e.typ)
-	if !ok {
-		return edgeEmit{}, p.errf(te.val, field+".type", "edge type %q is not declared in the graph schema", e.typ)
-	}
-	for _, end := range []struct {
-		key    string
-		dst    *endpoint
-		allows func(string) bool
-		want   []string
-	}{{"from", &e.from, et.AllowsFrom, et.From}, {"to", &e.to, et.AllowsTo, et.To}} {
-		f := field + "." + end.key
-		ee, ok := required(m, end.key)
-		if !ok {
-			return edgeEmit{}, p.errf(n, f, "required")
-		}
-		em, err := p.mapping(ee.val, f, "type", "id")
-		if err != nil {
-			return edgeEmit{}, err
-		}
-		tn, ok := required(em, "type")
-		if !ok {
-			return edgeEmit{}, p.errf(ee.val, f+".type", "required")
-		}
-		if end.dst.typ, err = p.scalar(tn.val, f+".type"); err != nil {
-			return edgeEmit{}, err
-		}
-		if !end.allows(end.dst.typ) {
-			return edgeEmit{}, p.errf(tn.val, f+".type", "edge type %s %s must be one of %v, not %q", e.typ, end.key, end.want, end.dst.typ)
-		}
-		in, ok := required(em, "id")
-		if !ok {
-			return edgeEmit{}, p.errf(ee.val, f+".id", "required")
-		}
-		if end.dst.id, err = p.compile(in.val, f+".id", false); err != nil {
-			return edgeEmit{}, err
-		}
-		if err := p.checkJoinRefs(&end.dst.id, joins); err != nil {
-			return edgeEmit{}, err
-		}
-	}
-	if e.when, e.del, err = p.whenDelete(m, field, joins); err != nil {
-		return edgeEmit{}, err
-	}
-	if e.props, err = p.parseProps(m, field, et.Props, "edge type "+e.typ, e.del, joins); err != nil {
-		return edgeEmit{}, err
-	}
-	return e, nil
-}
-
-func (p *fileParser) whenDelete(m map[string]entry, field string, joins map[string]bool) (*program, bool, error) {
-	var when *program
-	if we, ok := m["when"]; ok {
-		pr, err := p.compile(we.val, field+".when", true)
-		if err != nil {
-			return nil, false, err
-		}
-		if err := p.checkJoinRefs(&pr, joins); err != nil {
-			return nil, false, err
-		}
-		when = &pr
-	}
-	del := false
-	if de, ok := m["delete"]; ok {
-		b, err := p.boolean(de.val, field+".delete")
-		if err != nil {
-			return nil, false, err
-		}
-		del = b
-	}
-	return when, del, nil
-}
-
-func (p *fileParser) parseProps(m map[string]entry, field string, declared map[string]graph.PropType, what string, del bool, joins map[string]bool) ([]prop, error) {
-	pe, ok := m["props"]
-	if !ok {
-		return nil, nil
-	}
-	if del {
-		return nil, p.errf(pe.key, field+".props", "a delete carries no properties")
-	}
-	pm, err := p.mapping(pe.val, field+".props")
-	if err != nil {
-		return nil, err
-	}
-	var out []prop
-	for _, name := range orderOf(pm) {
-		e := pm[name]
-		f := field + ".props." + name
-		t, ok := declared[name]
-		if !ok {
-			return nil, p.errf(e.key, f, "property %q is not declared for %s", name, what)
-		}
-		pr, err := p.compile(e.val, f, false)
-		if err != nil {
-			return nil, err
-		}
-		if err := p.checkJoinRefs(&pr, joins); err != nil {
-			return nil, err
-		}
-		out = append(out, prop{name: name, typ: t, expr: pr})
-	}
-	return out, nil
-}
-
 // compile compiles the expression held by a scalar node. Expressions see the
 // env struct's variables only; now() is disabled, since a mapping must give
 // the same mutations for the same event whenever it is replayed, and time
@@ -859,7 +662,7 @@ func (p *fileParser) compile(n *yaml.Node, field string, asBool bool) (program, 
 		// to give one without the VM's check.
 		short = shortcut{}
 	}
-	return program{prog: prog, short: short, field: field, line: n.Line}, nil
+	return program{prog: prog, short: short, reads: attrReadsOf(node), field: field, line: n.Line}, nil
 }
 
 // oneLine keeps the first line of expr's error (its message; the following

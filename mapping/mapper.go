@@ -29,7 +29,9 @@ type options struct {
 // (see NewMetrics). Without it nothing is counted.
 func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } }
 
-// WithLogger sets the logger Load reports the loaded rules to. Default: none.
+// WithLogger sets the logger Load reports the loaded rules to, and Map
+// warns on (once per topic) about tombstones that are the only record of a
+// delete. Default: none.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // Mapper turns envelopes into graph mutations by the rules of the mapping
@@ -40,7 +42,8 @@ type Mapper struct {
 	joins  Lookup
 	topics map[string]*topicInfo
 	rules  []*rule
-	pool   sync.Pool // *state
+	log    *slog.Logger // nil: no logging
+	pool   sync.Pool    // *state
 }
 
 // state is the per-call scratch space, pooled so that a Map call allocates
@@ -52,7 +55,7 @@ type state struct {
 }
 
 func newMapper(l *loader, o options) *Mapper {
-	m := &Mapper{schema: l.schema, joins: l.joins, topics: l.topics, rules: l.rules}
+	m := &Mapper{schema: l.schema, joins: l.joins, topics: l.topics, rules: l.rules, log: o.log}
 	m.pool.New = func() any { return &state{env: newEnv()} }
 	for name, t := range l.topics {
 		t.stats = o.metrics.topic(name)
@@ -79,7 +82,7 @@ func (m *Mapper) Unwritten() map[string][]string {
 	written := map[string]bool{}
 	for _, r := range m.rules {
 		for _, n := range r.nodes {
-			if !n.del {
+			if !n.del && !n.truncate {
 				written[n.typ] = true
 			}
 		}
@@ -108,10 +111,13 @@ func (m *Mapper) Unwritten() map[string][]string {
 // no mutations are returned.
 //
 // A tombstone maps to no mutations and no error (the delete before it
-// carried the change, see normalize.OpTombstone). An envelope of a topic no
-// mapping file names, or one that no rule selects on a topic not declared
-// `unmatched: ignore`, is an unknown_entity error; on an ignore topic it maps
-// to no mutations and no error. Errors are *Error, permanent, and belong in
+// carried the change, see normalize.OpTombstone). When it is the only
+// record of a delete (normalize.Envelope.DeletesDropped: a flattened topic
+// whose connector drops delete events), Map counts it and warns once per
+// topic, since the row it stands for stays in the graph. An envelope of a
+// topic no mapping file names, or one that no rule selects on a topic not
+// declared `unmatched: ignore`, is an unknown_entity error; on an ignore
+// topic it maps to no mutations and no error. Errors are *Error, permanent, and belong in
 // the dead-letter topic with their Class. The one exception is ctx.Err(),
 // returned as is when ctx is already done when Map is called; Map does no
 // I/O, so it does not check ctx again.
@@ -122,6 +128,9 @@ func (m *Mapper) Map(ctx context.Context, env *normalize.Envelope) ([]graph.Muta
 		return nil, err
 	}
 	if env.Op == normalize.OpTombstone {
+		if env.DeletesDropped {
+			m.deletesDropped(env)
+		}
 		return nil, nil
 	}
 	t, ok := m.topics[env.Origin.Topic]
@@ -145,7 +154,11 @@ func (m *Mapper) Map(ctx context.Context, env *normalize.Envelope) ([]graph.Muta
 			continue
 		}
 		if r.when != nil {
-			ok, err := st.cond(r, r.when)
+			if a := r.when.reads.unavailable(env.Unavailable); a != "" {
+				r.stats.failed(ClassUnavailableValue)
+				return nil, r.fail(ClassUnavailableValue, r.when.field, errUnavailable(a))
+			}
+			ok, err := st.test(r.when)
 			if err != nil {
 				r.stats.failed(ClassExpressionError)
 				return nil, r.fail(ClassExpressionError, r.when.field, err)
@@ -177,6 +190,23 @@ func (m *Mapper) Map(ctx context.Context, env *normalize.Envelope) ([]graph.Muta
 	return out, nil
 }
 
+// deletesDropped reports a tombstone that is the only record of a delete:
+// counted always, logged once per topic.
+func (m *Mapper) deletesDropped(env *normalize.Envelope) {
+	t, ok := m.topics[env.Origin.Topic]
+	if !ok {
+		return
+	}
+	t.stats.tombstoneDeletesDropped()
+	if m.log != nil && t.warnedDrops.CompareAndSwap(false, true) {
+		m.log.Warn("tombstones are the only record of deletes",
+			"topic", env.Origin.Topic,
+			"cause", "the topic's rows are flattened by ExtractNewRecordState without __deleted, so the connector drops delete events; Debezium 3 ignores the older option delete.handling.mode=rewrite",
+			"fix", "set delete.tombstone.handling.mode=rewrite on the connector, or debezium.tombstone_deletes: true on the topic to take tombstones as deletes",
+			"effect", "deleted rows stay in the graph")
+	}
+}
+
 // fail builds the rule's error.
 func (r *rule) fail(c Class, field string, err error) *Error {
 	return &Error{Class: c, Mapping: r.ref, Field: field, Err: err}
@@ -202,9 +232,22 @@ func (st *state) run(p *program) (any, error) {
 	return v, nil
 }
 
-// cond runs a condition. Conditions are compiled AsBool, so a non-bool
+// cond runs an emit's condition; errors are the rule's. A condition that
+// reads an unavailable attribute cannot be decided: unavailable_value.
+func (st *state) cond(r *rule, p *program, unavail []string) (bool, error) {
+	if a := p.reads.unavailable(unavail); a != "" {
+		return false, r.fail(ClassUnavailableValue, p.field, errUnavailable(a))
+	}
+	b, err := st.test(p)
+	if err != nil {
+		return false, r.fail(ClassExpressionError, p.field, err)
+	}
+	return b, nil
+}
+
+// test runs a condition. Conditions are compiled AsBool, so a non-bool
 // result can only come from expr itself; it is an expression error anyway.
-func (st *state) cond(r *rule, p *program) (bool, error) {
+func (st *state) test(p *program) (bool, error) {
 	v, err := st.run(p)
 	if err != nil {
 		return false, err
@@ -221,8 +264,12 @@ func (m *Mapper) apply(st *state, t *topicInfo, r *rule, env *normalize.Envelope
 	join := st.env.join()
 	clear(join)
 	st.missed = st.missed[:0]
+	unavail := env.Unavailable
 	for i := range r.joins {
 		j := &r.joins[i]
+		if a := j.key.reads.unavailable(unavail); a != "" {
+			return out, r.fail(ClassUnavailableValue, j.key.field, errUnavailable(a))
+		}
 		v, err := st.run(&j.key)
 		if err != nil {
 			return out, r.fail(ClassExpressionError, j.key.field, err)
@@ -253,6 +300,9 @@ func (m *Mapper) apply(st *state, t *topicInfo, r *rule, env *normalize.Envelope
 	}
 	pos := Position(env)
 	if r.version != nil {
+		if a := r.version.reads.unavailable(unavail); a != "" {
+			return out, r.fail(ClassUnavailableValue, r.version.field, errUnavailable(a))
+		}
 		v, err := st.run(r.version)
 		if err != nil {
 			return out, r.fail(ClassExpressionError, r.version.field, err)
@@ -267,22 +317,30 @@ func (m *Mapper) apply(st *state, t *topicInfo, r *rule, env *normalize.Envelope
 	for i := range r.nodes {
 		e := &r.nodes[i]
 		if e.when != nil {
-			ok, err := st.cond(r, e.when)
+			ok, err := st.cond(r, e.when, unavail)
 			if err != nil {
-				return out, r.fail(ClassExpressionError, e.when.field, err)
+				return out, err
 			}
 			if !ok {
 				continue
 			}
 		}
-		id, err := st.id(r, &e.id)
+		if e.truncate {
+			mut := graph.Mutation{Op: graph.OpTruncateType, Node: graph.NodeKey{Type: e.typ}, EventTime: at, Pos: pos}
+			if err := m.schema.Check(&mut); err != nil {
+				return out, r.fail(ClassNonConforming, e.field, err)
+			}
+			out = append(out, mut)
+			continue
+		}
+		id, err := st.id(r, &e.id, unavail)
 		if err != nil {
 			return out, err
 		}
 		mut := graph.Mutation{Op: graph.OpUpsertNode, Node: graph.NodeKey{Type: e.typ, ID: id}, EventTime: at, Pos: pos}
 		if e.del {
 			mut.Op = graph.OpDeleteNode
-		} else if mut.Props, err = st.props(r, e.props); err != nil {
+		} else if mut.Props, mut.Keep, err = st.props(r, e.props, unavail); err != nil {
 			return out, err
 		}
 		if err := m.schema.Check(&mut); err != nil {
@@ -293,19 +351,19 @@ func (m *Mapper) apply(st *state, t *topicInfo, r *rule, env *normalize.Envelope
 	for i := range r.edges {
 		e := &r.edges[i]
 		if e.when != nil {
-			ok, err := st.cond(r, e.when)
+			ok, err := st.cond(r, e.when, unavail)
 			if err != nil {
-				return out, r.fail(ClassExpressionError, e.when.field, err)
+				return out, err
 			}
 			if !ok {
 				continue
 			}
 		}
-		from, err := st.id(r, &e.from.id)
+		from, err := st.id(r, &e.from.id, unavail)
 		if err != nil {
 			return out, err
 		}
-		to, err := st.id(r, &e.to.id)
+		to, err := st.id(r, &e.to.id, unavail)
 		if err != nil {
 			return out, err
 		}
@@ -313,8 +371,17 @@ func (m *Mapper) apply(st *state, t *topicInfo, r *rule, env *normalize.Envelope
 			From: graph.NodeKey{Type: e.from.typ, ID: from}, To: graph.NodeKey{Type: e.to.typ, ID: to}}}
 		if e.del {
 			mut.Op = graph.OpDeleteEdge
-		} else if mut.Props, err = st.props(r, e.props); err != nil {
-			return out, err
+		} else {
+			var keep []string
+			if mut.Props, keep, err = st.props(r, e.props, unavail); err != nil {
+				return out, err
+			}
+			if keep != nil {
+				// An edge is one value without kept properties: the event
+				// leaves it as stored (see the package doc's known limit).
+				r.stats.withheldEdge()
+				continue
+			}
 		}
 		if err := m.schema.Check(&mut); err != nil {
 			return out, r.fail(ClassNonConforming, checkField(e.field, err), err)
@@ -336,7 +403,10 @@ func checkField(field string, err error) string {
 	return field
 }
 
-func (st *state) id(r *rule, p *program) (string, error) {
+func (st *state) id(r *rule, p *program, unavail []string) (string, error) {
+	if a := p.reads.unavailable(unavail); a != "" {
+		return "", r.fail(ClassUnavailableValue, p.field, errUnavailable(a))
+	}
 	v, err := st.run(p)
 	if err != nil {
 		return "", r.fail(ClassExpressionError, p.field, err)
@@ -374,16 +444,23 @@ func idText(v any) (string, bool) {
 	return "", false
 }
 
-func (st *state) props(r *rule, ps []prop) (graph.Props, error) {
+// props evaluates an emit's properties. A property whose expression reads
+// an unavailable attribute is not evaluated: its name is returned in keep
+// (in declaration order; Check sorts), for the store to keep its value.
+func (st *state) props(r *rule, ps []prop, unavail []string) (out graph.Props, keep []string, err error) {
 	if len(ps) == 0 {
-		return graph.Props{}, nil
+		return graph.Props{}, nil, nil
 	}
-	out := make(graph.Props, len(ps))
+	out = make(graph.Props, len(ps))
 	for i := range ps {
 		p := &ps[i]
+		if p.expr.reads.unavailable(unavail) != "" {
+			keep = append(keep, p.name)
+			continue
+		}
 		v, err := st.run(&p.expr)
 		if err != nil {
-			return nil, r.fail(ClassExpressionError, p.expr.field, err)
+			return nil, nil, r.fail(ClassExpressionError, p.expr.field, err)
 		}
 		if v == nil {
 			continue // absent means null: an upsert replaces the whole property set
@@ -401,5 +478,5 @@ func (st *state) props(r *rule, ps []prop) (graph.Props, error) {
 		}
 		out[p.name] = v
 	}
-	return out, nil
+	return out, keep, nil
 }

@@ -14,6 +14,8 @@ type Metrics struct {
 	errors     *prometheus.CounterVec
 	lookups    *prometheus.CounterVec
 	unselected *prometheus.CounterVec
+	withheld   *prometheus.CounterVec
+	dropped    *prometheus.CounterVec
 }
 
 // NewMetrics registers the mapping collectors on reg.
@@ -35,8 +37,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "rtgraph_mapping_unselected_total",
 			Help: "Envelopes of a mapped topic that no rule selected, by what happened to them (ignored or dead_letter).",
 		}, []string{"topic", "action"}),
+		withheld: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtgraph_mapping_unavailable_edges_total",
+			Help: "Edge upserts a mapping rule did not emit because a property reads an attribute the source did not send (an unchanged TOASTed column); the stored edge stays as it was.",
+		}, []string{"rule"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtgraph_mapping_tombstones_deletes_dropped_total",
+			Help: "Tombstones of a flattened Debezium topic whose rows carry no __deleted: the connector drops delete events, and these tombstones, the only record of them, delete nothing (see the log's warning).",
+		}, []string{"topic"}),
 	}
-	for _, c := range []prometheus.Collector{m.matches, m.errors, m.lookups, m.unselected} {
+	for _, c := range []prometheus.Collector{m.matches, m.errors, m.lookups, m.unselected, m.withheld, m.dropped} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("mapping: register metrics: %w", err)
 		}
@@ -51,14 +61,17 @@ type ruleStats struct {
 	errors  map[Class]prometheus.Counter
 	hits    []prometheus.Counter // per join
 	misses  []prometheus.Counter
+	// withheld counts edge upserts not emitted for an unavailable attribute.
+	withheld prometheus.Counter
 }
 
 func (m *Metrics) rule(r *rule) *ruleStats {
 	if m == nil {
 		return nil
 	}
-	s := &ruleStats{matches: m.matches.WithLabelValues(r.name), errors: map[Class]prometheus.Counter{}}
-	for _, c := range []Class{ClassNonConforming, ClassJoinFailed, ClassExpressionError} {
+	s := &ruleStats{matches: m.matches.WithLabelValues(r.name), errors: map[Class]prometheus.Counter{},
+		withheld: m.withheld.WithLabelValues(r.name)}
+	for _, c := range []Class{ClassNonConforming, ClassJoinFailed, ClassExpressionError, ClassUnavailableValue} {
 		s.errors[c] = m.errors.WithLabelValues(r.name, string(c))
 	}
 	for _, j := range r.joins {
@@ -82,6 +95,12 @@ func (s *ruleStats) failed(c Class) {
 	}
 }
 
+func (s *ruleStats) withheldEdge() {
+	if s != nil {
+		s.withheld.Inc()
+	}
+}
+
 func (s *ruleStats) join(i int, hit bool) {
 	switch {
 	case s == nil:
@@ -94,6 +113,7 @@ func (s *ruleStats) join(i int, hit bool) {
 
 type topicStats struct {
 	ignore, deadLetter prometheus.Counter
+	deletesDropped     prometheus.Counter
 }
 
 func (m *Metrics) topic(name string) *topicStats {
@@ -101,8 +121,9 @@ func (m *Metrics) topic(name string) *topicStats {
 		return nil
 	}
 	return &topicStats{
-		ignore:     m.unselected.WithLabelValues(name, "ignored"),
-		deadLetter: m.unselected.WithLabelValues(name, "dead_letter"),
+		ignore:         m.unselected.WithLabelValues(name, "ignored"),
+		deadLetter:     m.unselected.WithLabelValues(name, "dead_letter"),
+		deletesDropped: m.dropped.WithLabelValues(name),
 	}
 }
 
@@ -115,5 +136,11 @@ func (s *topicStats) ignored() {
 func (s *topicStats) unmatched() {
 	if s != nil {
 		s.deadLetter.Inc()
+	}
+}
+
+func (s *topicStats) tombstoneDeletesDropped() {
+	if s != nil {
+		s.deletesDropped.Inc()
 	}
 }

@@ -78,8 +78,34 @@ type DebeziumConfig struct {
 	// by the record's Kafka timestamp. Use it only for topics flattened with
 	// delete.tombstone.handling.mode=tombstone, where the delete event itself
 	// is dropped and the tombstone is all that says a row went. Default false:
-	// tombstones decode to OpTombstone.
+	// tombstones decode to OpTombstone, marked Envelope.DeletesDropped when
+	// the topic's flattened rows carry no deleted member (which graph
+	// mapping counts and warns about).
 	TombstoneDeletes bool `yaml:"tombstone_deletes"`
+	// UnavailableValuePlaceholder is the connector's
+	// unavailable.value.placeholder: what PostgreSQL connectors send, in an
+	// after image, for a TOASTed column an UPDATE left unchanged (under
+	// REPLICA IDENTITY DEFAULT the old value is not in the WAL). A field that
+	// holds it — the text itself, its bytes (base64 text) for a bytes
+	// column, or a list of nothing but it for an array column — is taken
+	// out of the attributes and named in Envelope.Unavailable, so that the
+	// value stored before is kept rather than overwritten with the
+	// placeholder. Unset: DefaultUnavailableValuePlaceholder; an explicit
+	// empty string turns the detection off.
+	UnavailableValuePlaceholder *string `yaml:"unavailable_value_placeholder,omitempty"`
+}
+
+// DefaultUnavailableValuePlaceholder is Debezium's default
+// unavailable.value.placeholder.
+const DefaultUnavailableValuePlaceholder = "__debezium_unavailable_value"
+
+// placeholder returns the placeholder in effect: the default when unset, ""
+// when detection is off.
+func (c *DebeziumConfig) placeholder() string {
+	if c.UnavailableValuePlaceholder == nil {
+		return DefaultUnavailableValuePlaceholder
+	}
+	return *c.UnavailableValuePlaceholder
 }
 
 // TimeFormat says how a request log's time field is written.

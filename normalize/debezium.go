@@ -2,8 +2,11 @@ package normalize
 
 import (
 	"bytes"
+	"encoding/base64"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,7 +37,23 @@ type debeziumDecoder struct {
 	values                             *schemaCache // value schemas
 	keys                               *schemaCache // key schemas
 	names                              keyInterner  // object keys of schemaless rows
+	// placeholder is the unavailable-value placeholder, placeholder64 the
+	// base64 text of its bytes (how the JSON converter writes a bytes
+	// column); both "" when detection is off.
+	placeholder, placeholder64 string
+	// rows says whether the last flattened row of the topic had a deleted
+	// member (rowsUnseen until one arrives). Tombstones read it to tell
+	// that the connector drops delete events. It is written only when it
+	// changes, so concurrent decodes of one topic do not contend on it.
+	rows atomic.Uint32
 }
+
+// The values of debeziumDecoder.rows.
+const (
+	rowsUnseen uint32 = iota
+	rowsWithoutDeleted
+	rowsWithDeleted
+)
 
 func newDebeziumDecoder(cfg Config, o options) (*debeziumDecoder, error) {
 	size := cfg.SchemaCacheSize
@@ -57,12 +76,16 @@ func newDebeziumDecoder(cfg Config, o options) (*debeziumDecoder, error) {
 		d.prefix = "__"
 	}
 	d.prefixOp, d.prefixSourceTs, d.prefixTs = d.prefix+"op", d.prefix+"source_ts_ms", d.prefix+"ts_ms"
+	if d.placeholder = cfg.Debezium.placeholder(); d.placeholder != "" {
+		d.placeholder64 = base64.StdEncoding.EncodeToString([]byte(d.placeholder))
+	}
 	return d, nil
 }
 
 // rawEvent is a Debezium envelope as read, before interpretation.
 type rawEvent struct {
 	before, after    map[string]any
+	afterSchema      *converter // the after image's schema; nil without one
 	op               string
 	hasOp, hasSource bool
 	tsMs, tsUs, tsNs int64 // when the connector processed the event
@@ -169,7 +192,7 @@ func (d *debeziumDecoder) fromUnwrapped(msg *Message, row map[string]any, src []
 		}
 		row["source"] = m
 	}
-	return d.fromRow(msg, row, meta)
+	return d.fromRow(msg, row, meta, nil)
 }
 
 // fromReorderedWrapper handles {"payload":…,"schema":…}: the JSON converter
@@ -204,7 +227,7 @@ func (d *debeziumDecoder) fromReorderedWrapper(msg *Message, row map[string]any)
 		if err := convertRow(pm, cs.row, ""); err != nil {
 			return nil, true, err
 		}
-		envs, err = d.fromRow(msg, pm, d.splitMeta(pm))
+		envs, err = d.fromRow(msg, pm, d.splitMeta(pm), cs.row)
 		return envs, true, err
 	}
 	ev, err := eventFromMap(pm)
@@ -217,6 +240,7 @@ func (d *debeziumDecoder) fromReorderedWrapper(msg *Message, row map[string]any)
 	if err != nil {
 		return nil, true, err
 	}
+	ev.afterSchema = cs.after
 	envs, err = d.fromEvent(msg, ev)
 	return envs, true, err
 }
@@ -236,7 +260,7 @@ func (d *debeziumDecoder) fromMapUnwrapped(msg *Message, m map[string]any) ([]En
 			return d.fromEvent(msg, ev)
 		}
 	}
-	return d.fromRow(msg, m, d.splitMeta(m))
+	return d.fromRow(msg, m, d.splitMeta(m), nil)
 }
 
 // missingEnvelopeMember names the member a Debezium change event lacks
@@ -443,11 +467,12 @@ func (d *debeziumDecoder) decodeWrapped(msg *Message, p *jsonParser) (envs []Env
 	case tombstone:
 		envs, err = d.tombstone(msg)
 	case ev != nil:
+		ev.afterSchema = cs.after
 		envs, err = d.fromEvent(msg, ev)
 	case cs == nil:
 		envs, err = d.fromUnwrapped(msg, row, src, meta)
 	default:
-		envs, err = d.fromRow(msg, row, meta)
+		envs, err = d.fromRow(msg, row, meta, cs.row)
 	}
 	return envs, true, err
 }
@@ -818,6 +843,9 @@ func (d *debeziumDecoder) fromEvent(msg *Message, ev *rawEvent) ([]Envelope, err
 			return nil, err
 		}
 	}
+	if op.carriesState() {
+		e.Unavailable = d.unavailable(ev.after, ev.afterSchema)
+	}
 	e.ID = eventID(firstNonEmpty(src.name, msg.Topic), e.EntityType, msg, ver, op, e.Key)
 	return []Envelope{e}, nil
 }
@@ -828,6 +856,7 @@ func (d *debeziumDecoder) fromEvent(msg *Message, ev *rawEvent) ([]Envelope, err
 type flatMeta struct {
 	op                     string
 	hasOp, deleted, hasLSN bool
+	hasDeleted             bool // the row has a deleted member, whatever its value
 	name, db, schema       string
 	table, file            string
 	srcNs, srcUs, srcMs    int64
@@ -854,6 +883,7 @@ func (m *flatMeta) set(name string, v any, field string) error {
 		m.hasOp = v != nil
 		return str(&m.op)
 	case "deleted":
+		m.hasDeleted = true
 		switch x := v.(type) {
 		case nil:
 		case bool:
@@ -897,15 +927,23 @@ func (m *flatMeta) set(name string, v any, field string) error {
 }
 
 // fromRow interprets a flattened row, already converted by its schema if it
-// had one, and its metadata members (those with the field prefix), which
-// the caller has taken out of the row. Unknown metadata is dropped: it
-// describes the event, not the entity; the row is the entity's state.
-func (d *debeziumDecoder) fromRow(msg *Message, row map[string]any, metaParts []keyPart) ([]Envelope, error) {
+// had one (rowSchema; nil without), and its metadata members (those with
+// the field prefix), which the caller has taken out of the row. Unknown
+// metadata is dropped: it describes the event, not the entity; the row is
+// the entity's state.
+func (d *debeziumDecoder) fromRow(msg *Message, row map[string]any, metaParts []keyPart, rowSchema *converter) ([]Envelope, error) {
 	var meta flatMeta
 	for _, kp := range metaParts {
 		if err := meta.set(kp.name[len(d.prefix):], kp.value, kp.name); err != nil {
 			return nil, err
 		}
+	}
+	rows := rowsWithoutDeleted
+	if meta.hasDeleted {
+		rows = rowsWithDeleted
+	}
+	if d.rows.Load() != rows {
+		d.rows.Store(rows)
 	}
 	op := OpUpsert
 	if meta.hasOp {
@@ -961,6 +999,9 @@ func (d *debeziumDecoder) fromRow(msg *Message, row map[string]any, metaParts []
 			return nil, err
 		}
 	}
+	if op.carriesState() {
+		e.Unavailable = d.unavailable(row, rowSchema)
+	}
 	e.ID = eventID(firstNonEmpty(meta.name, msg.Topic), e.EntityType, msg, ver, op, e.Key)
 	return []Envelope{e}, nil
 }
@@ -989,7 +1030,10 @@ func (d *debeziumDecoder) tombstone(msg *Message) ([]Envelope, error) {
 		EventTime:  t,
 		IngestTime: d.now().UTC(),
 		Version:    ver,
-		Origin:     d.origin(msg),
+		// Rows without a deleted member: the connector drops delete events
+		// (see Envelope), so this tombstone is the only sign of one.
+		DeletesDropped: op == OpTombstone && d.rows.Load() == rowsWithoutDeleted,
+		Origin:         d.origin(msg),
 	}
 	e.ID = eventID(msg.Topic, e.EntityType, msg, ver, op, key)
 	return []Envelope{e}, nil
@@ -1113,4 +1157,69 @@ func firstNonEmpty(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// unavailable takes out of an after image the fields that hold the
+// unavailable-value placeholder and returns their names, sorted; nil, without
+// allocating, when none does. With a schema the placeholder's form follows
+// the field's type (its base64 text for bytes, the text for the others);
+// without one, where nothing says a string is base64, both are taken.
+func (d *debeziumDecoder) unavailable(image map[string]any, schema *converter) []string {
+	if d.placeholder == "" {
+		return nil
+	}
+	var names []string
+	for name, v := range image {
+		text, b64 := d.placeholderForms(v)
+		if !text && !b64 {
+			continue
+		}
+		if schema != nil && schema.kind == convStruct {
+			if i := schema.fieldIndex([]byte(name), 0); i >= 0 {
+				bytesField := isBytes(schema.fields[i].conv)
+				if (bytesField && !b64) || (!bytesField && !text) {
+					continue
+				}
+			}
+		}
+		names = append(names, name)
+	}
+	if names == nil {
+		return nil
+	}
+	for _, name := range names {
+		delete(image, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// placeholderForms reports whether v is the placeholder as text, or as the
+// base64 text of its bytes: the value itself, or a non-empty list of which
+// every element is it.
+func (d *debeziumDecoder) placeholderForms(v any) (text, b64 bool) {
+	switch x := v.(type) {
+	case string:
+		return x == d.placeholder, x == d.placeholder64
+	case []any:
+		if len(x) == 0 {
+			return false, false
+		}
+		text, b64 = true, true
+		for _, el := range x {
+			s, ok := el.(string)
+			text = text && ok && s == d.placeholder
+			b64 = b64 && ok && s == d.placeholder64
+		}
+		return text, b64
+	}
+	return false, false
+}
+
+// isBytes reports whether c is bytes, or a list of bytes.
+func isBytes(c *converter) bool {
+	if c != nil && c.kind == convArray {
+		c = c.elem
+	}
+	return c != nil && c.kind == convBytes
 }

@@ -19,7 +19,9 @@
 // (malformed_json, schema_violation, unsupported_op, missing_field,
 // bad_time, wrong_type) is what the pipeline puts in the dead-letter headers. Decoding
 // is deterministic: the same message and config give the same envelopes
-// (ingest time aside), which is what makes the IDs idempotency keys.
+// (ingest time aside, and a tombstone's DeletesDropped mark, which says how
+// the topic's rows decoded so far look), which is what makes the IDs
+// idempotency keys.
 //
 // Debezium (see debeziumDecoder for how shapes are told apart):
 //
@@ -53,7 +55,20 @@
 //     "one message, at least one envelope or an error" true for every record
 //     and lets the pipeline count tombstones. [DebeziumConfig.TombstoneDeletes]
 //     makes them deletes instead, for topics whose deletes are dropped
-//     upstream.
+//     upstream. Without it, a tombstone of a topic whose last flattened row
+//     had no __deleted member is marked [Envelope].DeletesDropped: there the
+//     connector drops delete events (Debezium 3 ignores the older
+//     delete.handling.mode=rewrite), so nothing else records the delete, and
+//     graph mapping warns.
+//   - unchanged TOASTed columns: a PostgreSQL UPDATE under REPLICA IDENTITY
+//     DEFAULT that leaves a TOASTed column unchanged carries
+//     unavailable.value.placeholder ([DebeziumConfig].UnavailableValuePlaceholder,
+//     default "__debezium_unavailable_value") in the after image instead of
+//     the value: the text for text, json, jsonb and xml columns, its bytes
+//     (base64 text) for bytea, a list of it for arrays. Such a field, in
+//     every shape (with the schema, base64 only for bytes fields; without,
+//     either form), leaves the after image and attributes and is named in
+//     [Envelope].Unavailable, so that it does not overwrite the stored value.
 //   - truncate yields one envelope with Op truncate, the table as entity
 //     type and no key.
 //
@@ -84,6 +99,7 @@
 // a byte comparison (schemaCache, bounded by Config.SchemaCacheSize); its
 // field names double as the row's map keys. Schemaless rows and request logs
 // take their keys from a bounded interner (keyInterner). A decoder holds no
-// other state, so it is safe for concurrent use. docs/bench-normalize.md
+// other state but one atomic flag (whether the topic's last flattened row
+// had a __deleted member, for tombstones), so it is safe for concurrent use. docs/bench-normalize.md
 // records the measured figures.
 package normalize

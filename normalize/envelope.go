@@ -177,6 +177,19 @@ type Origin struct {
 //   - Attribute values are nil, bool, string, int64, float64, time.Time,
 //     []any or map[string]any. Integers beyond int64 and numbers beyond
 //     float64 keep their JSON text as a string; decimals are decimal strings.
+//   - Unavailable names, sorted and without duplicates, the fields of the
+//     after image the source did not send: a Debezium PostgreSQL UPDATE
+//     that left a TOASTed column unchanged carries a placeholder instead of
+//     its value (DebeziumConfig.UnavailableValuePlaceholder). They are not
+//     in After or Attributes: the value stored before still holds. Only ops
+//     that carry state have them.
+//   - DeletesDropped marks a tombstone of a topic whose flattened rows carry
+//     no deleted member (__deleted): the connector drops delete events
+//     (ExtractNewRecordState without delete.tombstone.handling.mode=rewrite,
+//     or with the older delete.handling.mode, which Debezium 3 ignores), so
+//     the tombstone is the only record of a delete. It deletes nothing
+//     unless DebeziumConfig.TombstoneDeletes is set, which makes it an
+//     OpDelete instead.
 type Envelope struct {
 	ID         string         `json:"id"`
 	Kind       Kind           `json:"kind"`
@@ -190,7 +203,11 @@ type Envelope struct {
 	Before     map[string]any `json:"before,omitzero"`
 	After      map[string]any `json:"after,omitzero"`
 	Attributes map[string]any `json:"attributes,omitzero"`
-	Origin     Origin         `json:"origin"`
+	// Unavailable: see the contract above.
+	Unavailable []string `json:"unavailable,omitempty"`
+	// DeletesDropped: see the contract above.
+	DeletesDropped bool   `json:"deletes_dropped,omitempty"`
+	Origin         Origin `json:"origin"`
 }
 
 // ErrInvalidEnvelope is wrapped by Validate's errors.
@@ -226,6 +243,21 @@ func (e *Envelope) Validate() error {
 		return bad("op %s with row images", e.Op)
 	case e.Origin.Topic == "" || e.Origin.Partition < 0 || e.Origin.Offset < 0:
 		return bad("origin %+v", e.Origin)
+	case e.DeletesDropped && e.Op != OpTombstone:
+		return bad("deletes_dropped on op %s", e.Op)
+	case len(e.Unavailable) > 0 && !e.Op.carriesState():
+		return bad("unavailable fields on op %s", e.Op)
+	}
+	for i, name := range e.Unavailable {
+		switch {
+		case name == "":
+			return bad("unavailable field with an empty name")
+		case i > 0 && e.Unavailable[i-1] >= name:
+			return bad("unavailable fields not sorted or repeated at %q", name)
+		}
+		if _, ok := e.Attributes[name]; ok {
+			return bad("unavailable field %q is also an attribute", name)
+		}
 	}
 	switch e.Version.Scheme {
 	case VersionLSN, VersionOffset, VersionID:

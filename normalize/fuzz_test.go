@@ -5,14 +5,19 @@ import (
 )
 
 // fuzzDebeziumConfigs are the configurations a fuzz input is decoded with,
-// chosen by its variant byte, so that both key sources, tombstone handling
-// and a custom prefix are exercised.
+// chosen by its variant byte, so that both key sources, tombstone handling,
+// a custom prefix and a custom unavailable-value placeholder are exercised.
 var fuzzDebeziumConfigs = []Config{
 	{Format: FormatDebezium},
 	{Format: FormatDebezium, KeyFields: []string{"id"}},
 	{Format: FormatDebezium, KeyFields: []string{"id", "order_id"}, Debezium: DebeziumConfig{TombstoneDeletes: true}},
 	{Format: FormatDebezium, EntityType: "e", Kind: KindMetadata, SchemaCacheSize: 1, Debezium: DebeziumConfig{FieldPrefix: "_"}},
+	{Format: FormatDebezium, KeyFields: []string{"id"}, Debezium: DebeziumConfig{UnavailableValuePlaceholder: &fuzzPlaceholder}},
 }
+
+// fuzzPlaceholder is short, so that fuzzed rows hold it (and its base64
+// text, "YQ==") often.
+var fuzzPlaceholder = "a"
 
 // FuzzDecodeDebezium: Decode never panics, every error is a *DecodeError of
 // the vocabulary, and every envelope passes Validate and the JSON Schema.
