@@ -34,6 +34,10 @@ CONNECT_HEAP="${CONNECT_HEAP:-512m}"
 # Connectors Connect runs: names of files in deploy/local/connect/connectors/ (without .properties) or paths
 # to .properties files of your own, separated by spaces or commas.
 CONNECT_CONNECTORS="${CONNECT_CONNECTORS:-json plain flat}"
+# The Kafka Connect talks to: empty (default) for the Kafka of this state dir (127.0.0.1:KAFKA_PORT, started by
+# `up connect` if needed); 127.0.0.1:PORT for a Kafka someone else runs (e.g. RTGRAPH_TEST_KAFKA), which
+# `up connect` then neither starts nor stops.
+CONNECT_KAFKA="${CONNECT_KAFKA:-}"
 KAFKA_HEAP="${KAFKA_HEAP:-512m}"
 CASSANDRA_HEAP="${CASSANDRA_HEAP:-1g}"
 # periodic (Cassandra's default: a write is acknowledged before its commit log is synced, so a killed
@@ -56,6 +60,8 @@ for v in KAFKA_PORT KAFKA_CONTROLLER_PORT CASSANDRA_PORT CASSANDRA_STORAGE_PORT 
   PG_PORT CONNECT_PORT START_TIMEOUT STOP_TIMEOUT; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a number, got '${!v}'"
 done
+[ -z "$CONNECT_KAFKA" ] || [[ "$CONNECT_KAFKA" =~ ^127\.0\.0\.1:[0-9]+$ ]] ||
+  die "CONNECT_KAFKA must be 127.0.0.1:PORT (loopback only), got '$CONNECT_KAFKA'"
 
 addr_of() {
   case "$1" in
@@ -437,7 +443,7 @@ start_postgres() {
 start_connect() {
   local conf="$STATE/conf/connect" data="$STATE/data/connect" logdir="$STATE/logs/connect" f n files=() names=()
   mkdir -p "$conf" "$data" "$logdir"
-  sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@CONNECT_PORT@#$CONNECT_PORT#g" -e "s#@DATA@#$data#g" \
+  sed -e "s#@KAFKA@#${CONNECT_KAFKA:-$HOST:$KAFKA_PORT}#g" -e "s#@CONNECT_PORT@#$CONNECT_PORT#g" -e "s#@DATA@#$data#g" \
     "$HERE/connect/worker.properties" >"$conf/worker.properties"
   while read -r f; do
     n="$(connector_name "$f")"
@@ -578,7 +584,7 @@ cmd_up() {
   if [[ " ${NAMES[*]} " == *" connect "* ]]; then
     local ordered=() n
     for n in "${NAMES[@]}"; do [ "$n" = connect ] || ordered+=("$n"); done
-    [[ " ${ordered[*]} " == *" kafka "* ]] || ordered+=(kafka)
+    [ -n "$CONNECT_KAFKA" ] || [[ " ${ordered[*]} " == *" kafka "* ]] || ordered+=(kafka)
     [[ " ${ordered[*]} " == *" postgres "* ]] || ordered+=(postgres)
     NAMES=("${ordered[@]}" connect)
   fi
