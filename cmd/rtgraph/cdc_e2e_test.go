@@ -589,28 +589,7 @@ func firstLine(s, with string) string {
 // copyCDCVertical copies the vertical, replacing the topic prefix.
 func copyCDCVertical(t *testing.T, src, dst, prefix string) {
 	t.Helper()
-	for _, sub := range []string{"", "graph", "mappings"} {
-		if err := os.MkdirAll(filepath.Join(dst, sub), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		entries, err := os.ReadDir(filepath.Join(src, sub))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, en := range entries {
-			if en.IsDir() || !strings.HasSuffix(en.Name(), ".yaml") {
-				continue
-			}
-			b, err := os.ReadFile(filepath.Join(src, sub, en.Name()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := strings.ReplaceAll(string(b), cdcTopicMarker, prefix)
-			if err := os.WriteFile(filepath.Join(dst, sub, en.Name()), []byte(s), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	copyVerticalWith(t, src, dst, func(_, s string) string { return strings.ReplaceAll(s, cdcTopicMarker, prefix) })
 }
 
 // caughtUp: every topic of the shape is assigned and its consumer lag is 0.

@@ -174,6 +174,21 @@ api:
 // prefixing every topic name.
 func copyVertical(t *testing.T, src, dst, prefix string) {
 	t.Helper()
+	copyVerticalWith(t, src, dst, func(sub, s string) string {
+		if sub != "graph" {
+			for _, tp := range ridesgen.Topics {
+				s = regexp.MustCompile(`(^|[\s:])`+regexp.QuoteMeta(tp)+`(:|\s|$)`).ReplaceAllString(s, "${1}"+prefix+tp+"${2}")
+			}
+		}
+		return s
+	})
+}
+
+// copyVerticalWith copies the vertical's vertical.yaml, graph/*.yaml and
+// mappings/*.yaml from src to dst, each file's text passed through rewrite
+// (sub is "", "graph" or "mappings").
+func copyVerticalWith(t *testing.T, src, dst string, rewrite func(sub, s string) string) {
+	t.Helper()
 	for _, sub := range []string{"", "graph", "mappings"} {
 		if err := os.MkdirAll(filepath.Join(dst, sub), 0o755); err != nil {
 			t.Fatal(err)
@@ -190,13 +205,7 @@ func copyVertical(t *testing.T, src, dst, prefix string) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := string(b)
-			if sub != "graph" {
-				for _, tp := range ridesgen.Topics {
-					s = regexp.MustCompile(`(^|[\s:])`+regexp.QuoteMeta(tp)+`(:|\s|$)`).ReplaceAllString(s, "${1}"+prefix+tp+"${2}")
-				}
-			}
-			if err := os.WriteFile(filepath.Join(dst, sub, e.Name()), []byte(s), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dst, sub, e.Name()), []byte(rewrite(sub, string(b))), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
