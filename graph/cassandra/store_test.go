@@ -37,5 +37,6 @@ func TestConformance(t *testing.T) {
 			}
 			return openStore(t, storetest.Schema())
 		},
+		SharedStorage: true,
 	})
 }

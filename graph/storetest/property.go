@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,14 +112,27 @@ func (g *propGen) op(rt *rapid.T) graph.Mutation {
 	}
 }
 
+// sharedTruncates are the truncates property cases have written to shared
+// storage in this process (Options.SharedStorage).
+var sharedTruncates struct {
+	sync.Mutex
+	muts []graph.Mutation
+}
+
 // testProperty: random mutations applied to the backend shuffled, with
 // duplicates and in random batches, leave the same state as the reference
 // fed them in order; the reverse index mirrors the forward one.
 func testProperty(t *testing.T, h *harness, opts Options) {
 	// Truncates are type-wide, so those of earlier iterations (other
 	// namespaces, same store) apply to this one's nodes too: each
-	// reference starts with them.
-	var truncates []graph.Mutation
+	// reference starts with them, and with those of earlier runs of this
+	// case when the storage is shared.
+	truncates := &[]graph.Mutation{}
+	if opts.SharedStorage {
+		sharedTruncates.Lock()
+		defer sharedTruncates.Unlock()
+		truncates = &sharedTruncates.muts
+	}
 	rapid.Check(t, func(rt *rapid.T) {
 		ih := *h
 		ih.ns = namespace()
@@ -131,12 +145,12 @@ func testProperty(t *testing.T, h *harness, opts Options) {
 		muts := rapid.SliceOfN(rapid.Custom(g.mutation), 1, opts.PropertyMutations).Draw(rt, "mutations")
 
 		ref := memstore.New(ih.schema, memstore.Options{Now: func() time.Time { return h.now }})
-		if err := ref.Apply(context.Background(), truncates); err != nil {
+		if err := ref.Apply(context.Background(), *truncates); err != nil {
 			rt.Fatalf("reference apply earlier truncates: %v", err)
 		}
 		for _, m := range muts {
 			if m.Op == graph.OpTruncateType {
-				truncates = append(truncates, m)
+				*truncates = append(*truncates, m)
 			}
 		}
 		for _, m := range muts {

@@ -54,6 +54,11 @@ type Options struct {
 	// Reopen, when set, closes s and opens the same storage again; the suite
 	// then checks that everything written survives. Nil skips that case.
 	Reopen func(t *testing.T, s graph.Store) graph.Store
+	// SharedStorage says that every store the suite opens in this process
+	// holds the same data (one keyspace): a truncate, which applies to a
+	// whole node type, then outlives the case that wrote it, and the
+	// property case's reference must start with those of earlier runs.
+	SharedStorage bool
 }
 
 func (o Options) withDefaults() Options {
