@@ -79,7 +79,7 @@ bench: bench-store bench-ingest bench-query bench-fcap ## Run every benchmark (f
 
 .PHONY: bench-smoke
 bench-smoke: ## Every benchmark once at small sizes, on Pebble and real servers: keeps them running (CI); the figures mean nothing.
-	RTGRAPH_BENCH_EVENTS=10000 RTGRAPH_BENCH_USERS=2000 RTGRAPH_BENCH_QUERIES=20 \
+	RTGRAPH_BENCH_EVENTS=10000 RTGRAPH_BENCH_USERS=2000 RTGRAPH_BENCH_QUERIES=20 RTGRAPH_BENCH_DEGREE=2000 \
 	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
 	CDC_BENCH_SAMPLES=5 CDC_BENCH_ROWS=1000 deploy/local/cdc-bench.sh
 
@@ -90,6 +90,10 @@ bench-store: ## Graph-store benchmarks on Pebble and on real Cassandra.
 .PHONY: bench-query
 bench-query: ## Query API latency: 1/2/3 hops and supernode, Pebble and real Cassandra (docs/bench-query.md).
 	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench Query -benchtime 1x -timeout 60m ./api/
+
+.PHONY: bench-degree
+bench-degree: ## Degree of a 200,000-edge supernode through the API, Pebble and real Cassandra (RTGRAPH_BENCH_DEGREE).
+	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench Degree -benchtime 1x -timeout 30m ./api/
 
 .PHONY: bench-ingest
 bench-ingest: ## Pipeline end to end on real Kafka: events/s, freshness, raw ceilings (RTGRAPH_BENCH_EVENTS, default 1M).

@@ -72,3 +72,10 @@ func openCassandra(t testing.TB, muts []graph.Mutation) graph.Store {
 func TestTraversalsOnCassandra(t *testing.T) {
 	traversalScenarios(t, openCassandra(t, seed()))
 }
+
+// TestWorkbenchOnCassandra runs the listing and degree checks of the Pebble
+// handler tests against real Cassandra.
+func TestWorkbenchOnCassandra(t *testing.T) {
+	t.Run("list", func(t *testing.T) { listScenarios(t, openCassandra(t, listSeed())) })
+	t.Run("degree", func(t *testing.T) { degreeScenarios(t, openCassandra(t, seed())) })
+}

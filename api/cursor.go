@@ -25,6 +25,7 @@ const (
 	cursorVersion   = 1
 	cursorEdges     = 1 // payload: edgesCursor
 	cursorTraversal = 2 // payload: traversalCursor
+	cursorNodes     = 3 // payload: the store's listing cursor
 	macLen          = 16
 	headerLen       = 1 + 1 + 8
 )

@@ -115,7 +115,7 @@ func (s *syncBuffer) String() string {
 }
 
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	h     http.Handler
 	reg   *prometheus.Registry
 	logs  *syncBuffer
@@ -140,7 +140,7 @@ func testConfig() Config {
 
 // newHarness serves store (the seed graph on Pebble when nil) with the
 // test config, changed by mod.
-func newHarness(t *testing.T, store graph.Reader, mod func(*Options)) *harness {
+func newHarness(t testing.TB, store graph.Reader, mod func(*Options)) *harness {
 	t.Helper()
 	if store == nil {
 		store = openEmbedded(t, seed())

@@ -141,7 +141,7 @@ func TestRoutesMatchSpec(t *testing.T) {
 			t.Errorf("openapi.yaml documents %s, which is not routed", d)
 		}
 	}
-	if len(routed) != 10 {
+	if len(routed) != 13 {
 		t.Errorf("%d routes: %v", len(routed), routed)
 	}
 }

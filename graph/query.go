@@ -2,6 +2,7 @@ package graph
 
 import (
 	"encoding/binary"
+	"fmt"
 	"hash/fnv"
 	"time"
 )
@@ -39,4 +40,35 @@ func timeKey(t time.Time) int64 {
 		return -1 << 63
 	}
 	return t.UnixMicro()
+}
+
+// listCursorV1 leads a listing cursor made by EncodeListCursor.
+const listCursorV1 = 'L'
+
+// typeFingerprint hashes a node type's name for listing cursors.
+func typeFingerprint(typ string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(typ))
+	return h.Sum64()
+}
+
+// EncodeListCursor is a listing cursor that resumes after the node id
+// after of type typ, for backends that list in id order.
+func EncodeListCursor(typ, after string) []byte {
+	b := make([]byte, 0, 9+len(after))
+	b = append(b, listCursorV1)
+	b = binary.BigEndian.AppendUint64(b, typeFingerprint(typ))
+	return append(b, after...)
+}
+
+// DecodeListCursor reads a cursor of EncodeListCursor, refusing one of
+// another type's listing or malformed as ErrInvalidCursor.
+func DecodeListCursor(typ string, b []byte) (string, error) {
+	if len(b) < 9 || b[0] != listCursorV1 {
+		return "", fmt.Errorf("%w: not a listing cursor", ErrInvalidCursor)
+	}
+	if binary.BigEndian.Uint64(b[1:9]) != typeFingerprint(typ) {
+		return "", fmt.Errorf("%w: cursor belongs to another type's listing", ErrInvalidCursor)
+	}
+	return string(b[9:]), nil
 }

@@ -58,10 +58,37 @@ type Reader interface {
 	Adjacency(ctx context.Context, q AdjacencyQuery) (AdjacencyPage, error)
 }
 
+// NodeListQuery asks for one page of the nodes of a type. Limit is at
+// least 1; Cursor is nil for the first page, else a NodePage.Next of the
+// same type's listing.
+type NodeListQuery struct {
+	Type   string
+	Limit  int
+	Cursor []byte
+}
+
+// NodePage is one page of a listing: at most Limit nodes that exist (as
+// GetNodes would return them). Next is nil when the listing is complete;
+// a page may hold fewer nodes than Limit, even none, while Next is not nil
+// (a backend may bound the rows a page scans).
+type NodePage struct {
+	Nodes []Node
+	Next  []byte
+}
+
+// Lister lists the nodes of a type in a stable order the backend defines.
+// Paging a listing to its end returns every node that existed unchanged
+// during the whole scan exactly once; a node written during the scan may or
+// may not appear. A cursor of another type's listing is ErrInvalidCursor.
+type Lister interface {
+	ListNodes(ctx context.Context, q NodeListQuery) (NodePage, error)
+}
+
 // Store is a whole backend: what the conformance suite (graph/storetest) tests.
 type Store interface {
 	Writer
 	Reader
+	Lister
 	// Close releases the backend's resources. Calls after Close fail with ErrClosed.
 	Close() error
 }

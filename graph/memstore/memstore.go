@@ -537,6 +537,51 @@ func decodeCursor(b []byte, fp uint64) (position, error) {
 	return p, nil
 }
 
+// ListNodes lists the nodes of a type by id (bytes). The cursor is the
+// last id returned, after the type's name.
+func (s *Store) ListNodes(ctx context.Context, q graph.NodeListQuery) (graph.NodePage, error) {
+	if err := ctx.Err(); err != nil {
+		return graph.NodePage{}, &graph.RetryableError{Op: "list nodes", Err: err}
+	}
+	if _, ok := s.schema.NodeType(q.Type); !ok {
+		return graph.NodePage{}, fmt.Errorf("%w: unknown node type %q", graph.ErrInvalidQuery, q.Type)
+	}
+	if q.Limit < 1 {
+		return graph.NodePage{}, fmt.Errorf("%w: limit %d", graph.ErrInvalidQuery, q.Limit)
+	}
+	after, first := "", true
+	if q.Cursor != nil {
+		var err error
+		if after, err = graph.DecodeListCursor(q.Type, q.Cursor); err != nil {
+			return graph.NodePage{}, err
+		}
+		first = false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return graph.NodePage{}, graph.ErrClosed
+	}
+	var ids []string
+	for k, r := range s.nodes {
+		if k.Type == q.Type && (first || k.ID > after) && s.liveNode(k, r) != nil {
+			ids = append(ids, k.ID)
+		}
+	}
+	slices.Sort(ids)
+	var page graph.NodePage
+	if len(ids) > q.Limit {
+		ids = ids[:q.Limit]
+		page.Next = graph.EncodeListCursor(q.Type, ids[len(ids)-1])
+	}
+	for _, id := range ids {
+		k := graph.NodeKey{Type: q.Type, ID: id}
+		v := s.liveNode(k, s.nodes[k])
+		page.Nodes = append(page.Nodes, graph.Node{Key: k, Props: clone(v.props), EventTime: v.at})
+	}
+	return page, nil
+}
+
 // Close marks the store closed; later calls return graph.ErrClosed.
 func (s *Store) Close() error {
 	s.mu.Lock()

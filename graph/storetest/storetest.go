@@ -108,6 +108,7 @@ func Run(t *testing.T, open Factory, opts Options) {
 		{"CursorSurvivesWrites", testCursorSurvivesWrites},
 		{"CursorSurvivesConcurrentWrites", testCursorConcurrent},
 		{"BatchedGetNodes", testBatchedGetNodes},
+		{"ListNodes", testListNodes},
 		{"InvalidQueries", testInvalidQueries},
 		{"InvalidCursor", testInvalidCursor},
 		{"CancelledContext", testCancelledContext},
@@ -1475,4 +1476,136 @@ func testReopen(t *testing.T, h *harness, opts Options) {
 	h.apply(t, upE("follows", a, b, h.at(3), nil), upE("follows", a, c, h.at(2), nil), upN(c, h.at(2), nil))
 	wantNode(t, h, c, nil)
 	wantEdges(t, "follows out of a after late writes", h.one(t, q(a, "follows", graph.Out, graph.OrderKey, 0)), nil)
+}
+
+// listPages pages a listing of typ to its end with limit, checking each
+// page, and returns the nodes in order. between, when not nil, runs after
+// the first page.
+func (h *harness) listPages(t tb, typ string, limit int, between func()) []graph.Node {
+	t.Helper()
+	var out []graph.Node
+	var cursor []byte
+	for i := 0; i < 100000; i++ {
+		page, err := h.s.ListNodes(context.Background(), graph.NodeListQuery{Type: typ, Limit: limit, Cursor: cursor})
+		if err != nil {
+			t.Fatalf("list %s (limit %d, page %d): %v", typ, limit, i, err)
+		}
+		if len(page.Nodes) > limit {
+			t.Fatalf("list %s: page of %d nodes over the limit %d", typ, len(page.Nodes), limit)
+		}
+		for _, n := range page.Nodes {
+			if n.Key.Type != typ {
+				t.Fatalf("list %s: node %s of another type", typ, n.Key)
+			}
+		}
+		out = append(out, page.Nodes...)
+		if page.Next == nil {
+			return out
+		}
+		cursor = page.Next
+		if i == 0 && between != nil {
+			between()
+		}
+	}
+	t.Fatalf("list %s: no end after 100000 pages", typ)
+	return nil
+}
+
+// testListNodes: a listing returns every node of its type that exists, each
+// once, in one stable order whatever the page size; nodes written during
+// the scan do not disturb the others; bad cursors and limits are refused.
+func testListNodes(t *testing.T, h *harness) {
+	entry := func(id string) graph.NodeKey { return graph.NodeKey{Type: "entry", ID: h.ns + "-" + id} }
+	want := map[graph.NodeKey]graph.Node{}
+	var muts []graph.Mutation
+	ids := []string{"a", "a\x00", "a\x00b", "a\x01", "b/c", "%2F", "é", "z#?"}
+	for i := range 30 {
+		ids = append(ids, fmt.Sprintf("n%02d", i))
+	}
+	for i, id := range ids {
+		k := entry(id)
+		p := graph.Props{"label": id, "rank": int64(i)}
+		muts = append(muts, upN(k, h.at(i), p))
+		if i%7 == 3 {
+			muts = append(muts, delN(k, h.at(100)))
+			continue
+		}
+		want[k] = graph.Node{Key: k, Props: p, EventTime: h.at(i)}
+	}
+	// Users and items with the same ids are other types' nodes.
+	muts = append(muts, upN(h.user("a"), h.at(1), nil), upN(h.item("a"), h.at(1), nil))
+	h.apply(t, muts...)
+
+	mine := func(nodes []graph.Node) []graph.Node {
+		var out []graph.Node
+		seen := map[graph.NodeKey]bool{}
+		for _, n := range nodes {
+			if seen[n.Key] {
+				t.Fatalf("node %s listed twice", n.Key)
+			}
+			seen[n.Key] = true
+			if strings.HasPrefix(n.Key.ID, h.ns+"-") {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	var order []graph.NodeKey
+	for _, limit := range []int{1, 3, 7, 1000} {
+		got := mine(h.listPages(t, "entry", limit, nil))
+		if len(got) != len(want) {
+			t.Fatalf("limit %d: %d nodes listed, want %d", limit, len(got), len(want))
+		}
+		var keys []graph.NodeKey
+		for _, n := range got {
+			w, ok := want[n.Key]
+			if !ok || !nodeEqual(n, w) {
+				t.Fatalf("limit %d: listed %+v, want %+v (exists %v)", limit, n, w, ok)
+			}
+			keys = append(keys, n.Key)
+		}
+		if order == nil {
+			order = keys
+		} else if !slices.Equal(keys, order) {
+			t.Fatalf("limit %d: order %v, want %v", limit, keys, order)
+		}
+	}
+
+	// Writes during the scan: a node added and a node deleted after the
+	// first page; every other node is still listed exactly once.
+	added, gone := entry("added-later"), order[len(order)-1]
+	got := mine(h.listPages(t, "entry", 4, func() {
+		h.apply(t, upN(added, h.at(200), graph.Props{"label": "x"}), delN(gone, h.at(200)))
+	}))
+	listed := map[graph.NodeKey]bool{}
+	for _, n := range got {
+		listed[n.Key] = true
+	}
+	for k := range want {
+		if k != gone && !listed[k] {
+			t.Fatalf("node %s, unchanged during the scan, was not listed", k)
+		}
+	}
+
+	// Refusals.
+	page, err := h.s.ListNodes(context.Background(), graph.NodeListQuery{Type: "entry", Limit: 1})
+	if err != nil || page.Next == nil {
+		t.Fatalf("first page: %v, next %x", err, page.Next)
+	}
+	for name, q := range map[string]graph.NodeListQuery{
+		"another type's cursor": {Type: "user", Limit: 1, Cursor: page.Next},
+		"garbage cursor":        {Type: "entry", Limit: 1, Cursor: []byte("garbage")},
+	} {
+		if _, err := h.s.ListNodes(context.Background(), q); !errors.Is(err, graph.ErrInvalidCursor) {
+			t.Errorf("%s: err %v, want ErrInvalidCursor", name, err)
+		}
+	}
+	for name, q := range map[string]graph.NodeListQuery{
+		"unknown type": {Type: "planet", Limit: 1},
+		"zero limit":   {Type: "entry", Limit: 0},
+	} {
+		if _, err := h.s.ListNodes(context.Background(), q); !errors.Is(err, graph.ErrInvalidQuery) {
+			t.Errorf("%s: err %v, want ErrInvalidQuery", name, err)
+		}
+	}
 }
