@@ -66,6 +66,8 @@ Commands:
   group rewind   move the consumer group's offsets back to a time (group stopped)
   purge TYPE:ID  remove a node and every edge at it for good (a privacy request),
                  through a running server (--api URL, key from RTGRAPH_API_KEY)
+  export         write nodes and edges of chosen types (default all) to Parquet and
+                 JSON Lines files with a manifest (--out DIR)
   config print   print the effective configuration with secrets masked
   health         probe an HTTP health endpoint (exit 0 when it answers 2xx)
   version        print the version
@@ -113,6 +115,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = cmdHealth(ctx, args[1:], stdout)
 	case "purge":
 		err = cmdPurge(ctx, args[1:], stdout, environ)
+	case "export":
+		err = cmdExport(ctx, args[1:], stderr, environ)
 	default:
 		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 	}
