@@ -12,7 +12,7 @@ LDFLAGS     := -X main.version=$(VERSION)
 CONFIG      ?=
 GOTESTFLAGS ?= -race -count=1 -timeout 45m
 # Packages whose tests need the real servers (test-integration runs only these).
-INTEGRATION_PKGS := ./internal/smoke/... ./graph/cassandra/... ./ingest/... ./api/... ./enrich/... ./internal/produce/... ./cmd/rtgraph/...
+INTEGRATION_PKGS := ./internal/smoke/... ./graph/cassandra/... ./ingest/... ./api/... ./enrich/... ./internal/produce/... ./internal/export/... ./cmd/rtgraph/...
 FUZZTIME    ?= 30s
 # Extra flags for `make run`, e.g. DEMOFLAGS="--rate 1000 --data-dir /tmp/rtgraph".
 DEMOFLAGS   ?=
@@ -32,9 +32,22 @@ build: ## Build bin/rtgraph.
 run: build ## Run the whole system on the embedded default with a live demo stream (no servers needed).
 	$(BIN) demo $(if $(CONFIG),--config $(CONFIG),) $(DEMOFLAGS)
 
+# The Python client's virtual environment: the client with pandas, pyarrow,
+# networkx and pytest. The export's read-back test reads Parquet with it.
+PYENV := clients/python/.venv
+
+.PHONY: python-env
+python-env: ## Create clients/python/.venv with the Python client and its test extras (pandas, pyarrow, networkx, pytest).
+	test -x $(PYENV)/bin/python || python3 -m venv $(PYENV)
+	$(PYENV)/bin/python -m pip install -q --disable-pip-version-check './clients/python[test]'
+
 .PHONY: test
-test: ## Run every test: unit and integration, starting real Kafka and Cassandra when needed.
-	deploy/local/with-infra.sh $(GO) test $(GOTESTFLAGS) ./...
+test: python-env ## Run every test: unit and integration, starting real Kafka and Cassandra when needed.
+	RTGRAPH_PYTHON=$(CURDIR)/$(PYENV)/bin/python deploy/local/with-infra.sh $(GO) test $(GOTESTFLAGS) ./...
+
+.PHONY: test-python
+test-python: build python-env ## The Python client's tests (pytest) against real `rtgraph demo` processes on free ports.
+	RTGRAPH_BIN=$(CURDIR)/$(BIN) clients/python/run-tests.sh
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no servers (integration tests skip, loudly).
