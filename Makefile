@@ -88,7 +88,7 @@ test-cdc: ## CDC end to end: PostgreSQL -> Debezium (json, plain, flat) -> Kafka
 	$(CDC_E2E_INFRA) RTGRAPH_TEST_CDC=1 deploy/local/with-infra.sh $(GO) test -count=1 -timeout 40m -v -run '^TestCDCEndToEnd$$' ./cmd/rtgraph/
 
 .PHONY: bench
-bench: bench-store bench-ingest bench-query bench-fcap ## Run every benchmark (figures go to docs/benchmarks.md by hand).
+bench: bench-store bench-ingest bench-query bench-degree bench-fcap ## Run every benchmark (figures go to docs/benchmarks.md by hand).
 
 .PHONY: bench-smoke
 bench-smoke: ## Every benchmark once at small sizes, on Pebble and real servers: keeps them running (CI); the figures mean nothing.
