@@ -160,7 +160,7 @@ func (s *server) listNodes(w http.ResponseWriter, r *http.Request) {
 		err = checkQueryParams(v, "limit", "cursor", "fields")
 	}
 	q := graph.NodeListQuery{Type: typ, Limit: defaultListLimit}
-	if err == nil && v.Get("limit") != "" {
+	if err == nil && v.Has("limit") {
 		l := v.Get("limit")
 		n, perr := strconv.Atoi(l)
 		switch {
@@ -264,15 +264,16 @@ func (s *server) parseDegreeQuery(r *http.Request) (degreeQuery, error) {
 		name string
 		dst  **time.Time
 	}{{"since", &dq.since}, {"until", &dq.until}} {
-		if raw := v.Get(p.name); raw != "" {
-			t, err := parseTime(raw, p.name)
+		if v.Has(p.name) {
+			t, err := parseTime(v.Get(p.name), p.name)
 			if err != nil {
 				return dq, err
 			}
 			*p.dst = &t
 		}
 	}
-	if raw := v.Get("time_budget_ms"); raw != "" {
+	if v.Has("time_budget_ms") {
+		raw := v.Get("time_budget_ms")
 		ms, err := strconv.ParseInt(raw, 10, 64)
 		if err != nil || ms <= 0 {
 			return dq, apiErr(kindInvalidParameter, "time_budget_ms", "%q is not a positive integer", raw)

@@ -168,6 +168,7 @@ func TestListNodesErrors(t *testing.T) {
 	}{
 		{"unknown type", "/v1/nodes/planet", "unknown-type", "type", 400},
 		{"zero limit", "/v1/nodes/user?limit=0", "invalid-parameter", "limit", 400},
+		{"empty limit", "/v1/nodes/user?limit=", "invalid-parameter", "limit", 400},
 		{"limit not a number", "/v1/nodes/user?limit=ten", "invalid-parameter", "limit", 400},
 		{"limit over cap", "/v1/nodes/user?limit=5001", "over-cap", "limit", 422},
 		{"garbage cursor", "/v1/nodes/user?cursor=abc", "invalid-cursor", "cursor", 400},
@@ -271,7 +272,9 @@ func TestDegreeErrors(t *testing.T) {
 		{"since after until", "/v1/nodes/user/alice/degree?since=2026-02-02T00:00:00Z&until=2026-02-01T00:00:00Z", "invalid-query", "", 400},
 		{"bad time", "/v1/nodes/user/alice/degree?since=yesterday", "invalid-parameter", "since", 400},
 		{"zero budget", "/v1/nodes/user/alice/degree?time_budget_ms=0", "invalid-parameter", "time_budget_ms", 400},
-		{"budget over cap", "/v1/nodes/user/alice/degree?time_budget_ms=999999", "over-cap", "time_budget_ms", 422},
+		{"empty budget", "/v1/nodes/user/alice/degree?time_budget_ms=", "invalid-parameter", "time_budget_ms", 400},
+		{"empty since", "/v1/nodes/user/alice/degree?since=", "invalid-parameter", "since", 400},
+		{"budget over cap", "/v1/nodes/user/alice/degree?time_budget_ms=10001", "over-cap", "time_budget_ms", 422},
 		{"missing node", "/v1/nodes/tag/nothing/degree", "not-found", "", 404},
 		{"unknown type", "/v1/nodes/planet/x/degree", "unknown-type", "type", 400},
 		{"unknown parameter", "/v1/nodes/user/alice/degree?limit=3", "invalid-parameter", "limit", 400},
