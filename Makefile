@@ -43,7 +43,7 @@ python-env: ## Create clients/python/.venv with the Python client and its test e
 
 .PHONY: test
 test: python-env ## Run every test: unit and integration, starting real Kafka and Cassandra when needed.
-	RTGRAPH_PYTHON=$(CURDIR)/$(PYENV)/bin/python deploy/local/with-infra.sh $(GO) test $(GOTESTFLAGS) ./...
+	RTGRAPH_TEST_PYTHON=$(CURDIR)/$(PYENV)/bin/python deploy/local/with-infra.sh $(GO) test $(GOTESTFLAGS) ./...
 
 .PHONY: test-python
 test-python: build python-env ## The Python client's tests (pytest) against real `rtgraph demo` processes on free ports.

@@ -16,21 +16,21 @@ import (
 // TestPythonReadback reads an export with pyarrow and pandas
 // (testdata/readback.py) and checks that the Parquet files say what the
 // JSON Lines files say, column types included. The interpreter is
-// $RTGRAPH_PYTHON, which must then have pyarrow and pandas (the test fails
+// $RTGRAPH_TEST_PYTHON, which must then have pyarrow and pandas (the test fails
 // otherwise); without it, python3 is used when it has them. `make test`
 // sets it to the Python client's virtual environment, which has both. Where
 // neither can import them the test is skipped, naming the variable, except
 // under CI=true, where it fails: CI must run it.
 func TestPythonReadback(t *testing.T) {
-	python, required := os.LookupEnv("RTGRAPH_PYTHON")
+	python, required := os.LookupEnv("RTGRAPH_TEST_PYTHON")
 	if !required {
 		python = "python3"
 	}
 	if out, err := exec.Command(python, "-c", "import pyarrow, pandas").CombinedOutput(); err != nil {
 		if required || os.Getenv("CI") == "true" {
-			t.Fatalf("%s cannot import pyarrow and pandas (RTGRAPH_PYTHON names the interpreter; make test sets it): %v\n%s", python, err, out)
+			t.Fatalf("%s cannot import pyarrow and pandas (RTGRAPH_TEST_PYTHON names the interpreter; make test sets it): %v\n%s", python, err, out)
 		}
-		t.Skipf("python3 cannot import pyarrow and pandas (%v); set RTGRAPH_PYTHON to an interpreter that can to run this check", err)
+		t.Skipf("python3 cannot import pyarrow and pandas (%v); set RTGRAPH_TEST_PYTHON to an interpreter that can to run this check", err)
 	}
 	for _, sc := range stores {
 		t.Run(sc.name, func(t *testing.T) {
