@@ -1,0 +1,66 @@
+// Package cassandratest opens graph stores for tests outside package
+// cassandra: each on a migrated keyspace of its own on the real Cassandra
+// that internal/testenv names, dropped when the test ends.
+package cassandratest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rtgraph/rtgraph/graph"
+	"github.com/rtgraph/rtgraph/graph/cassandra"
+	"github.com/rtgraph/rtgraph/internal/testenv"
+	"github.com/rtgraph/rtgraph/schemas"
+)
+
+// Open migrates a new keyspace named prefix plus a random suffix, opens a
+// store on it with schema and the clock now, and registers the store's
+// close and the keyspace's drop with tb.Cleanup.
+func Open(tb testing.TB, prefix string, schema *graph.Schema, now func() time.Time) *cassandra.Store {
+	tb.Helper()
+	addr := testenv.Cassandra(tb)
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		tb.Fatalf("%s=%q: %v", testenv.EnvCassandra, addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		tb.Fatalf("%s=%q: %v", testenv.EnvCassandra, addr, err)
+	}
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	cfg := cassandra.DefaultConfig()
+	cfg.Hosts, cfg.Port, cfg.Keyspace = []string{host}, port, prefix+hex.EncodeToString(b[:])
+	cfg.Timeout = 30 * time.Second // DDL on a busy two-core machine
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if _, err := cassandra.Migrate(ctx, cfg, schemas.CQLMigrations(), nil); err != nil {
+		tb.Fatalf("migrate %s: %v", cfg.Keyspace, err)
+	}
+	session, err := cassandra.NewSession(ctx, cfg, nil)
+	if err != nil {
+		tb.Fatalf("session: %v", err)
+	}
+	store, err := cassandra.New(session, cfg, schema, cassandra.Options{Registerer: prometheus.NewRegistry(), Now: now})
+	if err != nil {
+		session.Close()
+		tb.Fatalf("store: %v", err)
+	}
+	tb.Cleanup(func() {
+		_ = store.Close()
+		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer dcancel()
+		if err := session.Query("DROP KEYSPACE IF EXISTS " + cfg.Keyspace).ExecContext(dctx); err != nil {
+			tb.Errorf("drop keyspace %s: %v", cfg.Keyspace, err)
+		}
+		session.Close()
+	})
+	return store
+}
