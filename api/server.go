@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/rtgraph/rtgraph/api/ui"
 	"github.com/rtgraph/rtgraph/graph"
 	"github.com/rtgraph/rtgraph/graph/traverse"
 	"github.com/rtgraph/rtgraph/internal/lifecycle"
@@ -199,6 +200,11 @@ func (s *server) routes(ready *lifecycle.Readiness, gath prometheus.Gatherer) ht
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(openapiSpec)
 	})
+	// The explorer page (api/ui): static files embedded in the binary; its
+	// calls to /v1 carry the key the user types, as any client's do.
+	uiHandler := ui.Handler()
+	r.Handle("/ui", uiHandler)
+	r.Handle("/ui/*", uiHandler)
 	if s.cfg.Metrics {
 		h := promhttp.HandlerFor(gath, promhttp.HandlerOpts{})
 		if s.cfg.MetricsRequireKey {
