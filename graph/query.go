@@ -45,8 +45,9 @@ func timeKey(t time.Time) int64 {
 // listCursorV1 leads a listing cursor made by EncodeListCursor.
 const listCursorV1 = 'L'
 
-// typeFingerprint hashes a node type's name for listing cursors.
-func typeFingerprint(typ string) uint64 {
+// TypeFingerprint hashes a node type's name, for listing cursors that must
+// refuse another type's listing.
+func TypeFingerprint(typ string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(typ))
 	return h.Sum64()
@@ -57,7 +58,7 @@ func typeFingerprint(typ string) uint64 {
 func EncodeListCursor(typ, after string) []byte {
 	b := make([]byte, 0, 9+len(after))
 	b = append(b, listCursorV1)
-	b = binary.BigEndian.AppendUint64(b, typeFingerprint(typ))
+	b = binary.BigEndian.AppendUint64(b, TypeFingerprint(typ))
 	return append(b, after...)
 }
 
@@ -67,7 +68,7 @@ func DecodeListCursor(typ string, b []byte) (string, error) {
 	if len(b) < 9 || b[0] != listCursorV1 {
 		return "", fmt.Errorf("%w: not a listing cursor", ErrInvalidCursor)
 	}
-	if binary.BigEndian.Uint64(b[1:9]) != typeFingerprint(typ) {
+	if binary.BigEndian.Uint64(b[1:9]) != TypeFingerprint(typ) {
 		return "", fmt.Errorf("%w: cursor belongs to another type's listing", ErrInvalidCursor)
 	}
 	return string(b[9:]), nil

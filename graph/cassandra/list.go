@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 	"slices"
 
 	"github.com/rtgraph/rtgraph/graph"
@@ -18,7 +17,6 @@ import (
 // gets short (even empty) pages that still carry a cursor; the cost of
 // listing a type to its end is one scan of the whole nodes table.
 const (
-	opListNodes    = "list_nodes"
 	listScanFactor = 10
 
 	cqlListNodes     = `SELECT token(type, id), type, id, props, WRITETIME(props) FROM nodes LIMIT ?`
@@ -34,20 +32,14 @@ type listPos struct {
 	keys [][]byte
 }
 
-// listCursorV1 leads a Cassandra listing cursor: version, fnv-64a of the
-// type (8 bytes), token (8), then uvarint-length-prefixed keys. The API
+// listCursorV1 leads a Cassandra listing cursor: version,
+// graph.TypeFingerprint of the type (8 bytes), token (8), then uvarint-length-prefixed keys. The API
 // signs cursors; this layout only has to refuse another type's cursor.
 const listCursorV1 = 'T'
 
-func listTypeHash(typ string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(typ))
-	return h.Sum64()
-}
-
 func encodeListCursor(typ string, p listPos) []byte {
 	b := []byte{listCursorV1}
-	b = binary.BigEndian.AppendUint64(b, listTypeHash(typ))
+	b = binary.BigEndian.AppendUint64(b, graph.TypeFingerprint(typ))
 	b = binary.BigEndian.AppendUint64(b, uint64(p.tok))
 	for _, k := range p.keys {
 		b = binary.AppendUvarint(b, uint64(len(k)))
@@ -63,7 +55,7 @@ func decodeListCursor(typ string, b []byte) (listPos, error) {
 	if len(b) < 17 || b[0] != listCursorV1 {
 		return bad("not a listing cursor")
 	}
-	if binary.BigEndian.Uint64(b[1:9]) != listTypeHash(typ) {
+	if binary.BigEndian.Uint64(b[1:9]) != graph.TypeFingerprint(typ) {
 		return bad("cursor belongs to another type's listing")
 	}
 	p := listPos{tok: int64(binary.BigEndian.Uint64(b[9:17]))}

@@ -20,6 +20,7 @@ const (
 	opReadDays    = "read_edge_days"
 	opLookupEdges = "lookup_edges"     // validating newest-first rows against edges_by_key
 	opReadClaims  = "read_edge_claims" // multiplicity claims, the node's or its neighbours'
+	opListNodes   = "list_nodes"       // a listing page's token-order scan of the nodes table
 	opRepair      = "repair"           // deleting a dead edges_by_time row
 	opPurge       = "purge"            // removing a purged node's rows
 	opMigrate     = "migrate"
