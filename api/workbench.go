@@ -346,7 +346,18 @@ func (s *server) getDegree(w http.ResponseWriter, r *http.Request) {
 	if dq.since != nil || dq.until != nil {
 		resp.Window = &windowJSON{Since: dq.since, Until: dq.until}
 	}
+	counter, counts := s.store.(graph.EdgeCounter)
 	for _, q := range dq.queries {
+		if counts {
+			n, err := counter.CountEdges(r.Context(), q)
+			pages++
+			if err != nil {
+				s.writeProblem(w, r, err)
+				return
+			}
+			resp.Degrees = append(resp.Degrees, degreeJSON{EdgeType: q.EdgeType, Direction: q.Direction.String(), Count: n})
+			continue
+		}
 		var n int64
 		for {
 			page, err := s.store.Adjacency(r.Context(), q)

@@ -84,6 +84,17 @@ type Lister interface {
 	ListNodes(ctx context.Context, q NodeListQuery) (NodePage, error)
 }
 
+// EdgeCounter counts the edges an adjacency query lists over all its pages
+// (the degree of q.Node by q.EdgeType and q.Direction within q.Since and
+// q.Until), without returning them: exactly the number of edges that
+// paging Adjacency(q) to its end would return were nothing written
+// meanwhile. q.Order, q.Limit and q.Cursor are ignored. A backend whose
+// adjacency pages are costly to ship implements it; callers page
+// Adjacency otherwise.
+type EdgeCounter interface {
+	CountEdges(ctx context.Context, q AdjacencyQuery) (int64, error)
+}
+
 // Store is a whole backend: what the conformance suite (graph/storetest) tests.
 type Store interface {
 	Writer

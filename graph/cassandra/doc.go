@@ -114,6 +114,12 @@
 // without reads (rtgraph_cassandra_stale_index_rows_total counts the rows
 // skipped and repaired).
 //
+// CountEdges (graph.EdgeCounter, the API's degree) does the work of paging
+// OrderKey to its end without building edges: the 8 buckets are read in
+// parallel slices and the live rows' neighbours checked in larger IN reads
+// while the scan goes on (degree.go). Nothing is precomputed, so it costs
+// about two partition reads per edge.
+//
 // Edge types with a multiplicity differ (see Multiplicity): at an end the
 // type constrains, the page is the node's claimed edge alone, looked up
 // directly instead of scanned; at the other end, the candidates' claims

@@ -210,6 +210,8 @@ type adjRead struct {
 	lo, hi int64
 	now    int64
 	need   int // Limit+1: one more than a page, to know whether a next page exists
+	// inIDs is the number of ids per IN read of the neighbours' checks.
+	inIDs int
 }
 
 // Adjacency returns one page of q. OrderKey merges the node's edges_by_key
@@ -230,11 +232,7 @@ func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.Ad
 		return graph.AdjacencyPage{}, fmt.Errorf("cassandra: adjacency: %w", err)
 	}
 	q.Limit = min(q.Limit, s.maxPage)
-	r := &adjRead{
-		s: s, q: q, et: et, dir: int8(q.Direction), id: []byte(q.Node.ID),
-		lo: 0, hi: math.MaxInt64, now: s.now().UnixMicro(), need: q.Limit + 1,
-		self: neighborKey(q.Node), nbrClaims: et.Constrains(opposite(q.Direction)),
-	}
+	r := s.newAdjRead(q, et)
 	if q.Cursor != nil {
 		p, err := decodeCursor(q)
 		if err != nil {
@@ -242,13 +240,7 @@ func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.Ad
 		}
 		r.after = &p
 	}
-	if !q.Since.IsZero() {
-		r.lo = ceilMicros(q.Since)
-	}
-	if !q.Until.IsZero() {
-		r.hi = ceilMicros(q.Until)
-	}
-	if len(q.Node.ID) > graph.MaxIDLen || r.lo >= r.hi {
+	if r.empty() {
 		return graph.AdjacencyPage{}, nil
 	}
 	var (
@@ -269,6 +261,30 @@ func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.Ad
 		return graph.AdjacencyPage{}, s.callErr(ctx, "adjacency", err)
 	}
 	return page, nil
+}
+
+// newAdjRead is the read of q (checked: its edge type is et), before any
+// cursor is applied.
+func (s *Store) newAdjRead(q graph.AdjacencyQuery, et *graph.EdgeType) *adjRead {
+	r := &adjRead{
+		s: s, q: q, et: et, dir: int8(q.Direction), id: []byte(q.Node.ID),
+		lo: 0, hi: math.MaxInt64, now: s.now().UnixMicro(), need: q.Limit + 1,
+		self: neighborKey(q.Node), nbrClaims: et.Constrains(opposite(q.Direction)),
+		inIDs: maxINValues,
+	}
+	if !q.Since.IsZero() {
+		r.lo = ceilMicros(q.Since)
+	}
+	if !q.Until.IsZero() {
+		r.hi = ceilMicros(q.Until)
+	}
+	return r
+}
+
+// empty reports whether the query can have no edge whatever is stored: an
+// id no node can have, or an empty time range.
+func (r *adjRead) empty() bool {
+	return len(r.q.Node.ID) > graph.MaxIDLen || r.lo >= r.hi
 }
 
 // opposite is the direction of an edge's other end.
@@ -551,7 +567,7 @@ func (nc *nbrChecks) hides(r *adjRead, row keyRow) bool {
 // their node values, the purge versions of those ever purged (node_deletes
 // holds only purged nodes, so most lookups end at the bloom filter) and,
 // when the edge type constrains their end, their claims; one IN query per
-// table, neighbour type and maxINValues ids. The tasks fill the returned
+// table, neighbour type and r.inIDs ids. The tasks fill the returned
 // nbrChecks.
 func (r *adjRead) neighborChecks(nbrs [][]byte) (*nbrChecks, []task, error) {
 	byType := map[string][][]byte{}
@@ -580,16 +596,16 @@ func (r *adjRead) neighborChecks(nbrs [][]byte) (*nbrChecks, []task, error) {
 }
 
 // inReads returns the tasks that read something of each neighbour (ids by
-// node type) with one IN query per node type and maxINValues ids, and the
+// node type) with one IN query per node type and per ids (at most), and the
 // map, keyed by neighbor key, that they fill: read runs one query and puts
 // what it finds into found.
-func inReads[V any](byType map[string][][]byte, op string, read func(ctx context.Context, typ string, ids [][]byte, found map[string]V) error) (map[string]V, []task) {
+func inReads[V any](byType map[string][][]byte, per int, op string, read func(ctx context.Context, typ string, ids [][]byte, found map[string]V) error) (map[string]V, []task) {
 	out := map[string]V{}
 	var mu sync.Mutex
 	var tasks []task
 	for typ, ids := range byType {
-		for start := 0; start < len(ids); start += maxINValues {
-			chunk := ids[start:min(start+maxINValues, len(ids))]
+		for start := 0; start < len(ids); start += per {
+			chunk := ids[start:min(start+per, len(ids))]
 			tasks = append(tasks, task{op: op, f: func(ctx context.Context) error {
 				found := map[string]V{}
 				if err := read(ctx, typ, chunk, found); err != nil {
@@ -609,7 +625,7 @@ func inReads[V any](byType map[string][][]byte, op string, read func(ctx context
 // neighbours (ids by node type) that were ever purged, and the map (keyed
 // by neighbor key) they fill.
 func (r *adjRead) neighborDeletes(byType map[string][][]byte) (map[string]nodeDelete, []task) {
-	return inReads(byType, opReadNodeDel, func(ctx context.Context, typ string, ids [][]byte, found map[string]nodeDelete) error {
+	return inReads(byType, r.inIDs, opReadNodeDel, func(ctx context.Context, typ string, ids [][]byte, found map[string]nodeDelete) error {
 		iter := r.s.query(r.s.readCL, cqlNodeDeletes, typ, ids).IterContext(ctx)
 		var (
 			id, pos   []byte
@@ -626,7 +642,7 @@ func (r *adjRead) neighborDeletes(byType map[string][][]byte) (map[string]nodeDe
 // neighbours (ids by node type), and the map (keyed by neighbor key) of
 // their states they fill; a neighbour never written is absent from it.
 func (r *adjRead) neighborStates(byType map[string][][]byte) (map[string]nodeState, []task) {
-	return inReads(byType, opReadNode, func(ctx context.Context, typ string, ids [][]byte, found map[string]nodeState) error {
+	return inReads(byType, r.inIDs, opReadNode, func(ctx context.Context, typ string, ids [][]byte, found map[string]nodeState) error {
 		truncs, err := r.s.truncates(ctx)
 		if err != nil {
 			return err
@@ -655,7 +671,7 @@ func (r *adjRead) neighborStates(byType map[string][][]byte) (map[string]nodeSta
 // by neighbor key, to the claim's target) they fill.
 func (r *adjRead) neighborClaims(byType map[string][][]byte) (map[string][]byte, []task) {
 	dir := int8(opposite(r.q.Direction))
-	return inReads(byType, opReadClaims, func(ctx context.Context, typ string, ids [][]byte, found map[string][]byte) error {
+	return inReads(byType, r.inIDs, opReadClaims, func(ctx context.Context, typ string, ids [][]byte, found map[string][]byte) error {
 		iter := r.s.query(r.s.readCL, cqlClaims, typ, r.q.EdgeType, dir, ids).IterContext(ctx)
 		for {
 			// Fresh buffers per row: the driver appends into the one it

@@ -63,8 +63,9 @@ type Store struct {
 	log     *slog.Logger
 	now     func() time.Time
 	timeout time.Duration
-	maxScan int // rows one Adjacency call may read; maxScanRows outside tests
-	maxPage int // edges one page may hold; maxPageLimit outside tests
+	maxScan int         // rows one Adjacency call may read; maxScanRows outside tests
+	maxPage int         // edges one page may hold; maxPageLimit outside tests
+	degree  degreeSizes // how CountEdges slices its reads; defaultDegreeSizes outside tests
 	// capture, when set (benchmarks only), sees every plan Apply has sent,
 	// so a baseline can replay the very same rows.
 	capture func(context.Context, *plan)
@@ -138,6 +139,7 @@ func New(session *gocql.Session, cfg Config, schema *graph.Schema, opts Options)
 		timeout:   cfg.Timeout,
 		maxScan:   maxScanRows,
 		maxPage:   maxPageLimit,
+		degree:    defaultDegreeSizes,
 		days:      days,
 		repairSem: make(chan struct{}, maxRepairsInFlight),
 	}

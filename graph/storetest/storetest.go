@@ -230,8 +230,27 @@ func q(node graph.NodeKey, typ string, dir graph.Direction, order graph.Order, l
 }
 
 // all pages q to its end, checking each page's size and that Next is nil
-// exactly at the end, and returns the edges in order.
+// exactly at the end, and returns the edges in order. When the store
+// counts edges (graph.EdgeCounter) and q starts at the beginning, its
+// count of q must be the number of edges paged.
 func (h *harness) all(t tb, query graph.AdjacencyQuery) []graph.Edge {
+	t.Helper()
+	out := h.pages(t, query)
+	if c, ok := h.s.(graph.EdgeCounter); ok && query.Cursor == nil {
+		n, err := c.CountEdges(context.Background(), query)
+		if err != nil {
+			t.Fatalf("count edges %s %s %s: %v", query.Node, query.EdgeType, query.Direction, err)
+		}
+		if n != int64(len(out)) {
+			t.Fatalf("count edges %s %s %s since %v until %v: %d, paging lists %d",
+				query.Node, query.EdgeType, query.Direction, query.Since, query.Until, n, len(out))
+		}
+	}
+	return out
+}
+
+// pages pages q to its end (see all).
+func (h *harness) pages(t tb, query graph.AdjacencyQuery) []graph.Edge {
 	t.Helper()
 	var out []graph.Edge
 	for pages := 0; ; pages++ {

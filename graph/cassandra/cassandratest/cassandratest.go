@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rtgraph/rtgraph/graph"
@@ -24,6 +25,15 @@ import (
 // store on it with schema and the clock now, and registers the store's
 // close and the keyspace's drop with tb.Cleanup.
 func Open(tb testing.TB, prefix string, schema *graph.Schema, now func() time.Time) *cassandra.Store {
+	tb.Helper()
+	store, _ := OpenSession(tb, prefix, schema, now)
+	return store
+}
+
+// OpenSession is Open that also returns the store's session, whose
+// keyspace is the store's: for benchmarks that measure a raw client
+// beside the store on the same tables.
+func OpenSession(tb testing.TB, prefix string, schema *graph.Schema, now func() time.Time) (*cassandra.Store, *gocql.Session) {
 	tb.Helper()
 	addr := testenv.Cassandra(tb)
 	host, portStr, err := net.SplitHostPort(addr)
@@ -62,5 +72,5 @@ func Open(tb testing.TB, prefix string, schema *graph.Schema, now func() time.Ti
 		}
 		session.Close()
 	})
-	return store
+	return store, session
 }
