@@ -25,11 +25,16 @@ import (
 // Readiness condition of the store being open.
 const condStore = "store"
 
-// process says which parts a long-running command runs.
+// process says which parts a long-running command runs: serve runs the
+// query API and, when topics are set, the pipeline; ingest the pipeline
+// alone; api the query API alone, so queries and ingestion scale apart.
 type process struct {
 	name     string
-	pipeline bool // consume ingest.topics (always for `ingest`; for `serve` when topics are set)
+	pipeline bool // consume ingest.topics (always for `ingest`; for `serve` when topics are set; never for `api`)
 }
+
+// queries reports whether the process serves the query API.
+func (p process) queries() bool { return p.name != "ingest" }
 
 func cmdServe(ctx context.Context, args []string, stderr io.Writer, environ []string) error {
 	return runProcess(ctx, "serve", args, stderr, environ)
@@ -37,6 +42,10 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, environ []st
 
 func cmdIngest(ctx context.Context, args []string, stderr io.Writer, environ []string) error {
 	return runProcess(ctx, "ingest", args, stderr, environ)
+}
+
+func cmdAPI(ctx context.Context, args []string, stderr io.Writer, environ []string) error {
+	return runProcess(ctx, "api", args, stderr, environ)
 }
 
 func runProcess(ctx context.Context, name string, args []string, stderr io.Writer, environ []string) error {
@@ -52,7 +61,7 @@ func runProcess(ctx context.Context, name string, args []string, stderr io.Write
 	if name == "ingest" && len(cfg.Ingest.Topics) == 0 {
 		return fmt.Errorf("ingest.topics: must name at least one input topic to run the pipeline")
 	}
-	p := process{name: name, pipeline: len(cfg.Ingest.Topics) > 0}
+	p := process{name: name, pipeline: name != "api" && len(cfg.Ingest.Topics) > 0}
 	log := telemetry.NewLogger(stderr, cfg.Log)
 	return serveWith(ctx, cfg, p, log, telemetry.NewRegistry(), nil, nil)
 }
@@ -68,7 +77,7 @@ func serveWith(ctx context.Context, cfg *Config, p process, log *slog.Logger, re
 	}
 	ready := lifecycle.NewReadiness(conds...)
 
-	if p.name == "serve" {
+	if p.queries() {
 		// Before listening: an open API must not be reachable, even briefly.
 		if err := cfg.API.CheckListen(cfg.HTTP.Addr); err != nil {
 			return err
@@ -139,11 +148,11 @@ func serveWith(ctx context.Context, cfg *Config, p process, log *slog.Logger, re
 	return lifecycle.Run(ctx, log, ready, cfg.ShutdownTimeout, stages...)
 }
 
-// httpHandler is the query API for `serve`, and health and metrics alone
-// for `ingest`.
+// httpHandler is the query API for `serve` and `api`, and health and
+// metrics alone for `ingest`.
 func httpHandler(cfg *Config, p process, schema *graph.Schema, b *backend, fresh *graph.FreshnessCache,
 	ready *lifecycle.Readiness, log *slog.Logger, reg *prometheus.Registry) (http.Handler, error) {
-	if p.name == "serve" {
+	if p.queries() {
 		return api.New(api.Options{
 			Config: cfg.API, Store: b.store, Purger: b.store, CountPurger: b.countPurger(), Counts: b.countReader(), Schema: schema, Freshness: fresh,
 			Readiness: ready, Registry: reg, Gatherer: reg, Logger: log,

@@ -56,6 +56,8 @@ Commands:
   serve          run the server until SIGINT/SIGTERM: store, HTTP (health, metrics),
                  and the ingestion pipeline when ingest.topics (or --vertical DIR) is set
   ingest         run the ingestion pipeline alone (scale-out), with health and metrics
+  api            run the query API alone, never the pipeline (scale queries apart from
+                 ingestion: several api and ingest processes on one Cassandra keyspace)
   vertical check validate a vertical folder offline (vertical.yaml, decoders, caches,
                  graph schema, mappings, samples)
   vertical try   print what a vertical makes of records: envelopes, mutations, dead
@@ -73,7 +75,7 @@ Commands:
   version        print the version
 
 Every command that reads configuration takes --config FILE (or RTGRAPH_CONFIG)
-and RTGRAPH_* environment overrides. demo, serve, ingest and group rewind take
+and RTGRAPH_* environment overrides. demo, serve, ingest, api and group rewind take
 --vertical DIR: a vertical folder (verticals/README.md) instead of ingest.topics,
 enrich.caches and schemas.*.
 `
@@ -101,6 +103,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		err = cmdServe(ctx, args[1:], stderr, environ)
 	case "ingest":
 		err = cmdIngest(ctx, args[1:], stderr, environ)
+	case "api":
+		err = cmdAPI(ctx, args[1:], stderr, environ)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], stdout, stderr, environ)
 	case "produce":

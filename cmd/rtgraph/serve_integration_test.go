@@ -23,16 +23,21 @@ import (
 // Cassandra backend consuming real Kafka, a Debezium event and a malformed
 // one published with `rtgraph produce`; the node is served by the API, the
 // bad event is dead-lettered, and SIGTERM exits 0.
-func TestServeOnRealKafkaAndCassandra(t *testing.T) {
-	kafkaAddr := testenv.Kafka(t)
+// servedKeyspace creates what a process on real Kafka and Cassandra
+// needs (topics, a migrated keyspace dropped at the end, a config file of
+// the streaming mapping) and returns the binary, the config file, the
+// broker and the input topic.
+func servedKeyspace(t *testing.T) (bin, cfgFile, kafkaAddr, topic string) {
+	t.Helper()
+	kafkaAddr = testenv.Kafka(t)
 	cassHost, cassPort, err := net.SplitHostPort(testenv.Cassandra(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := buildBinary(t)
+	bin = buildBinary(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
 	keyspace := "rtgraph_serve_" + suffix
-	topic := "streaming.public.accounts"
+	topic = "streaming.public.accounts"
 	dlq := "rtgraph.serve-test.dlq." + suffix
 	group := "rtgraph-serve-test-" + suffix
 
@@ -61,7 +66,7 @@ func TestServeOnRealKafkaAndCassandra(t *testing.T) {
 		}
 	})
 
-	cfgFile := filepath.Join(t.TempDir(), "rtgraph.yaml")
+	cfgFile = filepath.Join(t.TempDir(), "rtgraph.yaml")
 	cfg := fmt.Sprintf(`store:
   backend: cassandra
 kafka:
@@ -93,6 +98,11 @@ enrich:
 		t.Fatalf("migrate: %v\n%s", err, out)
 	}
 
+	return bin, cfgFile, kafkaAddr, topic
+}
+
+func TestServeOnRealKafkaAndCassandra(t *testing.T) {
+	bin, cfgFile, kafkaAddr, topic := servedKeyspace(t)
 	httpAddr := freeAddr(t)
 	cmd := exec.Command(bin, "serve", "--config", cfgFile)
 	cmd.Env = append(os.Environ(), "RTGRAPH_HTTP_ADDR="+httpAddr)
@@ -121,4 +131,52 @@ enrich:
 		return m != nil && string(m[1]) != "0"
 	})
 	d.stop()
+}
+
+// TestProcessesByRole runs ingestion and queries in separate processes on
+// one Cassandra keyspace: one `rtgraph ingest` and two `rtgraph api`. Both
+// API processes serve what the ingest process wrote, with the consumer
+// group's watermark; neither joins the group (no pipeline metrics), and
+// the ingest process serves no query route.
+func TestProcessesByRole(t *testing.T) {
+	bin, cfgFile, kafkaAddr, topic := servedKeyspace(t)
+	start := func(role string) *demoProcess {
+		addr := freeAddr(t)
+		cmd := exec.Command(bin, role, "--config", cfgFile)
+		cmd.Env = append(os.Environ(), "RTGRAPH_HTTP_ADDR="+addr)
+		d := &demoProcess{t: t, cmd: cmd, base: "http://" + addr, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+		cmd.Stdout, cmd.Stderr = d.stdout, d.stderr
+		d.watch()
+		d.waitFor(role+" ready", 120*time.Second, func() bool {
+			code, _ := d.get("/readyz")
+			return code == 200
+		})
+		return d
+	}
+	ingester := start("ingest")
+	apis := []*demoProcess{start("api"), start("api")}
+
+	out, err := exec.Command(bin, "produce", "--brokers", kafkaAddr, "--topic", topic, "--file", "testdata/account_990001.jsonl").CombinedOutput()
+	if err != nil {
+		t.Fatalf("produce: %v\n%s", err, out)
+	}
+	for i, a := range apis {
+		a.waitFor(fmt.Sprintf("api %d serving account 990001 with a known watermark", i), 90*time.Second, func() bool {
+			code, body := a.get("/v1/nodes/account/990001")
+			return code == 200 && strings.Contains(string(body), `"country":"GB"`) && strings.Contains(string(body), `"known":true`)
+		})
+		if _, body := a.get("/metrics"); strings.Contains(string(body), "rtgraph_ingest_") {
+			t.Errorf("api %d exposes pipeline metrics: it runs a pipeline", i)
+		}
+	}
+	if code, _ := ingester.get("/v1/nodes/account/990001"); code != 404 {
+		t.Errorf("ingest process answers a query route with %d, want 404", code)
+	}
+	if _, body := ingester.get("/metrics"); !strings.Contains(string(body), "rtgraph_ingest_") {
+		t.Errorf("ingest process has no pipeline metrics")
+	}
+	for _, a := range apis {
+		a.stop()
+	}
+	ingester.stop()
 }
