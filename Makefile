@@ -69,6 +69,10 @@ FAULTS_INFRA := RTGRAPH_INFRA_DIR=$(CURDIR)/.infra/faults KAFKA_PORT=29092 KAFKA
 # Records of the poison test (1% poison); 1M takes about 7 minutes on 2 busy cores, so CI runs fewer.
 FAULTS_POISON_RECORDS ?= 200000
 
+.PHONY: test-cluster
+test-cluster: ## Cluster test: 3 Cassandra nodes (RF 3, LOCAL_QUORUM) and 3 KRaft brokers on 127.0.0.1-3, node and broker killed, 3 ingest and 2 api processes (docs/reliability.md).
+	deploy/local/with-cluster.sh $(GO) test -tags cluster -count=1 -timeout 30m -v -run '^TestCluster' ./cmd/rtgraph/
+
 .PHONY: test-faults
 test-faults: ## Fault tests: Kafka and Cassandra paused, killed, restarted under load, poison records (own servers; docs/reliability.md).
 	env -u RTGRAPH_TEST_KAFKA -u RTGRAPH_TEST_CASSANDRA $(FAULTS_INFRA) RTGRAPH_FAULTS_INFRA=$(CURDIR)/deploy/local/infra.sh \
@@ -137,9 +141,9 @@ migrate: build ## Apply the CQL migrations to the configured Cassandra.
 	$(BIN) migrate $(if $(CONFIG),--config $(CONFIG),)
 
 .PHONY: lint
-lint: ## go vet and staticcheck (pinned with go tool).
-	$(GO) vet ./...
-	$(GO) tool staticcheck ./...
+lint: ## go vet and staticcheck (pinned with go tool), with the fault and cluster tests' build tags.
+	$(GO) vet -tags faults,cluster ./...
+	$(GO) tool staticcheck -tags faults,cluster ./...
 
 .PHONY: fmt
 fmt: ## Format the code.

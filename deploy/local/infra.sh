@@ -45,7 +45,22 @@ CASSANDRA_HEAP="${CASSANDRA_HEAP:-1g}"
 CASSANDRA_COMMITLOG_SYNC="${CASSANDRA_COMMITLOG_SYNC:-periodic}"
 START_TIMEOUT="${RTGRAPH_INFRA_START_TIMEOUT:-300}" # seconds until a started server must answer (87 s seen under load 30)
 STOP_TIMEOUT="${RTGRAPH_INFRA_STOP_TIMEOUT:-60}"    # seconds after SIGTERM before SIGKILL
-HOST=127.0.0.1                                      # loopback only
+HOST="${INFRA_HOST:-127.0.0.1}"                     # loopback only (127/8); a cluster's nodes use 127.0.0.N
+# One node of a cluster (set by the cluster commands below; the defaults are the single node):
+KAFKA_NODE_ID="${KAFKA_NODE_ID:-1}"
+KAFKA_VOTERS="${KAFKA_VOTERS:-1@$HOST:$KAFKA_CONTROLLER_PORT}" # the KRaft controller quorum
+KAFKA_RF="${KAFKA_RF:-1}"                                       # internal and default topics' replication factor
+KAFKA_MIN_ISR="${KAFKA_MIN_ISR:-1}"                             # and their min.insync.replicas
+KAFKA_CLUSTER_ID="${KAFKA_CLUSTER_ID:-}"                        # empty: a new random id at format
+CASSANDRA_SEEDS="${CASSANDRA_SEEDS:-$HOST:$CASSANDRA_STORAGE_PORT}"
+CASSANDRA_INITIAL_TOKEN="${CASSANDRA_INITIAL_TOKEN:-0}"
+CASSANDRA_AUTO_BOOTSTRAP="${CASSANDRA_AUTO_BOOTSTRAP:-true}"
+INFRA_NO_WAIT="${INFRA_NO_WAIT:-0}" # 1: `up` launches and returns without waiting (the cluster commands wait)
+# Cluster size: `up --cassandra-nodes N --kafka-brokers M` or these variables (1: the single node).
+CASSANDRA_NODES="${CASSANDRA_NODES:-1}"
+KAFKA_BROKERS="${KAFKA_BROKERS:-1}"
+CLUSTER_CASSANDRA_HEAP="${CLUSTER_CASSANDRA_HEAP:-768m}"
+CLUSTER_KAFKA_HEAP="${CLUSTER_KAFKA_HEAP:-384m}"
 
 SERVERS=(kafka cassandra postgres connect) # `down` with no names: all, connect first
 UP_DEFAULT=(kafka cassandra)                # `up`/`status` with no names: what the Go tests need
@@ -56,8 +71,9 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 say() { echo "$PROG: $*" >&2; }
 
 case "$CASSANDRA_COMMITLOG_SYNC" in periodic | group) ;; *) die "CASSANDRA_COMMITLOG_SYNC must be periodic or group, got '$CASSANDRA_COMMITLOG_SYNC'" ;; esac
+[[ "$HOST" =~ ^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || die "INFRA_HOST must be a loopback address (127.x.y.z), got '$HOST'"
 for v in KAFKA_PORT KAFKA_CONTROLLER_PORT CASSANDRA_PORT CASSANDRA_STORAGE_PORT CASSANDRA_JMX_PORT \
-  PG_PORT CONNECT_PORT START_TIMEOUT STOP_TIMEOUT; do
+  PG_PORT CONNECT_PORT START_TIMEOUT STOP_TIMEOUT KAFKA_NODE_ID KAFKA_RF KAFKA_MIN_ISR; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a number, got '${!v}'"
 done
 [ -z "$CONNECT_KAFKA" ] || [[ "$CONNECT_KAFKA" =~ ^127\.0\.0\.1:[0-9]+$ ]] ||
@@ -358,20 +374,21 @@ start_kafka() {
   local data="$STATE/data/kafka" conf="$STATE/conf/kafka" logdir="$STATE/logs/kafka" cp
   mkdir -p "$data" "$conf" "$logdir"
   sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@KAFKA_CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
-    -e "s#@DATA@#$data#g" "$HERE/kafka/server.properties" >"$conf/server.properties"
+    -e "s#@DATA@#$data#g" -e "s#@HOST@#$HOST#g" -e "s#@NODE_ID@#$KAFKA_NODE_ID#g" -e "s#@VOTERS@#$KAFKA_VOTERS#g" \
+    -e "s#@RF@#$KAFKA_RF#g" -e "s#@MIN_ISR@#$KAFKA_MIN_ISR#g" "$HERE/kafka/server.properties" >"$conf/server.properties"
   cp="$STATE/libs/kafka/*"
   local logopts=(-Dkafka.logs.dir="$logdir" -Dlog4j2.configurationFile="file:$HERE/kafka/log4j2.properties")
   if [ ! -f "$data/meta.properties" ]; then
     local t0
     t0="$(now)"
-    if ! "$JAVA" "${logopts[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$(kafka_cluster_id)" \
+    if ! "$JAVA" "${logopts[@]}" -cp "$cp" kafka.tools.StorageTool format -t "${KAFKA_CLUSTER_ID:-$(kafka_cluster_id)}" \
       -c "$conf/server.properties" >>"$STATE/logs/kafka.log" 2>&1; then
       tail -n 20 "$STATE/logs/kafka.log" >&2
       die "kafka: storage format failed (see $STATE/logs/kafka.log)"
     fi
     say "kafka: formatted new storage in $data ($(since "$t0"))"
   fi
-  launch kafka "$JAVA" -Xms256m -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+  launch kafka "$JAVA" -Xms128m -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
     "${logopts[@]}" -cp "$cp" kafka.Kafka "$conf/server.properties"
 }
@@ -385,7 +402,8 @@ start_cassandra() {
   [ "$CASSANDRA_COMMITLOG_SYNC" = group ] &&
     sync=(-e 's#^commitlog_sync: periodic$#commitlog_sync: group#' -e 's#^commitlog_sync_period: .*#commitlog_sync_group_window: 10ms#')
   sed -e "s#@BASE@#$base#g" -e "s#@CASSANDRA_PORT@#$CASSANDRA_PORT#g" \
-    -e "s#@CASSANDRA_STORAGE_PORT@#$CASSANDRA_STORAGE_PORT#g" "${sync[@]}" \
+    -e "s#@CASSANDRA_STORAGE_PORT@#$CASSANDRA_STORAGE_PORT#g" -e "s#@HOST@#$HOST#g" -e "s#@SEEDS@#$CASSANDRA_SEEDS#g" \
+    -e "s#@INITIAL_TOKEN@#$CASSANDRA_INITIAL_TOKEN#g" -e "s#@AUTO_BOOTSTRAP@#$CASSANDRA_AUTO_BOOTSTRAP#g" "${sync[@]}" \
     "$HERE/cassandra/cassandra.yaml" >"$conf/cassandra.yaml"
   jars=("$libs"/jamm-*.jar)
   [ -f "${jars[0]}" ] && jamm="${jars[0]}"
@@ -406,6 +424,8 @@ start_cassandra() {
     -Dcassandra.skip_wait_for_gossip_to_settle=0 \
     -Dcassandra.load_ring_state=false \
     -Dcassandra.superuser_setup_delay_ms=0 \
+    -Dcassandra.ring_delay_ms=5000 \
+    -Dcassandra.consistent.rangemovement=false \
     -cp "$conf:$libs/*" org.apache.cassandra.service.CassandraDaemon
 }
 
@@ -654,6 +674,11 @@ cmd_up() {
     "start_$name"
     waits+=("$name:$(cat "$(pidfile "$name")")")
   done
+  if [ "$INFRA_NO_WAIT" = 1 ]; then
+    local w
+    for w in "${waits[@]}"; do echo "${w%%:*}: launched (pid ${w#*:}, $(addr_of "${w%%:*}")); not waiting"; done
+    waits=()
+  fi
   await_all
   trap - INT TERM HUP
   return $rc
@@ -750,10 +775,154 @@ cmd_env() {
   echo "export $(env_var cassandra)=$(addr_of cassandra)"
 }
 
+# --- clusters ----------------------------------------------------------------------------------------
+#
+# `up --cassandra-nodes N --kafka-brokers M` (or CASSANDRA_NODES / KAFKA_BROKERS) runs N Cassandra nodes and
+# M KRaft brokers (each broker also a controller voter) on 127.0.0.1 .. 127.0.0.N, every one on the usual
+# ports (JMX excepted: it listens on 127.0.0.1 only, so node i uses CASSANDRA_JMX_PORT + i - 1), each in a
+# state dir of its own, $STATE/cluster/<server>-<i>, through this script run once per node with the
+# node's settings. Kafka: one cluster id for all, internal and default topics replicated min(3, M) times
+# with min.insync.replicas min(2, M). Cassandra: node 1 is the seed and starts first; the others join at
+# once (an empty cluster: distinct tokens, no bootstrap). `up` returns when every node answers and sees
+# the whole cluster: M brokers in every broker's metadata, N-1 joined peers at every Cassandra node.
+
+cluster_size() { # KIND: the node count asked for
+  case "$1" in cassandra) echo "$CASSANDRA_NODES" ;; kafka) echo "$KAFKA_BROKERS" ;; esac
+}
+clustered() { [ "$CASSANDRA_NODES" -gt 1 ] || [ "$KAFKA_BROKERS" -gt 1 ]; }
+
+# node_run KIND I CMD...: run this script's CMD for node I of KIND's cluster, with that node's settings.
+node_run() {
+  local kind="$1" i="$2" n voters="" j token
+  shift 2
+  n="$(cluster_size "$kind")"
+  [ "$i" -ge 1 ] && [ "$i" -le "$n" ] || die "$kind node $i: the cluster has nodes 1..$n"
+  # The nodes share the jars and the probe of the cluster's state dir.
+  mkdir -p "$STATE/cluster/$kind-$i" "$STATE/libs" "$STATE/bin"
+  [ -e "$STATE/cluster/$kind-$i/libs" ] || ln -s "$STATE/libs" "$STATE/cluster/$kind-$i/libs"
+  [ -e "$STATE/cluster/$kind-$i/bin" ] || ln -s "$STATE/bin" "$STATE/cluster/$kind-$i/bin"
+  local envs=(RTGRAPH_INFRA_DIR="$STATE/cluster/$kind-$i" INFRA_HOST="127.0.0.$i" CASSANDRA_NODES=1 KAFKA_BROKERS=1)
+  case "$kind" in
+  kafka)
+    for ((j = 1; j <= n; j++)); do voters+="${voters:+,}$j@127.0.0.$j:$KAFKA_CONTROLLER_PORT"; done
+    mkdir -p "$STATE/cluster"
+    [ -s "$STATE/cluster/kafka.cluster-id" ] || kafka_cluster_id >"$STATE/cluster/kafka.cluster-id"
+    envs+=(KAFKA_NODE_ID="$i" KAFKA_VOTERS="$voters" KAFKA_RF="$((n < 3 ? n : 3))" KAFKA_MIN_ISR="$((n < 2 ? n : 2))"
+      KAFKA_CLUSTER_ID="$(cat "$STATE/cluster/kafka.cluster-id")" KAFKA_HEAP="$CLUSTER_KAFKA_HEAP")
+    ;;
+  cassandra)
+    # Tokens spread evenly over Murmur3's range: -2^63 + (i-1) * 2^64 / n.
+    token="$(awk -v i="$i" -v n="$n" 'BEGIN { printf "%.0f", -9223372036854775808 + (i - 1) * (18446744073709551616 / n) }')"
+    envs+=(CASSANDRA_SEEDS="127.0.0.1:$CASSANDRA_STORAGE_PORT" CASSANDRA_INITIAL_TOKEN="$token"
+      CASSANDRA_AUTO_BOOTSTRAP=false CASSANDRA_JMX_PORT="$((CASSANDRA_JMX_PORT + i - 1))" CASSANDRA_HEAP="$CLUSTER_CASSANDRA_HEAP")
+    ;;
+  esac
+  env "${envs[@]}" "$0" "$@"
+}
+
+# cluster_await KIND I: node I answers and sees the whole cluster.
+cluster_await() {
+  local kind="$1" i="$2" port pid
+  case "$kind" in kafka) port="$KAFKA_PORT" ;; cassandra) port="$CASSANDRA_PORT" ;; esac
+  pid="$(cat "$STATE/cluster/$kind-$i/run/$kind.pid" 2>/dev/null || echo 0)"
+  "$PROBE" -timeout "${START_TIMEOUT}s" -pid "$pid" -nodes "$(cluster_size "$kind")" "$kind" "127.0.0.$i:$port" ||
+    die "$kind node $i did not join its cluster within ${START_TIMEOUT}s (logs in $STATE/cluster/$kind-$i/logs)"
+}
+
+cluster_up() {
+  local kind i n t0
+  mkdir -p "$STATE/run"
+  need_probe
+  t0="$(now)"
+  for kind in kafka cassandra; do
+    n="$(cluster_size "$kind")"
+    if [ "$kind" = cassandra ]; then
+      node_run cassandra 1 up cassandra # the seed answers before the others look for it
+      for ((i = 2; i <= n; i++)); do INFRA_NO_WAIT=1 node_run cassandra "$i" up cassandra; done
+    else
+      # A KRaft quorum answers only once a majority of its voters runs: launch all, then wait.
+      for ((i = 1; i <= n; i++)); do INFRA_NO_WAIT=1 node_run kafka "$i" up kafka; done
+    fi
+  done
+  for kind in kafka cassandra; do
+    n="$(cluster_size "$kind")"
+    for ((i = 1; i <= n; i++)); do cluster_await "$kind" "$i"; done
+  done
+  echo "cluster: $KAFKA_BROKERS Kafka broker(s) and $CASSANDRA_NODES Cassandra node(s) answer, whole ($(since "$t0")); state in $STATE/cluster"
+  cluster_env
+}
+
+# cluster_down stops the nodes of each server together: a KRaft broker stopped after the others waits for
+# a quorum that is gone (a minute, then SIGKILL).
+cluster_down() {
+  local kind i pids=() rc=0 p
+  for kind in cassandra kafka; do
+    for ((i = $(cluster_size "$kind"); i >= 1; i--)); do
+      if [ -d "$STATE/cluster/$kind-$i" ]; then
+        node_run "$kind" "$i" down "$kind" &
+        pids+=($!)
+      fi
+    done
+    for p in "${pids[@]}"; do wait "$p" || rc=1; done
+    pids=()
+  done
+  return $rc
+}
+
+cluster_status() {
+  local kind i rc=0
+  for kind in kafka cassandra; do
+    for ((i = 1; i <= $(cluster_size "$kind"); i++)); do
+      echo "== $kind node $i (127.0.0.$i)"
+      node_run "$kind" "$i" status "$kind" || rc=1
+    done
+  done
+  return $rc
+}
+
+cluster_env() {
+  local i k="" c=""
+  for ((i = 1; i <= KAFKA_BROKERS; i++)); do k+="${k:+,}127.0.0.$i:$KAFKA_PORT"; done
+  for ((i = 1; i <= CASSANDRA_NODES; i++)); do c+="${c:+,}127.0.0.$i:$CASSANDRA_PORT"; done
+  echo "export RTGRAPH_TEST_CLUSTER_KAFKA=$k"
+  echo "export RTGRAPH_TEST_CLUSTER_CASSANDRA=$c"
+}
+
+# cmd_node ACTION KIND I: one node of the cluster. kill: SIGKILL (a crash, for tests); start: start it
+# again and wait until it answers and sees the whole cluster; stop: a clean stop.
+cmd_node() {
+  [ $# -eq 3 ] || usage
+  local action="$1" kind="$2" i="$3" pid
+  case "$kind" in kafka | cassandra) ;; *) die "node: kafka or cassandra, got '$kind'" ;; esac
+  [[ "$i" =~ ^[0-9]+$ ]] || die "node: number expected, got '$i'"
+  case "$action" in
+  kill)
+    pid="$(RTGRAPH_INFRA_DIR="$STATE/cluster/$kind-$i" node_pid "$kind")" || die "$kind node $i: not running"
+    kill -KILL "$pid"
+    while ! gone "$pid"; do sleep 0.1; done
+    echo "$kind node $i: killed (pid $pid)"
+    ;;
+  start)
+    need_probe
+    INFRA_NO_WAIT=1 node_run "$kind" "$i" up "$kind"
+    cluster_await "$kind" "$i"
+    ;;
+  stop) node_run "$kind" "$i" down "$kind" ;;
+  *) die "node: kill, start or stop, got '$action'" ;;
+  esac
+}
+# node_pid KIND: the live PID of KIND in the state dir RTGRAPH_INFRA_DIR names.
+node_pid() {
+  local STATE="$RTGRAPH_INFRA_DIR"
+  live_pid "$1"
+}
+
 usage() {
   cat >&2 <<EOF
 usage: $0 up|down|status [kafka|cassandra|postgres|connect]...
        $0 env
+       $0 up|down|status|env --cassandra-nodes N --kafka-brokers M   (a cluster on 127.0.0.1..N)
+       $0 node kill|start|stop kafka|cassandra I --cassandra-nodes N --kafka-brokers M
 up/status default: kafka cassandra; down default: all; up connect also starts kafka and postgres.
 CONNECT_CONNECTORS (default "json plain flat"): connector files in $HERE/connect/connectors/ or paths.
 state dir: $STATE (RTGRAPH_INFRA_DIR)
@@ -764,6 +933,31 @@ EOF
 [ $# -ge 1 ] || usage
 cmd="$1"
 shift
+# Cluster flags, anywhere after the command.
+ARGS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+  --cassandra-nodes) [ $# -ge 2 ] || usage; CASSANDRA_NODES="$2"; shift 2 ;;
+  --kafka-brokers) [ $# -ge 2 ] || usage; KAFKA_BROKERS="$2"; shift 2 ;;
+  *) ARGS+=("$1"); shift ;;
+  esac
+done
+set -- "${ARGS[@]+"${ARGS[@]}"}"
+[[ "$CASSANDRA_NODES" =~ ^[1-9]$ && "$KAFKA_BROKERS" =~ ^[1-9]$ ]] || die "--cassandra-nodes and --kafka-brokers: 1 to 9"
+if clustered; then
+  case "$cmd" in
+  up | down | status | env) [ $# -eq 0 ] || die "$cmd of a cluster takes no server names (it runs Kafka and Cassandra)" ;;
+  esac
+  case "$cmd" in
+  up) cluster_up ;;
+  down) cluster_down ;;
+  status) cluster_status ;;
+  env) cluster_env ;;
+  node) cmd_node "$@" ;;
+  *) usage ;;
+  esac
+  exit
+fi
 case "$cmd" in
 up) cmd_up "$@" ;;
 down) cmd_down "$@" ;;

@@ -2,11 +2,13 @@
 //
 // It is built once by deploy/local/infra.sh into $RTGRAPH_INFRA_DIR/bin/probe and used as
 //
-//	probe [-timeout 180s] [-pid N] kafka 127.0.0.1:9092
-//	probe [-timeout 180s] [-pid N] cassandra 127.0.0.1:9042
+//	probe [-timeout 180s] [-pid N] [-nodes N] kafka 127.0.0.1:9092
+//	probe [-timeout 180s] [-pid N] [-nodes N] cassandra 127.0.0.1:9042
 //
-// Kafka answers when a metadata request (sarama, protocol version 4.0) returns at least one broker;
-// Cassandra answers when CQL `SELECT release_version FROM system.local` returns a row. The probe
+// Kafka answers when a metadata request (sarama, protocol version 4.0) returns at least -nodes
+// brokers (default 1) and names a controller; Cassandra answers when CQL `SELECT release_version
+// FROM system.local` returns a row and, with -nodes N, the node knows N-1 peers that have joined
+// the ring (system.peers_v2 rows with tokens and a native address), so that a cluster is whole. The probe
 // retries until the deadline; with -pid it gives up as soon as that process has exited. On success
 // it prints one line (what answered) and exits 0; otherwise it prints the last error and exits 1.
 // -timeout 0 tries exactly once.
@@ -27,12 +29,16 @@ import (
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
 )
 
+// nodes is the -nodes flag: the cluster size an answer must show.
+var nodes int
+
 func main() {
 	timeout := flag.Duration("timeout", 180*time.Second, "give up after this long (0: try once)")
 	pid := flag.Int("pid", 0, "fail early when this process is gone")
 	interval := flag.Duration("interval", 500*time.Millisecond, "pause between attempts")
+	flag.IntVar(&nodes, "nodes", 1, "brokers (Kafka) or ring members (Cassandra) that must answer")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: probe [-timeout D] [-pid N] kafka|cassandra HOST:PORT")
+		fmt.Fprintln(os.Stderr, "usage: probe [-timeout D] [-pid N] [-nodes N] kafka|cassandra HOST:PORT")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -118,8 +124,8 @@ func kafka(ctx context.Context, addr string) (string, error) {
 		return "", err
 	}
 	brokers := client.Brokers()
-	if len(brokers) == 0 {
-		return "", errors.New("metadata answer lists no broker")
+	if len(brokers) < max(nodes, 1) {
+		return "", fmt.Errorf("metadata answer lists %d broker(s), want %d", len(brokers), max(nodes, 1))
 	}
 	ctrl, err := client.Controller()
 	if err != nil {
@@ -156,5 +162,25 @@ func cassandra(ctx context.Context, addr string) (string, error) {
 	if err := session.Query(`SELECT release_version FROM system.local`).ScanContext(ctx, &version); err != nil {
 		return "", err
 	}
-	return "release_version " + version, nil
+	if nodes <= 1 {
+		return "release_version " + version, nil
+	}
+	iter := session.Query(`SELECT peer, tokens, native_address FROM system.peers_v2`).IterContext(ctx)
+	joined := 0
+	var (
+		peer, native net.IP
+		tokens       []string
+	)
+	for iter.Scan(&peer, &tokens, &native) {
+		if len(tokens) > 0 && native != nil {
+			joined++
+		}
+	}
+	if err := iter.Close(); err != nil {
+		return "", err
+	}
+	if joined < nodes-1 {
+		return "", fmt.Errorf("%d of %d peers joined the ring", joined, nodes-1)
+	}
+	return fmt.Sprintf("release_version %s, ring of %d", version, joined+1), nil
 }
