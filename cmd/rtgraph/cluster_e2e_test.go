@@ -156,16 +156,8 @@ api:
 	}
 
 	start := func(role string) *demoProcess {
-		addr := freeAddr(t)
-		cmd := exec.Command(bin, role, "--config", cfgFile, "--vertical", vdir)
-		cmd.Env = append(os.Environ(), "RTGRAPH_HTTP_ADDR="+addr)
-		d := &demoProcess{t: t, cmd: cmd, base: "http://" + addr, stdout: &syncBuffer{}, stderr: &syncBuffer{}, kafkaAddr: brokers[0]}
-		cmd.Stdout, cmd.Stderr = d.stdout, d.stderr
-		d.watch()
-		d.waitFor(role+" ready", 180*time.Second, func() bool {
-			code, _ := d.get("/readyz")
-			return code == 200
-		})
+		d := startRole(t, bin, role, 180*time.Second, "--config", cfgFile, "--vertical", vdir)
+		d.kafkaAddr = brokers[0]
 		return d
 	}
 	var ingesters []*demoProcess

@@ -140,19 +140,7 @@ func TestServeOnRealKafkaAndCassandra(t *testing.T) {
 // the ingest process serves no query route.
 func TestProcessesByRole(t *testing.T) {
 	bin, cfgFile, kafkaAddr, topic := servedKeyspace(t)
-	start := func(role string) *demoProcess {
-		addr := freeAddr(t)
-		cmd := exec.Command(bin, role, "--config", cfgFile)
-		cmd.Env = append(os.Environ(), "RTGRAPH_HTTP_ADDR="+addr)
-		d := &demoProcess{t: t, cmd: cmd, base: "http://" + addr, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
-		cmd.Stdout, cmd.Stderr = d.stdout, d.stderr
-		d.watch()
-		d.waitFor(role+" ready", 120*time.Second, func() bool {
-			code, _ := d.get("/readyz")
-			return code == 200
-		})
-		return d
-	}
+	start := func(role string) *demoProcess { return startRole(t, bin, role, 120*time.Second, "--config", cfgFile) }
 	ingester := start("ingest")
 	apis := []*demoProcess{start("api"), start("api")}
 
@@ -179,4 +167,21 @@ func TestProcessesByRole(t *testing.T) {
 		a.stop()
 	}
 	ingester.stop()
+}
+
+// startRole starts `rtgraph ROLE ARGS...` on a free HTTP address and waits
+// up to limit until it is ready.
+func startRole(t *testing.T, bin, role string, limit time.Duration, args ...string) *demoProcess {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, append([]string{role}, args...)...)
+	cmd.Env = append(os.Environ(), "RTGRAPH_HTTP_ADDR="+addr)
+	d := &demoProcess{t: t, cmd: cmd, base: "http://" + addr, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	cmd.Stdout, cmd.Stderr = d.stdout, d.stderr
+	d.watch()
+	d.waitFor(role+" ready", limit, func() bool {
+		code, _ := d.get("/readyz")
+		return code == 200
+	})
+	return d
 }

@@ -1,20 +1,15 @@
 package observability_test
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -27,13 +22,12 @@ import (
 	"github.com/rtgraph/rtgraph/enrich"
 	"github.com/rtgraph/rtgraph/graph"
 	"github.com/rtgraph/rtgraph/graph/cassandra"
+	"github.com/rtgraph/rtgraph/graph/cassandra/cassandratest"
 	"github.com/rtgraph/rtgraph/graph/embedded"
 	"github.com/rtgraph/rtgraph/ingest"
 	"github.com/rtgraph/rtgraph/internal/lifecycle"
 	"github.com/rtgraph/rtgraph/internal/telemetry"
-	"github.com/rtgraph/rtgraph/internal/testenv"
 	"github.com/rtgraph/rtgraph/mapping"
-	"github.com/rtgraph/rtgraph/schemas"
 	"github.com/rtgraph/rtgraph/vertical"
 )
 
@@ -285,46 +279,11 @@ func rtgraphRegistry(t *testing.T) registry {
 	return rec.seen
 }
 
-// openCassandra builds the Cassandra store and its counts on rec, as
-// cassandratest.Open does but on the registry under test.
+// openCassandra builds the Cassandra store and its counts on rec, on a
+// keyspace of their own (cassandratest.OpenWith).
 func openCassandra(t *testing.T, schema *graph.Schema, rules *graph.CountRules, rec prometheus.Registerer, log *slog.Logger) {
 	t.Helper()
-	addr := testenv.Cassandra(t)
-	host, portStr, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatalf("%s=%q: %v", testenv.EnvCassandra, addr, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		t.Fatalf("%s=%q: %v", testenv.EnvCassandra, addr, err)
-	}
-	var b [5]byte
-	_, _ = rand.Read(b[:])
-	cfg := cassandra.DefaultConfig()
-	cfg.Hosts, cfg.Port, cfg.Keyspace = []string{host}, port, "obs_"+hex.EncodeToString(b[:])
-	cfg.Timeout = 30 * time.Second // DDL on a busy machine
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if _, err := cassandra.Migrate(ctx, cfg, schemas.CQLMigrations(), nil); err != nil {
-		t.Fatalf("migrate %s: %v", cfg.Keyspace, err)
-	}
-	session, err := cassandra.NewSession(ctx, cfg, nil)
-	if err != nil {
-		t.Fatalf("cassandra session: %v", err)
-	}
-	t.Cleanup(func() {
-		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer dcancel()
-		if err := session.Query("DROP KEYSPACE IF EXISTS " + cfg.Keyspace).ExecContext(dctx); err != nil {
-			t.Errorf("drop keyspace %s: %v", cfg.Keyspace, err)
-		}
-		session.Close()
-	})
-	cst, err := cassandra.New(session, cfg, schema, cassandra.Options{Registerer: rec, Logger: log})
-	if err != nil {
-		t.Fatalf("cassandra store: %v", err)
-	}
-	t.Cleanup(func() { _ = cst.Close() })
+	cst, _ := cassandratest.OpenWith(t, "obs_", schema, cassandra.Options{Registerer: rec, Logger: log})
 	ccounts, err := cassandra.NewCounts(cst, rules, cassandra.CountOptions{Registerer: rec, Logger: log})
 	if err != nil {
 		t.Fatalf("cassandra counts: %v", err)

@@ -35,6 +35,13 @@ func Open(tb testing.TB, prefix string, schema *graph.Schema, now func() time.Ti
 // beside the store on the same tables.
 func OpenSession(tb testing.TB, prefix string, schema *graph.Schema, now func() time.Time) (*cassandra.Store, *gocql.Session) {
 	tb.Helper()
+	return OpenWith(tb, prefix, schema, cassandra.Options{Registerer: prometheus.NewRegistry(), Now: now})
+}
+
+// OpenWith is OpenSession with the store's options given whole (a registry
+// under test, a logger).
+func OpenWith(tb testing.TB, prefix string, schema *graph.Schema, opts cassandra.Options) (*cassandra.Store, *gocql.Session) {
+	tb.Helper()
 	addr := testenv.Cassandra(tb)
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -58,7 +65,7 @@ func OpenSession(tb testing.TB, prefix string, schema *graph.Schema, now func() 
 	if err != nil {
 		tb.Fatalf("session: %v", err)
 	}
-	store, err := cassandra.New(session, cfg, schema, cassandra.Options{Registerer: prometheus.NewRegistry(), Now: now})
+	store, err := cassandra.New(session, cfg, schema, opts)
 	if err != nil {
 		session.Close()
 		tb.Fatalf("store: %v", err)
