@@ -10,16 +10,16 @@ import (
 	"github.com/rtgraph/rtgraph/graph"
 )
 
-// How CountEdges reads. The count is the scan of every edges_by_key bucket
-// of the node plus one check of every live edge's neighbour (its node value
-// and purge version, its claim where the edge type constrains its end):
-// the work of paging Adjacency to its end without building the edges. It
-// differs from that paging in how the requests are sent: the 8 buckets are
-// read in parallel in large slices, and the neighbours of each slice are
-// checked while the next is read, in IN reads of 500 ids with at most 8
-// batches of 1000 rows in flight per count (defaultDegreeSizes). On one Cassandra node of
-// this repository's benchmark machine, IN reads of 500 ids at 16 in flight
-// read node values about 1.5 times as fast as reads of 100 ids.
+// degreeSizes are how CountEdges slices its reads. The count is the scan of
+// every edges_by_key bucket of the node plus one check of every live edge's
+// neighbour (its node value and purge version, its claim where the edge type
+// constrains its end): the work of paging Adjacency to its end without
+// building the edges. It differs from that paging in how the requests are
+// sent: the 8 buckets are read in parallel in large slices, and the
+// neighbours of each slice are checked while the next is read, in larger IN
+// reads, a bounded number of batches at once. On one Cassandra node of the
+// benchmark machine, IN reads of 500 ids at 16 in flight read node values
+// about 1.5 times as fast as reads of 100 ids.
 type degreeSizes struct {
 	// scanRows is the rows of one bucket one request reads.
 	scanRows int
