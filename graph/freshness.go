@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // FreshnessCache keeps the freshness watermark of one consumer group in
@@ -73,4 +75,44 @@ func (f *FreshnessCache) Watermark(context.Context) (time.Time, error) {
 		return time.Time{}, f.err
 	}
 	return f.t, nil
+}
+
+// Register exports the cached watermark, per consumer group, as two gauges:
+// rtgraph_watermark_event_time_seconds, the event time (Unix seconds) up to
+// which the group's ingestion is complete, and rtgraph_watermark_age_seconds,
+// how far that is behind this process's clock at the scrape. Every process
+// that reads the same store reports the same watermark (it is computed from
+// the watermarks every ingest process of the group records), so the age is
+// meaningful whichever process is scraped and however many ingest. Neither
+// is exported while the watermark is unknown (no record yet). The age grows
+// when no events arrive: alert on it together with a lag.
+func (f *FreshnessCache) Register(reg prometheus.Registerer) error {
+	return reg.Register(freshnessCollector{f})
+}
+
+var (
+	descWatermarkTime = prometheus.NewDesc("rtgraph_watermark_event_time_seconds",
+		"Event time (Unix seconds) up to which the consumer group's ingestion is complete, as last read from the store.",
+		[]string{"group"}, nil)
+	descWatermarkAge = prometheus.NewDesc("rtgraph_watermark_age_seconds",
+		"Seconds between the consumer group's watermark and the scrape: how stale the graph may be.",
+		[]string{"group"}, nil)
+)
+
+type freshnessCollector struct{ f *FreshnessCache }
+
+func (c freshnessCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descWatermarkTime
+	ch <- descWatermarkAge
+}
+
+func (c freshnessCollector) Collect(ch chan<- prometheus.Metric) {
+	c.f.mu.RLock()
+	t, ok := c.f.t, c.f.ok
+	c.f.mu.RUnlock()
+	if !ok {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descWatermarkTime, prometheus.GaugeValue, float64(t.UnixNano())/1e9, c.f.group)
+	ch <- prometheus.MustNewConstMetric(descWatermarkAge, prometheus.GaugeValue, time.Since(t).Seconds(), c.f.group)
 }

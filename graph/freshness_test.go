@@ -3,9 +3,12 @@ package graph_test
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rtgraph/rtgraph/graph"
 )
@@ -71,5 +74,47 @@ func TestFreshnessCache(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run = %v", err)
+	}
+}
+
+// TestFreshnessCacheGauges checks the exported watermark: nothing while it
+// is unknown, then the group's event time and its age at the scrape.
+func TestFreshnessCacheGauges(t *testing.T) {
+	t0 := time.Now().Add(-90 * time.Second).Truncate(time.Millisecond)
+	src := &fakeWatermarks{}
+	fc := graph.NewFreshnessCache(src, "g", time.Hour, nil)
+	reg := prometheus.NewRegistry()
+	if err := fc.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	gauges := func() map[string]float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				if len(m.GetLabel()) != 1 || m.GetLabel()[0].GetName() != "group" || m.GetLabel()[0].GetValue() != "g" {
+					t.Errorf("%s labels = %v, want group=g", mf.GetName(), m.GetLabel())
+				}
+				out[mf.GetName()] = m.GetGauge().GetValue()
+			}
+		}
+		return out
+	}
+	_ = fc.Refresh(context.Background())
+	if g := gauges(); len(g) != 0 {
+		t.Fatalf("unknown watermark exported %v", g)
+	}
+	src.ws = []graph.Watermark{{Source: graph.WatermarkSource{Group: "g", Topic: "a"}, EventTime: t0, Offset: 1, HighWater: 2}}
+	_ = fc.Refresh(context.Background())
+	g := gauges()
+	if got, want := g["rtgraph_watermark_event_time_seconds"], float64(t0.UnixMilli())/1e3; math.Abs(got-want) > 1e-3 {
+		t.Errorf("event time = %f, want %f", got, want)
+	}
+	if age := g["rtgraph_watermark_age_seconds"]; age < 90 || age > 120 {
+		t.Errorf("age = %f s, want about 90", age)
 	}
 }

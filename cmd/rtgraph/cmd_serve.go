@@ -76,6 +76,9 @@ func serveWith(ctx context.Context, cfg *Config, p process, log *slog.Logger, re
 		conds = append(conds, enrich.ReadinessCondition, ingest.ReadinessCondition)
 	}
 	ready := lifecycle.NewReadiness(conds...)
+	if err := ready.Register(reg); err != nil {
+		return err
+	}
 
 	if p.queries() {
 		// Before listening: an open API must not be reachable, even briefly.
@@ -116,6 +119,10 @@ func serveWith(ctx context.Context, cfg *Config, p process, log *slog.Logger, re
 	}
 
 	fresh := graph.NewFreshnessCache(b.store, cfg.Ingest.GroupID, time.Second, log)
+	if err := fresh.Register(reg); err != nil {
+		ln.Close()
+		return errors.Join(err, b.Close())
+	}
 	handler, err := httpHandler(cfg, p, schema, b, fresh, ready, log, reg)
 	if err != nil {
 		ln.Close()

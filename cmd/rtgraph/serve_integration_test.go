@@ -137,7 +137,8 @@ func TestServeOnRealKafkaAndCassandra(t *testing.T) {
 // one Cassandra keyspace: one `rtgraph ingest` and two `rtgraph api`. Both
 // API processes serve what the ingest process wrote, with the consumer
 // group's watermark; neither joins the group (no pipeline metrics), and
-// the ingest process serves no query route.
+// the ingest process serves no query route. Every process exports
+// rtgraph_ready and the group's watermark, the same value in each.
 func TestProcessesByRole(t *testing.T) {
 	bin, cfgFile, kafkaAddr, topic := servedKeyspace(t)
 	start := func(role string) *demoProcess { return startRole(t, bin, role, 120*time.Second, "--config", cfgFile) }
@@ -163,6 +164,23 @@ func TestProcessesByRole(t *testing.T) {
 	if _, body := ingester.get("/metrics"); !strings.Contains(string(body), "rtgraph_ingest_") {
 		t.Errorf("ingest process has no pipeline metrics")
 	}
+	// Every process says it is ready and reports the group's one watermark:
+	// the ingest process that wrote it and the API processes that read it.
+	ready := regexp.MustCompile(`(?m)^rtgraph_ready 1$`)
+	watermark := regexp.MustCompile(`(?m)^rtgraph_watermark_event_time_seconds\{group="[^"]+"\} (\S+)$`)
+	procs := append([]*demoProcess{ingester}, apis...)
+	ingester.waitFor("every process ready with the same watermark", 30*time.Second, func() bool {
+		seen := map[string]bool{}
+		for _, d := range procs {
+			_, body := d.get("/metrics")
+			m := watermark.FindSubmatch(body)
+			if !ready.Match(body) || m == nil {
+				return false
+			}
+			seen[string(m[1])] = true
+		}
+		return len(seen) == 1
+	})
 	for _, a := range apis {
 		a.stop()
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -236,6 +237,12 @@ func rtgraphRegistry(t *testing.T) registry {
 	icfg := ingest.DefaultConfig()
 	icfg.Topics = v.TopicConfigs()
 	ready := lifecycle.NewReadiness("store", enrich.ReadinessCondition, ingest.ReadinessCondition)
+	if err := ready.Register(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := graph.NewFreshnessCache(st, icfg.GroupID, time.Second, log).Register(rec); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ingest.NewPipeline(ingest.Options{
 		Config: icfg, Kafka: kc, Mapper: mapper, Writer: st, Watermarks: st, Fold: mapping.Fold,
 		Logger: log, Registerer: rec, Readiness: ready,

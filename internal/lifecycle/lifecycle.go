@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ErrShutdownTimeout is returned by Run when a stage did not stop within the
@@ -192,4 +194,21 @@ func HTTPStage(name string, srv *http.Server, ln net.Listener, grace time.Durati
 		}
 		return nil
 	}}
+}
+
+// Register exports the readiness as the gauge rtgraph_ready: 1 while the
+// process is ready (what /readyz answers 200 for), 0 while it is starting,
+// missing a condition or shutting down. Summed over a fleet it is the
+// number of processes that serve; an alert on 0 catches one that never
+// becomes ready, which `up` alone does not.
+func (r *Readiness) Register(reg prometheus.Registerer) error {
+	return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "rtgraph_ready",
+		Help: "1 while the process is ready (GET /readyz answers 200), else 0.",
+	}, func() float64 {
+		if ok, _ := r.Ready(); ok {
+			return 1
+		}
+		return 0
+	}))
 }

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 )
 
@@ -188,4 +190,38 @@ func TestHTTPStageServesThenShutsDownGracefully(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 	client.CloseIdleConnections()
+}
+
+// TestReadinessGauge checks rtgraph_ready follows Ready: 0 until every
+// condition is marked, 1 then, 0 again once a condition is lost.
+func TestReadinessGauge(t *testing.T) {
+	r := NewReadiness("a", "b")
+	reg := prometheus.NewRegistry()
+	if err := r.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	value := func() float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil || len(mfs) != 1 || mfs[0].GetName() != "rtgraph_ready" {
+			t.Fatalf("gather = %v, %v; want rtgraph_ready alone", mfs, err)
+		}
+		return mfs[0].GetMetric()[0].GetGauge().GetValue()
+	}
+	for _, step := range []struct {
+		do   func()
+		want float64
+	}{
+		{func() {}, 0},
+		{func() { r.Mark("a") }, 0},
+		{func() { r.Mark("b") }, 1},
+		{func() { r.Unmark("a") }, 0},
+		{func() { r.Mark("a") }, 1},
+		{r.stop, 0},
+	} {
+		step.do()
+		if got := value(); got != step.want {
+			t.Fatalf("rtgraph_ready = %v, want %v (ready: %v)", got, step.want, fmt.Sprint(r.Ready()))
+		}
+	}
 }
