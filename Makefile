@@ -70,8 +70,9 @@ FAULTS_INFRA := RTGRAPH_INFRA_DIR=$(CURDIR)/.infra/faults KAFKA_PORT=29092 KAFKA
 FAULTS_POISON_RECORDS ?= 200000
 
 .PHONY: test-cluster
-test-cluster: ## Cluster test: 3 Cassandra nodes (RF 3, LOCAL_QUORUM) and 3 KRaft brokers on 127.0.0.1-3, node and broker killed, 3 ingest and 2 api processes (docs/reliability.md).
-	deploy/local/with-cluster.sh $(GO) test -tags cluster -count=1 -timeout 30m -v -run '^TestCluster' ./cmd/rtgraph/
+test-cluster: ## Cluster tests: 3 Cassandra nodes (RF 3, LOCAL_QUORUM) and 3 KRaft brokers on 127.0.0.1-3; a node killed, a broker killed, a rolling restart, 3 ingest and 2 api processes; BenchmarkCluster once at a tiny size (docs/reliability.md).
+	RTGRAPH_BENCH_CLUSTER_EVENTS=3000 RTGRAPH_BENCH_CLUSTER_RATE=200 RTGRAPH_BENCH_CLUSTER_HOLD=5s \
+	deploy/local/with-cluster.sh $(GO) test -tags cluster -count=1 -timeout 40m -v -run '^TestCluster' -bench '^BenchmarkCluster' -benchtime 1x ./cmd/rtgraph/
 
 .PHONY: test-faults
 test-faults: ## Fault tests: Kafka and Cassandra paused, killed, restarted under load, poison records (own servers; docs/reliability.md).
@@ -92,13 +93,17 @@ test-cdc: ## CDC end to end: PostgreSQL -> Debezium (json, plain, flat) -> Kafka
 	$(CDC_E2E_INFRA) RTGRAPH_TEST_CDC=1 deploy/local/with-infra.sh $(GO) test -count=1 -timeout 40m -v -run '^TestCDCEndToEnd$$' ./cmd/rtgraph/
 
 .PHONY: bench
-bench: bench-store bench-ingest bench-query bench-degree bench-fcap ## Run every benchmark (figures go to docs/benchmarks.md by hand).
+bench: bench-store bench-ingest bench-query bench-degree bench-fcap bench-cluster ## Run every benchmark (figures go to docs/benchmarks.md by hand).
 
 .PHONY: bench-smoke
 bench-smoke: ## Every benchmark once at small sizes, on Pebble and real servers: keeps them running (CI); the figures mean nothing.
 	RTGRAPH_BENCH_EVENTS=10000 RTGRAPH_BENCH_USERS=2000 RTGRAPH_BENCH_QUERIES=20 RTGRAPH_BENCH_DEGREE=2000 \
 	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
 	CDC_BENCH_SAMPLES=5 CDC_BENCH_ROWS=1000 deploy/local/cdc-bench.sh
+
+.PHONY: bench-cluster
+bench-cluster: ## Cluster figures: events/s with 1, 2 and 3 ingest processes; recovery from a node kill, a broker kill and a rolling restart under steady load (RTGRAPH_BENCH_CLUSTER_*; docs/reliability.md).
+	deploy/local/with-cluster.sh $(GO) test -tags cluster -count=1 -timeout 90m -run '^$$' -bench '^BenchmarkCluster' -benchtime 1x ./cmd/rtgraph/
 
 .PHONY: bench-store
 bench-store: ## Graph-store benchmarks on Pebble and on real Cassandra.

@@ -33,7 +33,7 @@ const (
 	envClusterInfra     = "RTGRAPH_INFRA_CLUSTER_SCRIPT"   // deploy/local/infra.sh, with the cluster's settings in the environment
 )
 
-func clusterEnv(t *testing.T) (brokers, hosts []string, port, infra string) {
+func clusterEnv(t testing.TB) (brokers, hosts []string, port, infra string) {
 	t.Helper()
 	k, c, infra := os.Getenv(envClusterKafka), os.Getenv(envClusterCassandra), os.Getenv(envClusterInfra)
 	if k == "" || c == "" || infra == "" {
@@ -53,7 +53,7 @@ func clusterEnv(t *testing.T) (brokers, hosts []string, port, infra string) {
 
 // node runs the infra script's node command (kill, start or stop) for one
 // server of the cluster.
-func clusterNode(t *testing.T, infra, action, kind string, i int) {
+func clusterNode(t testing.TB, infra, action, kind string, i int) {
 	t.Helper()
 	start := time.Now()
 	out, err := exec.Command(infra, "node", action, kind, strconv.Itoa(i), "--cassandra-nodes", "3", "--kafka-brokers", "3").CombinedOutput()
@@ -68,17 +68,56 @@ func clusterNode(t *testing.T, infra, action, kind string, i int) {
 // records with three `rtgraph ingest` processes in one consumer group into a
 // keyspace of replication factor 3 written and read at LOCAL_QUORUM, from
 // topics of replication factor 3 with min.insync.replicas 2, and queries it
-// through two `rtgraph api` processes. While the records are published and
-// ingested, one Cassandra node and one Kafka broker are killed (SIGKILL) and
-// later restarted, and the three ingest processes are restarted one after
-// the other. Queries run throughout; the only errors they may see are the
-// documented 503 (retry later). At the end, every node, edge list and count
-// read through each API process must equal what ridesoracle computes from
-// the records: nothing lost, nothing counted twice.
+// through two `rtgraph api` processes, once per fault, each run on its own
+// topics, keyspace and group:
+//
+//   - cassandra-node-kill: one Cassandra node killed (SIGKILL) while the
+//     records are published and ingested, restarted later;
+//   - broker-kill: one Kafka broker killed the same way, restarted later;
+//   - rolling-restart: the three ingest processes stopped and restarted one
+//     after the other, each replacement ready before the next stops.
+//
+// Queries run throughout; the only errors they may see are the documented
+// 503 (retry later). At the end, every node, edge list and count read
+// through each API process must equal what ridesoracle computes from the
+// records: nothing lost, nothing counted twice.
 func TestClusterRidesUnderFaults(t *testing.T) {
 	brokers, hosts, cassPort, infra := clusterEnv(t)
 	bin := buildBinary(t)
 	dir, asOf := ridesGenerate(t)
+	scenarios := []struct {
+		name  string
+		fault func(t *testing.T, restartIngest func(i int))
+	}{
+		{"cassandra-node-kill", func(t *testing.T, _ func(int)) {
+			time.Sleep(2 * time.Second) // ingest under way
+			clusterNode(t, infra, "kill", "cassandra", 2)
+			time.Sleep(20 * time.Second)
+			clusterNode(t, infra, "start", "cassandra", 2)
+		}},
+		{"broker-kill", func(t *testing.T, _ func(int)) {
+			time.Sleep(2 * time.Second) // ingest under way
+			clusterNode(t, infra, "kill", "kafka", 3)
+			time.Sleep(20 * time.Second)
+			clusterNode(t, infra, "start", "kafka", 3)
+		}},
+		{"rolling-restart", func(t *testing.T, restartIngest func(int)) {
+			for i := range 3 {
+				restartIngest(i)
+			}
+		}},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			clusterRidesRun(t, bin, dir, asOf, brokers, hosts, cassPort, sc.fault)
+		})
+	}
+}
+
+// clusterRidesRun runs one scenario of TestClusterRidesUnderFaults: fault
+// runs in its own goroutine while the records are published.
+func clusterRidesRun(t *testing.T, bin, dir string, asOf time.Time, brokers, hosts []string, cassPort string,
+	fault func(t *testing.T, restartIngest func(i int))) {
 	suffix := strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
 	prefix := "c" + suffix + "."
 	keyspace := "rtgraph_cluster_" + suffix
@@ -87,8 +126,7 @@ func TestClusterRidesUnderFaults(t *testing.T) {
 	vdir := filepath.Join(t.TempDir(), "rides")
 	copyVertical(t, ridesVerticalDir, vdir, prefix)
 
-	sc := sarama.NewConfig()
-	sc.Version = sarama.V4_0_0_0
+	sc := clusterSaramaConfig()
 	admin, err := sarama.NewClusterAdmin(brokers, sc)
 	if err != nil {
 		t.Fatal(err)
@@ -121,34 +159,8 @@ func TestClusterRidesUnderFaults(t *testing.T) {
 		}
 	})
 
-	quoted := func(xs []string) string {
-		q := make([]string, len(xs))
-		for i, x := range xs {
-			q[i] = strconv.Quote(x)
-		}
-		return "[" + strings.Join(q, ", ") + "]"
-	}
 	cfgFile := filepath.Join(t.TempDir(), "rtgraph.yaml")
-	cfg := fmt.Sprintf(`store:
-  backend: cassandra
-kafka:
-  brokers: %s
-cassandra:
-  hosts: %s
-  port: %s
-  keyspace: %s
-  replication: {class: SimpleStrategy, replication_factor: 3}
-  consistency: {read: LOCAL_QUORUM, write: LOCAL_QUORUM}
-ingest:
-  group_id: %s
-  dead_letter_topic: %s
-api:
-  rate_limit: {requests_per_second: 0}
-  # Three Cassandra nodes, three brokers and five rtgraph processes share
-  # two cores here: reads get the largest budget, not the default 1 s.
-  default_time_budget: 10s
-`, quoted(brokers), quoted(hosts), cassPort, keyspace, group, dlq)
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(clusterConfig(brokers, hosts, cassPort, keyspace, group, dlq)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(bin, "migrate", "--config", cfgFile).CombinedOutput(); err != nil {
@@ -165,12 +177,23 @@ api:
 		ingesters = append(ingesters, start("ingest"))
 	}
 	apis := []*demoProcess{start("api"), start("api")}
+	restartIngest := func(i int) {
+		d := ingesters[i]
+		if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Errorf("stop ingest %d: %v", i, err)
+			return
+		}
+		<-d.exited
+		ingesters[i] = start("ingest")
+		t.Logf("ingest process %d restarted", i)
+	}
 
 	// Queries throughout: any answer but 200, 404 and 503 is an error.
 	stopQueries := make(chan struct{})
 	var queries sync.WaitGroup
 	var qmu sync.Mutex
 	statuses := map[int]int{}
+	var slowest time.Duration
 	for _, a := range apis {
 		queries.Add(1)
 		go func() {
@@ -183,7 +206,9 @@ api:
 				case <-time.After(50 * time.Millisecond):
 				}
 				path := fmt.Sprintf("/v1/nodes/rider/%d/edges?edge_type=requested&limit=50", i%200)
+				began := time.Now()
 				resp, err := client.Get(a.base + path)
+				took := time.Since(began)
 				code := 0
 				if err == nil {
 					code = resp.StatusCode
@@ -191,32 +216,20 @@ api:
 				}
 				qmu.Lock()
 				statuses[code]++
+				slowest = max(slowest, took)
 				qmu.Unlock()
 			}
 		}()
 	}
 
-	// Faults while the records are published and ingested.
+	// The fault while the records are published and ingested.
 	var faults sync.WaitGroup
 	faults.Add(1)
 	faultsFrom := time.Now()
 	var faultsTook time.Duration
 	go func() {
 		defer faults.Done()
-		clusterNode(t, infra, "kill", "cassandra", 2)
-		time.Sleep(3 * time.Second)
-		clusterNode(t, infra, "kill", "kafka", 3)
-		time.Sleep(3 * time.Second)
-		for i, d := range ingesters {
-			if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-				t.Errorf("stop ingest %d: %v", i, err)
-				continue
-			}
-			<-d.exited
-			ingesters[i] = start("ingest")
-		}
-		clusterNode(t, infra, "start", "cassandra", 2)
-		clusterNode(t, infra, "start", "kafka", 3)
+		fault(t, restartIngest)
 		faultsTook = time.Since(faultsFrom)
 	}()
 	produced := map[string]int{}
@@ -232,16 +245,17 @@ api:
 		}
 		produced[tp] = n
 	}
+	t.Logf("published every record %s after the fault began", time.Since(faultsFrom).Round(100*time.Millisecond))
 	faults.Wait()
-	t.Logf("faults done in %s", faultsTook.Round(time.Second))
+	t.Logf("fault over in %s", faultsTook.Round(100*time.Millisecond))
 
 	// Ingested: the group has committed every partition's end offset.
 	caughtUp := time.Now()
 	waitGroupCaughtUp(t, brokers, group, topics, 240*time.Second)
-	t.Logf("the group caught up %s after the faults ended", time.Since(caughtUp).Round(100*time.Millisecond))
+	t.Logf("the group caught up %s after the fault ended", time.Since(caughtUp).Round(100*time.Millisecond))
 	close(stopQueries)
 	queries.Wait()
-	t.Logf("queries during the faults, by status: %v", statuses)
+	t.Logf("queries during the fault, by status: %v; slowest %s", statuses, slowest.Round(time.Millisecond))
 	for code, n := range statuses {
 		if code != 200 && code != 404 && code != 503 {
 			t.Errorf("%d queries answered %d (only 200, 404 and 503 are documented here)", n, code)
@@ -284,7 +298,7 @@ api:
 
 // waitGroupCaughtUp waits until group's committed offset of every partition
 // of topics is the partition's end offset.
-func waitGroupCaughtUp(t *testing.T, brokers []string, group string, topics []string, limit time.Duration) {
+func waitGroupCaughtUp(t testing.TB, brokers []string, group string, topics []string, limit time.Duration) {
 	t.Helper()
 	sc := sarama.NewConfig()
 	sc.Version = sarama.V4_0_0_0

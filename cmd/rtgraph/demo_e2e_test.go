@@ -34,7 +34,7 @@ func (b *syncBuffer) String() string {
 
 // demoProcess is a running `rtgraph demo`.
 type demoProcess struct {
-	t         *testing.T
+	t         testing.TB
 	cmd       *exec.Cmd
 	base      string
 	stdout    *syncBuffer

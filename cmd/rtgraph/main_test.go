@@ -21,7 +21,7 @@ import (
 )
 
 // buildBinary builds rtgraph once per test run.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "rtgraph")
 	cmd := exec.Command("go", "build", "-o", bin, ".")
@@ -32,7 +32,7 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

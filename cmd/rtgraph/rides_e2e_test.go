@@ -187,7 +187,7 @@ func copyVertical(t *testing.T, src, dst, prefix string) {
 // copyVerticalWith copies the vertical's vertical.yaml, graph/*.yaml and
 // mappings/*.yaml from src to dst, each file's text passed through rewrite
 // (sub is "", "graph" or "mappings").
-func copyVerticalWith(t *testing.T, src, dst string, rewrite func(sub, s string) string) {
+func copyVerticalWith(t testing.TB, src, dst string, rewrite func(sub, s string) string) {
 	t.Helper()
 	for _, sub := range []string{"", "graph", "mappings"} {
 		if err := os.MkdirAll(filepath.Join(dst, sub), 0o755); err != nil {

@@ -189,7 +189,7 @@ func TestProcessesByRole(t *testing.T) {
 
 // startRole starts `rtgraph ROLE ARGS...` on a free HTTP address and waits
 // up to limit until it is ready.
-func startRole(t *testing.T, bin, role string, limit time.Duration, args ...string) *demoProcess {
+func startRole(t testing.TB, bin, role string, limit time.Duration, args ...string) *demoProcess {
 	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(bin, append([]string{role}, args...)...)
