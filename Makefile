@@ -64,19 +64,19 @@ test-api-contract: ## API contract test: Schemathesis (pinned, in .venv-schemath
 # The fault tests' own servers: a state dir and ports of their own, so that
 # pausing and killing them never touches the servers the other targets use.
 FAULTS_INFRA := RTGRAPH_INFRA_DIR=$(CURDIR)/.infra/faults KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 \
-	CASSANDRA_PORT=29042 CASSANDRA_STORAGE_PORT=27000 CASSANDRA_JMX_PORT=27199 KAFKA_HEAP=512m CASSANDRA_HEAP=1g \
+	CASSANDRA_PORT=29042 CASSANDRA_STORAGE_PORT=27000 CASSANDRA_JMX_PORT=27199 REDIS_PORT=29379 KAFKA_HEAP=512m CASSANDRA_HEAP=1g \
 	CASSANDRA_COMMITLOG_SYNC=group
 # Records of the poison test (1% poison); 1M takes about 7 minutes on 2 busy cores, so CI runs fewer.
 FAULTS_POISON_RECORDS ?= 200000
 
 .PHONY: test-cluster
 test-cluster: ## Cluster tests: 3 Cassandra nodes (RF 3, LOCAL_QUORUM) and 3 KRaft brokers on 127.0.0.1-3; a node killed, a broker killed, a rolling restart, 3 ingest and 2 api processes; BenchmarkCluster once at a tiny size (docs/reliability.md).
-	RTGRAPH_BENCH_CLUSTER_EVENTS=3000 RTGRAPH_BENCH_CLUSTER_RATE=200 RTGRAPH_BENCH_CLUSTER_HOLD=5s \
+	RTGRAPH_BENCH_CLUSTER_EVENTS=3000 RTGRAPH_BENCH_CLUSTER_RATE=50 RTGRAPH_BENCH_CLUSTER_HOLD=5s \
 	deploy/local/with-cluster.sh $(GO) test -tags cluster -count=1 -timeout 40m -v -run '^TestCluster' -bench '^BenchmarkCluster' -benchtime 1x ./cmd/rtgraph/
 
 .PHONY: test-faults
 test-faults: ## Fault tests: Kafka and Cassandra paused, killed, restarted under load, poison records (own servers; docs/reliability.md).
-	env -u RTGRAPH_TEST_KAFKA -u RTGRAPH_TEST_CASSANDRA $(FAULTS_INFRA) RTGRAPH_FAULTS_INFRA=$(CURDIR)/deploy/local/infra.sh \
+	env -u RTGRAPH_TEST_KAFKA -u RTGRAPH_TEST_CASSANDRA -u RTGRAPH_TEST_REDIS $(FAULTS_INFRA) RTGRAPH_FAULTS_INFRA=$(CURDIR)/deploy/local/infra.sh \
 		RTGRAPH_FAULTS_POISON_RECORDS=$(FAULTS_POISON_RECORDS) \
 		deploy/local/with-infra.sh $(GO) test -tags faults -count=1 -timeout 40m -v -run '^TestFault' ./ingest/
 
@@ -102,7 +102,8 @@ bench-smoke: ## Every benchmark once at small sizes, on Pebble and real servers:
 	CDC_BENCH_SAMPLES=5 CDC_BENCH_ROWS=1000 deploy/local/cdc-bench.sh
 
 .PHONY: bench-cluster
-bench-cluster: ## Cluster figures: events/s with 1, 2 and 3 ingest processes; recovery from a node kill, a broker kill and a rolling restart under steady load (RTGRAPH_BENCH_CLUSTER_*; docs/reliability.md).
+bench-cluster: ## Cluster figures: events/s with 1, 2 and 3 ingest processes; recovery from a broker kill, a rolling restart and a node kill under steady load; Cassandra's default periodic commit-log sync (RTGRAPH_BENCH_CLUSTER_*; docs/reliability.md).
+	CASSANDRA_COMMITLOG_SYNC=periodic \
 	deploy/local/with-cluster.sh $(GO) test -tags cluster -count=1 -timeout 90m -run '^$$' -bench '^BenchmarkCluster' -benchtime 1x ./cmd/rtgraph/
 
 .PHONY: bench-store
@@ -126,8 +127,11 @@ bench-cdc: ## CDC freshness (commit in PostgreSQL -> visible in the API) and bul
 	deploy/local/cdc-bench.sh
 
 .PHONY: bench-fcap
-bench-fcap: ## Frequency-cap lookup benchmarks on Pebble and real Cassandra, with the raw ceiling.
+bench-fcap: ## Frequency-cap lookup benchmarks on Pebble and real Cassandra, with the raw ceiling; rtgraph's HTTP API against a Redis peer.
 	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench CountsLookup -benchtime 20000x -timeout 90m -v ./graph/embedded/ ./graph/cassandra/
+	RTGRAPH_BENCH_FCAP_IMPRESSIONS=2000000 RTGRAPH_BENCH_FCAP_USERS=20000 RTGRAPH_BENCH_FCAP_HEAVY=100 RTGRAPH_BENCH_FCAP_HEAVY_IMPRESSIONS=5000 \
+	RTGRAPH_BENCH_FCAP_LOOKUPS=40000 RTGRAPH_BENCH_FCAP_ROUNDS=10 \
+	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench FcapPeerRedis -benchtime 1x -timeout 60m -v ./api/
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s).

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Real single-node Kafka (KRaft) and Cassandra 5.0 on loopback for rtgraph's tests, from Maven Central jars;
-# and, for the CDC chain, PostgreSQL (Debian's packages, a private cluster) and Kafka Connect with Debezium.
+# Redis (Debian's redis-server, no persistence), the frequency-capping peer of the benchmarks; and, for the
+# CDC chain, PostgreSQL (Debian's packages, a private cluster) and Kafka Connect with Debezium.
 #
-#   deploy/local/infra.sh up [SERVER]...     start (default: kafka cassandra) and wait until they answer;
+#   deploy/local/infra.sh up [SERVER]...     start (default: kafka cassandra redis) and wait until they answer;
 #                                            `up connect` also starts kafka and postgres
-#   deploy/local/infra.sh down [SERVER]...   stop what our PID files name (default: all four)
+#   deploy/local/infra.sh down [SERVER]...   stop what our PID files name (default: all five)
 #   deploy/local/infra.sh status [SERVER]... show state; exit 0 only if all named servers answer
 #   deploy/local/infra.sh env                print `export RTGRAPH_TEST_...` lines for the tests
 #
-# SERVER is kafka, cassandra, postgres or connect. Connect runs the connectors named by CONNECT_CONNECTORS
+# SERVER is kafka, cassandra, redis, postgres or connect. Connect runs the connectors named by CONNECT_CONNECTORS
 # (default: json plain flat, the files in deploy/local/connect/connectors/).
 #
 # See deploy/local/README.md for the environment variables and the state-dir layout.
@@ -25,6 +26,9 @@ KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 CASSANDRA_PORT="${CASSANDRA_PORT:-9042}"
 CASSANDRA_STORAGE_PORT="${CASSANDRA_STORAGE_PORT:-7000}"
 CASSANDRA_JMX_PORT="${CASSANDRA_JMX_PORT:-7199}"
+REDIS_PORT="${REDIS_PORT:-16379}"     # not 6379 (the port of Debian's redis-server service)
+# Debian's package redis-server (Redis 7.0 or later: the process title names the config file, see ours()).
+REDIS_SERVER="${REDIS_SERVER:-/usr/bin/redis-server}"
 PG_PORT="${PG_PORT:-15432}"          # not 5432 (the system cluster), not >= 32768 (ephemeral ports)
 PG_USER="${PG_USER:-dbz}"            # Debezium's user (LOGIN REPLICATION), owner of PG_DB
 PG_PASSWORD="${PG_PASSWORD:-dbz}"
@@ -62,8 +66,8 @@ KAFKA_BROKERS="${KAFKA_BROKERS:-1}"
 CLUSTER_CASSANDRA_HEAP="${CLUSTER_CASSANDRA_HEAP:-768m}"
 CLUSTER_KAFKA_HEAP="${CLUSTER_KAFKA_HEAP:-384m}"
 
-SERVERS=(kafka cassandra postgres connect) # `down` with no names: all, connect first
-UP_DEFAULT=(kafka cassandra)                # `up`/`status` with no names: what the Go tests need
+SERVERS=(kafka cassandra redis postgres connect) # `down` with no names: all, connect first
+UP_DEFAULT=(kafka cassandra redis)                # `up`/`status` with no names: what the Go tests need
 
 die() { echo "$PROG: $*" >&2; exit 1; }
 now() { date +%s.%N; }
@@ -73,7 +77,7 @@ say() { echo "$PROG: $*" >&2; }
 case "$CASSANDRA_COMMITLOG_SYNC" in periodic | group) ;; *) die "CASSANDRA_COMMITLOG_SYNC must be periodic or group, got '$CASSANDRA_COMMITLOG_SYNC'" ;; esac
 [[ "$HOST" =~ ^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || die "INFRA_HOST must be a loopback address (127.x.y.z), got '$HOST'"
 for v in KAFKA_PORT KAFKA_CONTROLLER_PORT CASSANDRA_PORT CASSANDRA_STORAGE_PORT CASSANDRA_JMX_PORT \
-  PG_PORT CONNECT_PORT START_TIMEOUT STOP_TIMEOUT KAFKA_NODE_ID KAFKA_RF KAFKA_MIN_ISR; do
+  REDIS_PORT PG_PORT CONNECT_PORT START_TIMEOUT STOP_TIMEOUT KAFKA_NODE_ID KAFKA_RF KAFKA_MIN_ISR; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a number, got '${!v}'"
 done
 [ -z "$CONNECT_KAFKA" ] || [[ "$CONNECT_KAFKA" =~ ^127\.0\.0\.1:[0-9]+$ ]] ||
@@ -83,6 +87,7 @@ addr_of() {
   case "$1" in
   kafka) echo "$HOST:$KAFKA_PORT" ;;
   cassandra) echo "$HOST:$CASSANDRA_PORT" ;;
+  redis) echo "$HOST:$REDIS_PORT" ;;
   postgres) echo "$HOST:$PG_PORT" ;;
   connect) echo "$HOST:$CONNECT_PORT" ;;
   esac
@@ -92,6 +97,7 @@ main_class() {
   case "$1" in
   kafka) echo kafka.Kafka ;;
   cassandra) echo org.apache.cassandra.service.CassandraDaemon ;;
+  redis) echo redis-server ;;
   postgres) echo "/bin/postgres -D " ;;
   connect) echo org.apache.kafka.connect.cli.ConnectStandalone ;;
   esac
@@ -100,12 +106,13 @@ ports_of() {
   case "$1" in
   kafka) echo "KAFKA_PORT=$KAFKA_PORT KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT" ;;
   cassandra) echo "CASSANDRA_PORT=$CASSANDRA_PORT CASSANDRA_STORAGE_PORT=$CASSANDRA_STORAGE_PORT CASSANDRA_JMX_PORT=$CASSANDRA_JMX_PORT" ;;
+  redis) echo "REDIS_PORT=$REDIS_PORT" ;;
   postgres) echo "PG_PORT=$PG_PORT" ;;
   connect) echo "CONNECT_PORT=$CONNECT_PORT" ;;
   esac
 }
 pidfile() { echo "$STATE/run/$1.pid"; }
-env_var() { case "$1" in kafka) echo RTGRAPH_TEST_KAFKA ;; cassandra) echo RTGRAPH_TEST_CASSANDRA ;; esac; }
+env_var() { case "$1" in kafka) echo RTGRAPH_TEST_KAFKA ;; cassandra) echo RTGRAPH_TEST_CASSANDRA ;; redis) echo RTGRAPH_TEST_REDIS ;; esac; }
 signal_of() { case "$1" in postgres) echo INT ;; *) echo TERM ;; esac; } # SIGINT = PostgreSQL's fast shutdown
 
 # parse_names DEFAULT ARGS...: set NAMES to the validated server names (none given: DEFAULT, "all" or "up").
@@ -114,7 +121,7 @@ parse_names() {
   local n dflt="$1"
   shift
   for n in "$@"; do
-    case "$n" in kafka | cassandra | postgres | connect) ;; *) die "unknown server '$n' (kafka, cassandra, postgres or connect)" ;; esac
+    case "$n" in kafka | cassandra | redis | postgres | connect) ;; *) die "unknown server '$n' (kafka, cassandra, redis, postgres or connect)" ;; esac
   done
   if [ $# -gt 0 ]; then
     NAMES=("$@")
@@ -128,7 +135,8 @@ parse_names() {
 # --- processes ---------------------------------------------------------------------------------------
 
 # ours NAME PID: PID is a live (non-zombie) process started by us for NAME from this state dir. Guards
-# against PID reuse: a PID file only counts when the process's command line is our server's.
+# against PID reuse: a PID file only counts when the process's command line is our server's. (Redis
+# rewrites its command line into its process title; ours names its config file in the state dir.)
 ours() {
   local cmd
   [ -r "/proc/$2/cmdline" ] || return 1
@@ -205,6 +213,12 @@ need_java() {
 
 need_maven() {
   command -v mvn >/dev/null 2>&1 || die "Maven not found: install Debian package maven"
+}
+
+# Redis comes from Debian's package redis-server, which this script does not install (.ci/run does).
+need_redis() {
+  [ -x "$REDIS_SERVER" ] || die "redis: $REDIS_SERVER not found: install Debian package redis-server (apt-get install redis-server)"
+  command -v redis-cli >/dev/null 2>&1 || die "redis: redis-cli not found: install Debian package redis-tools (redis-server depends on it)"
 }
 
 # PostgreSQL comes from Debian's packages (no jars on Maven Central): the newest installed major version,
@@ -429,6 +443,19 @@ start_cassandra() {
     -cp "$conf:$libs/*" org.apache.cassandra.service.CassandraDaemon
 }
 
+# start_redis: a Redis server on HOST:REDIS_PORT with no persistence (no snapshots, no append-only file),
+# settings rendered into $STATE/conf/redis/redis.conf at every start. Its process title names that file,
+# which is what ours() recognises it by.
+start_redis() {
+  local conf="$STATE/conf/redis" data="$STATE/data/redis" logdir="$STATE/logs/redis"
+  need_redis
+  mkdir -p "$conf" "$data" "$logdir"
+  printf '%s\n' "bind $HOST" "port $REDIS_PORT" "protected-mode yes" "daemonize no" 'save ""' "appendonly no" \
+    "dir $data" "logfile $logdir/server.log" \
+    'proc-title-template "{title} {listen-addr} {server-mode} {config-file}"' >"$conf/redis.conf"
+  launch redis "$REDIS_SERVER" "$conf/redis.conf"
+}
+
 # start_postgres: a private cluster in $STATE/data/postgres (initdb on first start), owned by and run as
 # PG_OS_USER; settings from postgres/postgresql.conf and postgres/pg_hba.conf, re-rendered at every start.
 start_postgres() {
@@ -484,13 +511,14 @@ server_log() {
   case "$1" in
   kafka) echo "$STATE/logs/kafka/server.log" ;;
   cassandra) echo "$STATE/logs/cassandra/system.log" ;;
+  redis) echo "$STATE/logs/redis/server.log" ;;
   postgres) echo "$STATE/logs/postgres.log" ;;
   connect) echo "$STATE/logs/connect/connect.log" ;;
   esac
 }
 
-# answers NAME: one readiness check; prints what answered. Kafka and Cassandra: the Go probe. PostgreSQL:
-# the administrator runs a query. Connect: the REST API lists every connector it was started with as
+# answers NAME: one readiness check; prints what answered. Kafka and Cassandra: the Go probe. Redis: PING
+# answers PONG. PostgreSQL: the administrator runs a query. Connect: the REST API lists every connector it was started with as
 # RUNNING with all its tasks RUNNING, and the replication slot of each connector on our PostgreSQL is held by
 # a WAL sender that connected after Connect started. RUNNING alone is not enough: Debezium's task reports
 # RUNNING before it has updated its publication and started streaming, and a change committed before its
@@ -498,6 +526,14 @@ server_log() {
 answers() {
   case "$1" in
   kafka | cassandra) "$PROBE" -timeout 0 "$1" "$(addr_of "$1")" 2>&1 ;;
+  redis)
+    need_redis
+    local pong v
+    pong="$(timeout 5 redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>&1)" || { echo "$pong"; return 1; }
+    [ "$pong" = PONG ] || { echo "PING: $pong"; return 1; }
+    v="$(timeout 5 redis-cli -h "$HOST" -p "$REDIS_PORT" info server 2>/dev/null | sed -n 's/^redis_version:\([0-9.]*\).*/\1/p')"
+    echo "Redis ${v:-?}, PING answered PONG"
+    ;;
   postgres)
     need_postgres
     local v
@@ -667,10 +703,12 @@ cmd_up() {
     rm -f "$(pidfile "$name")"
     check_ports_free "$name"
     mkdir -p "$STATE/logs"
-    if [ "$name" != postgres ]; then
+    case "$name" in
+    kafka | cassandra | connect)
       need_java
       fetch_libs "$name"
-    fi
+      ;;
+    esac
     "start_$name"
     waits+=("$name:$(cat "$(pidfile "$name")")")
   done
@@ -773,6 +811,7 @@ cmd_status() {
 cmd_env() {
   echo "export $(env_var kafka)=$(addr_of kafka)"
   echo "export $(env_var cassandra)=$(addr_of cassandra)"
+  echo "export $(env_var redis)=$(addr_of redis)"
 }
 
 # --- clusters ----------------------------------------------------------------------------------------
@@ -919,11 +958,11 @@ node_pid() {
 
 usage() {
   cat >&2 <<EOF
-usage: $0 up|down|status [kafka|cassandra|postgres|connect]...
+usage: $0 up|down|status [kafka|cassandra|redis|postgres|connect]...
        $0 env
        $0 up|down|status|env --cassandra-nodes N --kafka-brokers M   (a cluster on 127.0.0.1..N)
        $0 node kill|start|stop kafka|cassandra I --cassandra-nodes N --kafka-brokers M
-up/status default: kafka cassandra; down default: all; up connect also starts kafka and postgres.
+up/status default: kafka cassandra redis; down default: all; up connect also starts kafka and postgres.
 CONNECT_CONNECTORS (default "json plain flat"): connector files in $HERE/connect/connectors/ or paths.
 state dir: $STATE (RTGRAPH_INFRA_DIR)
 EOF

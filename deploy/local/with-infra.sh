@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Run a command against real Kafka and Cassandra:
+# Run a command against real Kafka, Cassandra and Redis:
 #
 #   deploy/local/with-infra.sh CMD [ARG]...
 #
-# Starts whichever servers are not already running (deploy/local/infra.sh up), exports
-# RTGRAPH_TEST_KAFKA and RTGRAPH_TEST_CASSANDRA, runs CMD, then stops only the servers it started itself
+# Starts whichever servers are not already running (deploy/local/infra.sh up), exports RTGRAPH_TEST_KAFKA,
+# RTGRAPH_TEST_CASSANDRA and RTGRAPH_TEST_REDIS, runs CMD, then stops only the servers it started itself
 # -- also when CMD fails or the run is interrupted -- and exits with CMD's status.
 #
 # A server whose RTGRAPH_TEST_* variable is already set in the environment is left alone and that address
@@ -43,6 +43,7 @@ trap 'exit 129' HUP
 want=()
 [ -n "${RTGRAPH_TEST_KAFKA:-}" ] && echo "rtgraph infra: using RTGRAPH_TEST_KAFKA=$RTGRAPH_TEST_KAFKA as set" >&2 || want+=(kafka)
 [ -n "${RTGRAPH_TEST_CASSANDRA:-}" ] && echo "rtgraph infra: using RTGRAPH_TEST_CASSANDRA=$RTGRAPH_TEST_CASSANDRA as set" >&2 || want+=(cassandra)
+[ -n "${RTGRAPH_TEST_REDIS:-}" ] && echo "rtgraph infra: using RTGRAPH_TEST_REDIS=$RTGRAPH_TEST_REDIS as set" >&2 || want+=(redis)
 
 if [ ${#want[@]} -gt 0 ]; then
   "$INFRA" up "${want[@]}" >&2 || exit $?
@@ -52,6 +53,7 @@ if [ ${#want[@]} -gt 0 ]; then
     case "${kv%%=*}" in
     RTGRAPH_TEST_KAFKA) [[ " ${want[*]} " == *" kafka "* ]] && export "$kv" ;;
     RTGRAPH_TEST_CASSANDRA) [[ " ${want[*]} " == *" cassandra "* ]] && export "$kv" ;;
+    RTGRAPH_TEST_REDIS) [[ " ${want[*]} " == *" redis "* ]] && export "$kv" ;;
     esac
   done <<<"$envs"
 fi

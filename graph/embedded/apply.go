@@ -59,6 +59,9 @@ func (s *Store) Apply(ctx context.Context, muts []graph.Mutation) error {
 		return fmt.Errorf("embedded: apply: %w", err)
 	}
 	b := t.b
+	if s.commitHook != nil {
+		s.commitHook(b.Repr())
+	}
 	if !s.cfg.Sync {
 		err = b.Commit(pebble.NoSync)
 		s.wmu.Unlock()
@@ -126,6 +129,9 @@ func (t *txn) del(key []byte) error { return t.b.Delete(key, nil) }
 func (t *txn) commitIfLarge() error {
 	if int(t.b.Count()) < t.s.cfg.CommitEvery {
 		return nil
+	}
+	if t.s.commitHook != nil {
+		t.s.commitHook(t.b.Repr())
 	}
 	if err := t.b.Commit(pebble.Sync); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/rtgraph/rtgraph/graph"
 	"github.com/rtgraph/rtgraph/graph/embedded"
+	"github.com/rtgraph/rtgraph/graph/embedded/embeddedtest"
 	"github.com/rtgraph/rtgraph/schemas"
 )
 
@@ -22,7 +24,8 @@ import (
 //	go test -run '^$' -bench . -benchtime 200x ./graph/embedded/
 //
 // Besides ns/op they report mutations/s, p50/p99 latency of one call, the
-// process CPU seconds spent per op, and the process's peak RSS so far.
+// process CPU seconds spent per op, and the process's peak RSS so far; the
+// write benchmark also its raw Pebble ceiling, measured in the same run.
 
 func benchSchema(b *testing.B) *graph.Schema {
 	b.Helper()
@@ -37,7 +40,12 @@ func benchStore(b *testing.B) *embedded.Store {
 	b.Helper()
 	cfg := embedded.DefaultConfig()
 	cfg.Dir = b.TempDir()
-	s, err := embedded.Open(cfg, benchSchema(b), embedded.Deps{})
+	return benchStoreCfg(b, cfg, embedded.Deps{})
+}
+
+func benchStoreCfg(b *testing.B, cfg embedded.Config, deps embedded.Deps) *embedded.Store {
+	b.Helper()
+	s, err := embedded.Open(cfg, benchSchema(b), deps)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -166,47 +174,182 @@ func reportUsage(b *testing.B, cpu0 time.Duration) {
 
 // BenchmarkApplyMix: one op is one Apply of a batch of mutations; writers
 // concurrent callers share the store, as partitions of the ingest do.
+//
+// Each case also measures, in the same run, the raw ceiling (package
+// embeddedtest): a bare Pebble database with the store's options
+// committing blind, in the same batches, with the same durability and from
+// as many writers, the exact operations the store committed for the same
+// mutations. The batches are split into up to mixRounds rounds. In each
+// round a third store applies the round's batches untimed, its commit hook
+// capturing what it commits; then the store and the ceiling each write the
+// round on their own fresh database, in alternating order (the store first
+// in even rounds). Each timed part starts after a garbage collection, and
+// after it the benchmark waits, counting CPU but not wall time, until that
+// database runs no flush or compaction, so each side is charged its own
+// background work. ns/op and mutations/s are the store's; x-ceiling is the
+// store's mutations/s over the ceiling's.
 func BenchmarkApplyMix(b *testing.B) {
 	schema := benchSchema(b)
 	for _, bc := range []struct{ writers, batch int }{{1, 500}, {4, 500}, {1, 50}} {
 		b.Run(fmt.Sprintf("writers=%d/batch=%d", bc.writers, bc.batch), func(b *testing.B) {
-			s := benchStore(b)
+			b.StopTimer()
+			cfg := embedded.DefaultConfig()
+			cfg.Dir = b.TempDir()
+			s := benchStoreCfg(b, cfg, embedded.Deps{})
+			var capt embeddedtest.Capture
+			capCfg := cfg
+			capCfg.Dir = b.TempDir()
+			capStore := benchStoreCfg(b, capCfg, embedded.Deps{CommitHook: capt.Hook})
+			ceil := embeddedtest.OpenBare(b, cfg, b.TempDir())
+
+			// Pre-generate so the generator's cost is not measured; batch i
+			// is writer i%writers' next one.
 			gens := make([]*mixGen, bc.writers)
-			batches := make([][][]graph.Mutation, bc.writers)
-			// Pre-generate so the generator's cost is not measured.
 			for w := range gens {
 				gens[w] = newMixGen(uint64(w+1), schema)
-				for i := w; i < b.N; i += bc.writers {
-					batches[w] = append(batches[w], gens[w].batch(bc.batch))
+			}
+			all := make([][]graph.Mutation, b.N)
+			for i := range all {
+				all[i] = gens[i%bc.writers].batch(bc.batch)
+			}
+			// apply writes batches lo..hi-1 on st from the writers, batch i
+			// by writer i%writers, and returns each call's latency.
+			apply := func(st *embedded.Store, lo, hi int) []time.Duration {
+				lat := make([][]time.Duration, bc.writers)
+				var wg sync.WaitGroup
+				for w := range bc.writers {
+					wg.Go(func() {
+						for i := lo + (w-lo%bc.writers+bc.writers)%bc.writers; i < hi; i += bc.writers {
+							t0 := time.Now()
+							if err := st.Apply(context.Background(), all[i]); err != nil {
+								b.Error(err)
+								return
+							}
+							lat[w] = append(lat[w], time.Since(t0))
+						}
+					})
+				}
+				wg.Wait()
+				return slices.Concat(lat...)
+			}
+
+			per := (b.N + mixRounds - 1) / mixRounds
+			rounds := (b.N + per - 1) / per
+			var rt, cl mixSide
+			ops := 0
+			for r := range rounds {
+				lo, hi := r*per, min((r+1)*per, b.N)
+				apply(capStore, lo, hi)
+				embeddedtest.WaitQuiet(embedded.PebbleDB(capStore))
+				batches := capt.Take(b)
+				ops += embeddedtest.Ops(batches)
+				half := 0
+				if rounds > 1 && r >= rounds/2 {
+					half = 1
+				}
+				muts := (hi - lo) * bc.batch
+				// Each timed part starts after a collection, so that the
+				// garbage of what ran before is not collected on its time.
+				runStore := func() {
+					runtime.GC()
+					cpu0, _ := usage(b)
+					b.StartTimer()
+					start := time.Now()
+					lat := apply(s, lo, hi)
+					wall := time.Since(start)
+					b.StopTimer()
+					embeddedtest.WaitQuiet(embedded.PebbleDB(s))
+					cpu1, _ := usage(b)
+					rt.add(half, muts, wall, cpu1-cpu0, lat)
+				}
+				runCeiling := func() {
+					runtime.GC()
+					cpu0, _ := usage(b)
+					start := time.Now()
+					lat, err := embeddedtest.Replay(ceil, batches, bc.writers, cfg.Sync)
+					wall := time.Since(start)
+					if err != nil {
+						b.Fatal(err)
+					}
+					embeddedtest.WaitQuiet(ceil)
+					cpu1, _ := usage(b)
+					cl.add(half, muts, wall, cpu1-cpu0, lat)
+				}
+				if r%2 == 0 {
+					runStore()
+					runCeiling()
+				} else {
+					runCeiling()
+					runStore()
 				}
 			}
-			lat := make([][]time.Duration, bc.writers)
-			cpu0, _ := usage(b)
-			b.ResetTimer()
-			start := time.Now()
-			var wg sync.WaitGroup
-			for w := range bc.writers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for _, batch := range batches[w] {
-						t0 := time.Now()
-						if err := s.Apply(context.Background(), batch); err != nil {
-							b.Error(err)
-							return
-						}
-						lat[w] = append(lat[w], time.Since(t0))
-					}
-				}()
+			muts := float64(rt.muts)
+			b.ReportMetric(muts/rt.wall.Seconds(), "mutations/s")
+			reportLatency(b, rt.lat)
+			b.ReportMetric(rt.cpu.Seconds()/float64(b.N), "cpu-s/op")
+			_, rss := usage(b)
+			b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MiB")
+			b.ReportMetric(perMut(rt.cpu, rt.muts), "cpu-us/mut")
+			b.ReportMetric(perMut(rt.wall, rt.muts), "wall-us/mut")
+			b.ReportMetric(perMut(cl.cpu, cl.muts), "ceil-cpu-us/mut")
+			b.ReportMetric(perMut(cl.wall, cl.muts), "ceil-wall-us/mut")
+			b.ReportMetric(cl.wall.Seconds()/rt.wall.Seconds(), "x-ceiling")
+			b.ReportMetric(cl.cpu.Seconds()/rt.cpu.Seconds(), "x-ceiling-cpu")
+			slices.Sort(cl.lat)
+			b.Logf("%d mutations in %d batches, %d rounds, %.2f Pebble operations per mutation; "+
+				"rtgraph %.1f µs CPU, %.1f µs wall per mutation (%.0f/s); "+
+				"ceiling (bare Pebble, same writes and batches) %.1f µs CPU, %.1f µs wall per mutation (%.0f/s), commit p50 %s p99 %s; "+
+				"rtgraph ÷ ceiling: throughput %.3f, CPU efficiency %.3f",
+				rt.muts, b.N, rounds, float64(ops)/muts,
+				perMut(rt.cpu, rt.muts), perMut(rt.wall, rt.muts), muts/rt.wall.Seconds(),
+				perMut(cl.cpu, cl.muts), perMut(cl.wall, cl.muts), float64(cl.muts)/cl.wall.Seconds(),
+				pctOf(cl.lat, 0.5), pctOf(cl.lat, 0.99),
+				cl.wall.Seconds()/rt.wall.Seconds(), cl.cpu.Seconds()/rt.cpu.Seconds())
+			if rounds > 1 {
+				b.Logf("CPU µs per mutation, first half of the rounds (database empty to %d mutations) → second half (to %d): rtgraph %.1f → %.1f, ceiling %.1f → %.1f",
+					rt.halfMuts[0], rt.muts, perMut(rt.halfCPU[0], rt.halfMuts[0]), perMut(rt.halfCPU[1], rt.halfMuts[1]),
+					perMut(cl.halfCPU[0], cl.halfMuts[0]), perMut(cl.halfCPU[1], cl.halfMuts[1]))
 			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			b.ReportMetric(float64(b.N*bc.batch)/elapsed.Seconds(), "mutations/s")
-			reportLatency(b, slices.Concat(lat...))
-			reportUsage(b, cpu0)
 		})
 	}
+}
+
+// mixRounds is how many rounds BenchmarkApplyMix alternates the store and
+// its ceiling over (fewer when there are fewer batches).
+const mixRounds = 10
+
+// mixSide accumulates one side's timed parts across rounds.
+type mixSide struct {
+	muts      int
+	wall, cpu time.Duration
+	lat       []time.Duration
+	halfMuts  [2]int
+	halfCPU   [2]time.Duration
+}
+
+func (m *mixSide) add(half, muts int, wall, cpu time.Duration, lat []time.Duration) {
+	m.muts += muts
+	m.wall += wall
+	m.cpu += cpu
+	m.lat = append(m.lat, lat...)
+	m.halfMuts[half] += muts
+	m.halfCPU[half] += cpu
+}
+
+// perMut is d in microseconds per mutation.
+func perMut(d time.Duration, muts int) float64 {
+	if muts == 0 {
+		return 0
+	}
+	return float64(d.Microseconds()) / float64(muts)
+}
+
+// pctOf is the p quantile of sorted.
+func pctOf(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))].Round(time.Microsecond)
 }
 
 // BenchmarkAdjacencyPage300 reads one page of 300 edges of a node with

@@ -28,6 +28,13 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// Now is the clock for TTL expiry; nil means time.Now. Tests set it.
 	Now func() time.Time
+	// CommitHook, nil in production, is called with the representation
+	// (pebble.Batch.Repr: header, then the operations) of every batch Apply
+	// commits, just before committing it and with the writer lock held, so
+	// calls come one at a time in commit order. The slice is valid only
+	// during the call. Benchmarks set it to capture the store's exact writes
+	// and replay them against a bare Pebble database.
+	CommitHook func(repr []byte)
 }
 
 // Store is the Pebble-backed graph.Store.
@@ -51,16 +58,19 @@ type Store struct {
 	cfg    Config
 	schema *graph.Schema
 	db     *pebble.DB
-	// fsCloser stops the disk-health checker once db is closed.
-	fsCloser io.Closer
-	log      *slog.Logger
-	now      func() time.Time
-	m        *metrics
+	// release frees what db's options hold (the disk-health checker, the
+	// cache reference) once db is closed.
+	release io.Closer
+	log     *slog.Logger
+	now     func() time.Time
+	m       *metrics
 
 	life   sync.RWMutex
 	closed bool
 
 	wmu sync.Mutex
+	// commitHook is Deps.CommitHook; nil unless a benchmark sets it.
+	commitHook func(repr []byte)
 
 	stopOnce  sync.Once
 	stopSweep chan struct{}
@@ -90,11 +100,38 @@ func Open(cfg Config, schema *graph.Schema, deps Deps) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open: %w", err)
 	}
+	opts, release := PebbleOptions(cfg, logger)
+	db, err := pebble.Open(cfg.Dir, opts)
+	if err != nil {
+		_ = release.Close()
+		return nil, fmt.Errorf("embedded: open %s: %w", cfg.Dir, err)
+	}
+	s := &Store{
+		cfg: cfg, schema: schema, db: db, release: release, log: logger, now: now, m: m,
+		stopSweep: make(chan struct{}), sweepDone: make(chan struct{}), commitHook: deps.CommitHook,
+	}
+	go s.sweepLoop()
+	logger.Info("embedded store opened", "dir", cfg.Dir)
+	return s, nil
+}
+
+// PebbleOptions returns the options Open opens cfg's database with: block
+// cache of cfg.CacheBytes, memtables of cfg.MemTableBytes, bloom filters
+// (10 bits per key) on every level, the newest format, and a file system
+// that logs disk operations stalled for 5s; Pebble's log lines and stalled
+// disks go to logger (nil discards). The returned closer releases the cache
+// reference and stops the disk-health checker; call it once the database
+// opened with the options is closed, or when opening it failed. Open uses
+// it, and so do the benchmarks that open a bare Pebble database with the
+// store's options (embeddedtest.OpenBare), so the two cannot drift apart.
+func PebbleOptions(cfg Config, logger *slog.Logger) (*pebble.Options, io.Closer) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	cache := pebble.NewCache(cfg.CacheBytes)
-	defer cache.Unref()
 	// The disk-health wrapper is made here rather than by Pebble so that it
-	// is closed when Open fails too (Pebble leaks its goroutine then), and
-	// so that a stalled disk is logged as such.
+	// is closed when opening fails too (Pebble leaks its goroutine then),
+	// and so that a stalled disk is logged as such.
 	fsys, fsCloser := vfs.WithDiskHealthChecks(vfs.Default, 5*time.Second, nil, func(info vfs.DiskSlowInfo) {
 		logger.Warn("embedded disk slow", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
 	})
@@ -110,18 +147,23 @@ func Open(cfg Config, schema *graph.Schema, deps Deps) (*Store, error) {
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
-	db, err := pebble.Open(cfg.Dir, opts)
-	if err != nil {
-		_ = fsCloser.Close()
-		return nil, fmt.Errorf("embedded: open %s: %w", cfg.Dir, err)
-	}
-	s := &Store{
-		cfg: cfg, schema: schema, db: db, fsCloser: fsCloser, log: logger, now: now, m: m,
-		stopSweep: make(chan struct{}), sweepDone: make(chan struct{}),
-	}
-	go s.sweepLoop()
-	logger.Info("embedded store opened", "dir", cfg.Dir)
-	return s, nil
+	return opts, &optsRelease{cache: cache, fs: fsCloser}
+}
+
+// optsRelease releases what PebbleOptions allocated, once.
+type optsRelease struct {
+	once  sync.Once
+	cache *pebble.Cache
+	fs    io.Closer
+}
+
+func (r *optsRelease) Close() error {
+	var err error
+	r.once.Do(func() {
+		err = r.fs.Close()
+		r.cache.Unref()
+	})
+	return err
 }
 
 // Close stops the sweep and closes the database; it waits for calls in
@@ -136,7 +178,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	err := s.db.Close()
-	_ = s.fsCloser.Close()
+	_ = s.release.Close()
 	if err != nil {
 		return fmt.Errorf("embedded: close: %w", err)
 	}

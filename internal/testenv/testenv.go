@@ -1,6 +1,7 @@
-// Package testenv tells tests where the real Kafka and Cassandra servers are.
+// Package testenv tells tests where the real Kafka, Cassandra and Redis
+// servers are.
 //
-// Integration tests call [Kafka] or [Cassandra] first. `make test` starts the
+// Integration tests call [Kafka], [Cassandra] or [Redis] first. `make test` starts the
 // servers (deploy/local) and exports their addresses; a test run without them
 // fails with a message that says how to get them, unless the caller asked for
 // integration tests to be skipped with RTGRAPH_SKIP_INTEGRATION=1. CI (CI=true)
@@ -16,6 +17,7 @@ import (
 const (
 	EnvKafka     = "RTGRAPH_TEST_KAFKA"       // bootstrap address, e.g. 127.0.0.1:9092
 	EnvCassandra = "RTGRAPH_TEST_CASSANDRA"   // contact point, e.g. 127.0.0.1:9042
+	EnvRedis     = "RTGRAPH_TEST_REDIS"       // address, e.g. 127.0.0.1:16379
 	EnvSkip      = "RTGRAPH_SKIP_INTEGRATION" // "1" skips integration tests, loudly
 )
 
@@ -24,6 +26,10 @@ func Kafka(tb testing.TB) string { return lookup(tb, EnvKafka, "Kafka") }
 
 // Cassandra returns the contact point of the real Cassandra node.
 func Cassandra(tb testing.TB) string { return lookup(tb, EnvCassandra, "Cassandra") }
+
+// Redis returns the address of the real Redis server (the frequency-capping
+// peer of the benchmarks).
+func Redis(tb testing.TB) string { return lookup(tb, EnvRedis, "Redis") }
 
 func lookup(tb testing.TB, env, what string) string {
 	tb.Helper()

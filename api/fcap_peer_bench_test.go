@@ -1,0 +1,437 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rtgraph/rtgraph/graph"
+	"github.com/rtgraph/rtgraph/graph/embedded"
+	"github.com/rtgraph/rtgraph/graph/storetest"
+	"github.com/rtgraph/rtgraph/internal/testenv"
+)
+
+// BenchmarkFcapPeerRedis (make bench-fcap) compares frequency-cap lookups
+// through rtgraph's HTTP API with the same lookups on Redis done the way ad
+// servers commonly do them, in the same run on the same machine. One
+// iteration is the whole scenario; run it with -benchtime 1x.
+//
+// Data: RTGRAPH_BENCH_FCAP_IMPRESSIONS viewed impressions (user → item) over
+// RTGRAPH_BENCH_FCAP_USERS users, of which the first
+// RTGRAPH_BENCH_FCAP_HEAVY are heavy users with
+// RTGRAPH_BENCH_FCAP_HEAVY_IMPRESSIONS impressions each, the rest spread
+// uniformly over the other users. Each user has 20 campaigns (items from a
+// pool of 1000) and is shown the first 16 of them; event times are whole
+// milliseconds within the 7 days before the clock, skewed towards recent
+// (age = 7d × u³, u uniform). The same impressions are fed to both:
+//   - rtgraph: an embedded store (fsync on, 1 GiB block cache) and its count
+//     store, through RecordImpressions in calls of 10,000 from 2 writers,
+//     served by the real API handler over HTTP on 127.0.0.1 in this
+//     process;
+//   - Redis (RTGRAPH_TEST_REDIS): one sorted set per user × campaign, member
+//     the impression's event id (a redelivery changes nothing), score its
+//     event time in Unix microseconds, ZADD pipelined 1,000 at a time.
+//
+// A lookup is 1 user × its 20 campaigns × 5 windows (1m, 5m, 1h, 1d, 7d) as
+// of the clock: on rtgraph one GET /v1/counts/user/{id} with the 20 targets,
+// the windows and as_of, its JSON decoded; on Redis one pipeline of 100
+// ZCOUNT key (T−W T (the API's window (T−W, T]). Users are drawn uniformly.
+// RTGRAPH_BENCH_FCAP_LOOKUPS lookups per side are made from 8 goroutines,
+// in RTGRAPH_BENCH_FCAP_ROUNDS rounds that alternate which side goes first,
+// after an untimed warm-up round on each; every lookup's 100 counts must be
+// identical on both sides, or the benchmark fails. Reported: lookups/s, p50
+// and p99 of each side, and rtgraph ÷ Redis for lookups/s and p99.
+func BenchmarkFcapPeerRedis(b *testing.B) {
+	p := fcapPeerParams{
+		impressions: benchEnvInt("RTGRAPH_BENCH_FCAP_IMPRESSIONS", 20_000),
+		users:       benchEnvInt("RTGRAPH_BENCH_FCAP_USERS", 400),
+		heavy:       benchEnvInt("RTGRAPH_BENCH_FCAP_HEAVY", 4),
+		heavyImps:   benchEnvInt("RTGRAPH_BENCH_FCAP_HEAVY_IMPRESSIONS", 500),
+		lookups:     benchEnvInt("RTGRAPH_BENCH_FCAP_LOOKUPS", 2_000),
+		rounds:      benchEnvInt("RTGRAPH_BENCH_FCAP_ROUNDS", 4),
+	}
+	if p.heavy >= p.users || p.heavy*p.heavyImps > p.impressions {
+		b.Fatalf("fcap peer: %d heavy users × %d impressions do not fit in %d users and %d impressions",
+			p.heavy, p.heavyImps, p.users, p.impressions)
+	}
+	addr := testenv.Redis(b)
+	for range b.N {
+		runFcapPeer(b, p, addr)
+	}
+}
+
+type fcapPeerParams struct {
+	impressions, users, heavy, heavyImps, lookups, rounds int
+}
+
+const (
+	fcapPeerCampaigns   = 20   // per user, all in every lookup
+	fcapPeerShown       = 16   // of which the user is shown the first ones
+	fcapPeerPool        = 1000 // distinct campaigns
+	fcapPeerConcurrency = 8
+	fcapPeerEdgeType    = "viewed"
+)
+
+// fcapPeerWindows are the lookup's windows, in the API's spelling.
+var fcapPeerWindows = []struct {
+	name string
+	d    time.Duration
+}{{"1m", time.Minute}, {"5m", 5 * time.Minute}, {"1h", time.Hour}, {"1d", 24 * time.Hour}, {"7d", 7 * 24 * time.Hour}}
+
+func fcapPeerUser(u int) graph.NodeKey {
+	return graph.NodeKey{Type: "user", ID: fmt.Sprintf("fu%07d", u)}
+}
+
+// fcapPeerCampaign is user u's j-th campaign: distinct for j < 20.
+func fcapPeerCampaign(u, j int) graph.NodeKey {
+	return graph.NodeKey{Type: "item", ID: fmt.Sprintf("c%04d", (u*37+j*53)%fcapPeerPool)}
+}
+
+// fcapPeerImpressions generates the impressions, in calls of at most
+// graph.MaxImpressionsPerCall, and passes each call to emit.
+func fcapPeerImpressions(p fcapPeerParams, emit func([]graph.Impression) error) error {
+	rng := mrand.New(mrand.NewPCG(20261205, 1))
+	week := int64(7 * 24 * time.Hour / time.Millisecond)
+	batch := make([]graph.Impression, 0, graph.MaxImpressionsPerCall)
+	for i := range p.impressions {
+		u := i / max(p.heavyImps, 1)
+		if i >= p.heavy*p.heavyImps {
+			u = p.heavy + rng.IntN(p.users-p.heavy)
+		}
+		x := rng.Float64()
+		age := min(int64(float64(week)*x*x*x), week-1)
+		batch = append(batch, graph.Impression{
+			User:      fcapPeerUser(u),
+			EdgeType:  fcapPeerEdgeType,
+			Target:    fcapPeerCampaign(u, rng.IntN(fcapPeerShown)),
+			EventID:   fmt.Sprintf("e%09d", i),
+			EventTime: clock.Add(-time.Duration(age) * time.Millisecond),
+		})
+		if len(batch) == cap(batch) {
+			if err := emit(batch); err != nil {
+				return err
+			}
+			batch = make([]graph.Impression, 0, graph.MaxImpressionsPerCall)
+		}
+	}
+	if len(batch) > 0 {
+		return emit(batch)
+	}
+	return nil
+}
+
+// fcapPeerKey is the Redis key of a user × campaign sorted set.
+func fcapPeerKey(prefix string, user, target graph.NodeKey) string {
+	return prefix + user.String() + "|" + target.String()
+}
+
+// fcapPeerCounts is one lookup's answer: per campaign (in the user's
+// order), per window.
+type fcapPeerCounts [fcapPeerCampaigns][5]int64
+
+func runFcapPeer(b *testing.B, p fcapPeerParams, addr string) {
+	ctx := context.Background()
+
+	// rtgraph: embedded store and count store behind the API, over HTTP.
+	cfg := embedded.DefaultConfig()
+	cfg.Dir = b.TempDir()
+	cfg.CacheBytes = 1 << 30
+	now := func() time.Time { return clock }
+	store, err := embedded.Open(cfg, storetest.Schema(), embedded.Deps{Now: now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	rules, err := graph.NewCountRules(storetest.CountConfig(), storetest.Schema())
+	if err != nil {
+		b.Fatal(err)
+	}
+	counts, err := embedded.NewCounts(store, rules, embedded.CountOptions{Now: now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer counts.Close()
+	h := newHarness(b, store, func(o *Options) {
+		o.Counts = counts
+		o.Config.CountsRateLimit = RateLimit{}
+	})
+	srv := httptest.NewServer(h.h)
+	defer srv.Close()
+	httpc := &http.Client{Transport: &http.Transport{
+		MaxIdleConns: 2 * fcapPeerConcurrency, MaxIdleConnsPerHost: 2 * fcapPeerConcurrency, DisableCompression: true,
+	}}
+	defer httpc.CloseIdleConnections()
+
+	// Redis: keys under a prefix of this run's own, removed at the end.
+	rdb := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 2 * fcapPeerConcurrency})
+	defer rdb.Close()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		b.Fatalf("redis at %s (%s): %v", addr, testenv.EnvRedis, err)
+	}
+	var rb [6]byte
+	_, _ = rand.Read(rb[:])
+	prefix := "rtgraph-bench:fcap:" + hex.EncodeToString(rb[:]) + ":"
+	defer fcapPeerDropKeys(b, rdb, prefix)
+
+	// Feed both the same impressions, in turn.
+	var calls [][]graph.Impression
+	if err := fcapPeerImpressions(p, func(c []graph.Impression) error { calls = append(calls, c); return nil }); err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var accepted atomic.Int64
+	for range 2 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(calls) {
+					return
+				}
+				res, err := counts.RecordImpressions(ctx, calls[i])
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				accepted.Add(int64(res.Accepted))
+			}
+		})
+	}
+	wg.Wait()
+	if b.Failed() {
+		return
+	}
+	if int(accepted.Load()) != p.impressions {
+		b.Fatalf("rtgraph accepted %d of %d impressions", accepted.Load(), p.impressions)
+	}
+	loadRT := time.Since(t0)
+	t0 = time.Now()
+	for _, c := range calls {
+		for off := 0; off < len(c); off += 1000 {
+			pipe := rdb.Pipeline()
+			for _, imp := range c[off:min(off+1000, len(c))] {
+				pipe.ZAdd(ctx, fcapPeerKey(prefix, imp.User, imp.Target),
+					redis.Z{Score: float64(imp.EventTime.UnixMicro()), Member: imp.EventID})
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				b.Fatalf("redis ZADD: %v", err)
+			}
+		}
+	}
+	loadRedis := time.Since(t0)
+	calls = nil
+
+	// The lookups: users drawn uniformly, the same sequence on both sides.
+	rng := mrand.New(mrand.NewPCG(20261205, 2))
+	per := max(1, p.lookups/max(p.rounds, 1))
+	rounds := max(p.rounds, 1)
+	asOf := clock
+	asOfParam := url.QueryEscape(asOf.Format(time.RFC3339Nano))
+	winParam := make([]string, len(fcapPeerWindows))
+	for i, w := range fcapPeerWindows {
+		winParam[i] = w.name
+	}
+	path := func(u int) string {
+		var sb strings.Builder
+		sb.WriteString(srv.URL + "/v1/counts/user/" + fcapPeerUser(u).ID + "?edge_type=" + fcapPeerEdgeType)
+		for j := range fcapPeerCampaigns {
+			sb.WriteString("&target=" + url.QueryEscape(fcapPeerCampaign(u, j).String()))
+		}
+		sb.WriteString("&windows=" + strings.Join(winParam, ",") + "&as_of=" + asOfParam)
+		return sb.String()
+	}
+	lookupRT := func(u int) (fcapPeerCounts, error) {
+		var out fcapPeerCounts
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, path(u), nil)
+		if err != nil {
+			return out, err
+		}
+		req.Header.Set("Authorization", "Bearer "+countsKey)
+		resp, err := httpc.Do(req)
+		if err != nil {
+			return out, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return out, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return out, fmt.Errorf("GET counts of user %d: status %d: %s", u, resp.StatusCode, body)
+		}
+		var r countsResponse
+		if err := json.Unmarshal(body, &r); err != nil {
+			return out, err
+		}
+		got := make(map[string]map[string]int64, len(r.Targets))
+		for _, t := range r.Targets {
+			got[t.Target] = t.Counts
+		}
+		for j := range fcapPeerCampaigns {
+			c, ok := got[fcapPeerCampaign(u, j).String()]
+			if !ok {
+				return out, fmt.Errorf("user %d: no counts for %s in %s", u, fcapPeerCampaign(u, j), body)
+			}
+			for k, w := range fcapPeerWindows {
+				out[j][k] = c[w.name]
+			}
+		}
+		return out, nil
+	}
+	asOfMicro := strconv.FormatInt(asOf.UnixMicro(), 10)
+	lookupRedis := func(u int) (fcapPeerCounts, error) {
+		var out fcapPeerCounts
+		pipe := rdb.Pipeline()
+		cmds := make([]*redis.IntCmd, 0, fcapPeerCampaigns*len(fcapPeerWindows))
+		user := fcapPeerUser(u)
+		for j := range fcapPeerCampaigns {
+			key := fcapPeerKey(prefix, user, fcapPeerCampaign(u, j))
+			for _, w := range fcapPeerWindows {
+				cmds = append(cmds, pipe.ZCount(ctx, key, "("+strconv.FormatInt(asOf.Add(-w.d).UnixMicro(), 10), asOfMicro))
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return out, err
+		}
+		for i, c := range cmds {
+			out[i/len(fcapPeerWindows)][i%len(fcapPeerWindows)] = c.Val()
+		}
+		return out, nil
+	}
+
+	type side struct {
+		name   string
+		lookup func(int) (fcapPeerCounts, error)
+		lat    []time.Duration
+		wall   time.Duration
+		n      int
+	}
+	rt := &side{name: "rtgraph", lookup: lookupRT}
+	rd := &side{name: "redis", lookup: lookupRedis}
+	// run makes the lookups of users from fcapPeerConcurrency goroutines,
+	// returning each lookup's counts, the latencies and the wall time.
+	run := func(s *side, users []int) ([]fcapPeerCounts, []time.Duration, time.Duration) {
+		res := make([]fcapPeerCounts, len(users))
+		lat := make([][]time.Duration, fcapPeerConcurrency)
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for g := range fcapPeerConcurrency {
+			wg.Go(func() {
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= len(users) {
+						return
+					}
+					t := time.Now()
+					c, err := s.lookup(users[i])
+					if err != nil {
+						b.Errorf("%s lookup: %v", s.name, err)
+						return
+					}
+					lat[g] = append(lat[g], time.Since(t))
+					res[i] = c
+				}
+			})
+		}
+		wg.Wait()
+		return res, slices.Concat(lat...), time.Since(start)
+	}
+	checked, nonzero := 0, 0
+	for r := -1; r < rounds; r++ { // round -1: warm-up, untimed
+		users := make([]int, per)
+		for i := range users {
+			users[i] = rng.IntN(p.users)
+		}
+		order := []*side{rt, rd}
+		if r%2 != 0 {
+			order = []*side{rd, rt}
+		}
+		got := map[*side][]fcapPeerCounts{}
+		for _, s := range order {
+			res, lat, wall := run(s, users)
+			if b.Failed() {
+				return
+			}
+			got[s] = res
+			if r >= 0 {
+				s.lat = append(s.lat, lat...)
+				s.wall += wall
+				s.n += len(users)
+			}
+		}
+		for i, u := range users {
+			if got[rt][i] != got[rd][i] {
+				b.Fatalf("lookup %d of round %d, user %d: rtgraph counts %v, Redis %v (per campaign: 1m, 5m, 1h, 1d, 7d)",
+					i, r, u, got[rt][i], got[rd][i])
+			}
+			checked++
+			for j := range got[rt][i] {
+				if got[rt][i][j][len(fcapPeerWindows)-1] > 0 {
+					nonzero++
+				}
+			}
+		}
+	}
+
+	for _, s := range []*side{rt, rd} {
+		slices.Sort(s.lat)
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+	rps := func(s *side) float64 { return float64(s.n) / s.wall.Seconds() }
+	b.ReportMetric(rps(rt), "rtgraph-lookups/s")
+	b.ReportMetric(ms(percentile(rt.lat, 0.5)), "rtgraph-p50-ms")
+	b.ReportMetric(ms(percentile(rt.lat, 0.99)), "rtgraph-p99-ms")
+	b.ReportMetric(rps(rd), "redis-lookups/s")
+	b.ReportMetric(ms(percentile(rd.lat, 0.5)), "redis-p50-ms")
+	b.ReportMetric(ms(percentile(rd.lat, 0.99)), "redis-p99-ms")
+	b.ReportMetric(rps(rt)/rps(rd), "x-redis-lookups/s")
+	b.ReportMetric(float64(percentile(rt.lat, 0.99))/float64(percentile(rd.lat, 0.99)), "x-redis-p99")
+	b.Logf("%d impressions, %d users (%d heavy × %d); loaded in %s on rtgraph (RecordImpressions), %s on Redis (pipelined ZADD); "+
+		"%d lookups per side (1 user × %d campaigns × %d windows) at concurrency %d in %d rounds, %d compared equal (warm-up included; %d campaign answers with a non-zero 7d count); "+
+		"rtgraph over HTTP %.0f lookups/s p50 %s p99 %s; Redis %.0f lookups/s p50 %s p99 %s; rtgraph ÷ Redis: lookups/s %.2f, p99 %.2f",
+		p.impressions, p.users, p.heavy, p.heavyImps, loadRT.Round(time.Millisecond), loadRedis.Round(time.Millisecond),
+		rt.n, fcapPeerCampaigns, len(fcapPeerWindows), fcapPeerConcurrency, rounds, checked, nonzero,
+		rps(rt), percentile(rt.lat, 0.5), percentile(rt.lat, 0.99), rps(rd), percentile(rd.lat, 0.5), percentile(rd.lat, 0.99),
+		rps(rt)/rps(rd), float64(percentile(rt.lat, 0.99))/float64(percentile(rd.lat, 0.99)))
+}
+
+// fcapPeerDropKeys removes the keys under prefix.
+func fcapPeerDropKeys(b *testing.B, rdb *redis.Client, prefix string) {
+	ctx := context.Background()
+	var cursor uint64
+	for {
+		keys, next, err := rdb.Scan(ctx, cursor, prefix+"*", 10_000).Result()
+		if err != nil {
+			b.Errorf("redis SCAN: %v", err)
+			return
+		}
+		if len(keys) > 0 {
+			if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
+				b.Errorf("redis UNLINK: %v", err)
+				return
+			}
+		}
+		if next == 0 {
+			return
+		}
+		cursor = next
+	}
+}
