@@ -358,7 +358,10 @@ type prefixed struct {
 
 func (p *prefixed) SendMessages(msgs []*sarama.ProducerMessage) error {
 	for _, m := range msgs {
-		m.Topic = p.c.prefix + m.Topic
+		// The generator sends a failed message again as it is: prefix once.
+		if !strings.HasPrefix(m.Topic, p.c.prefix) {
+			m.Topic = p.c.prefix + m.Topic
+		}
 	}
 	if p.keep != nil {
 		p.mu.Lock()
