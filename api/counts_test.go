@@ -23,30 +23,41 @@ const countsKey = "counts-key-0123456789"
 // counting viewed (user → item) and likes (user → item | tag), holding imps.
 func openCounts(t *testing.T, imps []graph.Impression) graph.CountReader {
 	t.Helper()
-	cfg := embedded.DefaultConfig()
-	cfg.Dir = t.TempDir()
-	cfg.Sync = false
-	now := func() time.Time { return clock }
-	s, err := embedded.Open(cfg, storetest.Schema(), embedded.Deps{Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	rules, err := graph.NewCountRules(storetest.CountConfig(), storetest.Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := embedded.NewCounts(s, rules, embedded.CountOptions{Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	_, c := openCountStore(t, func(cfg *embedded.Config) { cfg.Sync = false })
 	if len(imps) > 0 {
 		if _, err := c.RecordImpressions(context.Background(), imps); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return c
+}
+
+// openCountStore opens an embedded store (DefaultConfig in a temporary
+// directory, changed by mod) and its count store on the suite schema, on
+// the tests' clock; both are closed when the test ends.
+func openCountStore(tb testing.TB, mod func(*embedded.Config)) (*embedded.Store, *embedded.Counts) {
+	tb.Helper()
+	cfg := embedded.DefaultConfig()
+	cfg.Dir = tb.TempDir()
+	if mod != nil {
+		mod(&cfg)
+	}
+	now := func() time.Time { return clock }
+	s, err := embedded.Open(cfg, storetest.Schema(), embedded.Deps{Now: now})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	rules, err := graph.NewCountRules(storetest.CountConfig(), storetest.Schema())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := embedded.NewCounts(s, rules, embedded.CountOptions{Now: now})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return s, c
 }
 
 func impAgo(u, edgeType string, target graph.NodeKey, id string, ago time.Duration) graph.Impression {

@@ -23,7 +23,6 @@ import (
 
 	"github.com/rtgraph/rtgraph/graph"
 	"github.com/rtgraph/rtgraph/graph/embedded"
-	"github.com/rtgraph/rtgraph/graph/storetest"
 	"github.com/rtgraph/rtgraph/internal/testenv"
 )
 
@@ -149,24 +148,7 @@ func runFcapPeer(b *testing.B, p fcapPeerParams, addr string) {
 	ctx := context.Background()
 
 	// rtgraph: embedded store and count store behind the API, over HTTP.
-	cfg := embedded.DefaultConfig()
-	cfg.Dir = b.TempDir()
-	cfg.CacheBytes = 1 << 30
-	now := func() time.Time { return clock }
-	store, err := embedded.Open(cfg, storetest.Schema(), embedded.Deps{Now: now})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	rules, err := graph.NewCountRules(storetest.CountConfig(), storetest.Schema())
-	if err != nil {
-		b.Fatal(err)
-	}
-	counts, err := embedded.NewCounts(store, rules, embedded.CountOptions{Now: now})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer counts.Close()
+	store, counts := openCountStore(b, func(cfg *embedded.Config) { cfg.CacheBytes = 1 << 30 })
 	h := newHarness(b, store, func(o *Options) {
 		o.Counts = counts
 		o.Config.CountsRateLimit = RateLimit{}

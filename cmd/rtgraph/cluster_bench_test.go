@@ -197,8 +197,7 @@ func newBenchCluster(b *testing.B, bin string, brokers, hosts []string, port str
 		return s
 	})
 
-	sc := sarama.NewConfig()
-	sc.Version = sarama.V4_0_0_0
+	sc := clusterSaramaConfig()
 	admin, err := sarama.NewClusterAdmin(brokers, sc)
 	if err != nil {
 		b.Fatal(err)
@@ -501,9 +500,14 @@ func clusterSaramaConfig() *sarama.Config {
 // sampleUntil samples the group's committed offsets until they reach total
 // and returns when they passed 10 % and 90 % of it, and when they reached it.
 func (c *benchCluster) sampleUntil(total int64, limit time.Duration) (t10, t90, done time.Time) {
+	client, err := sarama.NewClient(c.brokers, clusterSaramaConfig())
+	if err != nil {
+		c.b.Fatal(err)
+	}
+	defer client.Close()
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		lag, err := groupLag(clusterSaramaConfig(), c.brokers, c.group, c.eventTopics())
+		lag, _, err := lagOf(client, c.group, c.eventTopics())
 		now := time.Now()
 		if err == nil {
 			committed := total - lag

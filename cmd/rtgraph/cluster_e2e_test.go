@@ -300,12 +300,10 @@ func clusterRidesRun(t *testing.T, bin, dir string, asOf time.Time, brokers, hos
 // of topics is the partition's end offset.
 func waitGroupCaughtUp(t testing.TB, brokers []string, group string, topics []string, limit time.Duration) {
 	t.Helper()
-	sc := sarama.NewConfig()
-	sc.Version = sarama.V4_0_0_0
 	deadline := time.Now().Add(limit)
 	last := ""
 	for time.Now().Before(deadline) {
-		behind, err := groupLag(sc, brokers, group, topics)
+		behind, err := groupLag(brokers, group, topics)
 		if err == nil && behind == 0 {
 			return
 		}
@@ -315,46 +313,15 @@ func waitGroupCaughtUp(t testing.TB, brokers []string, group string, topics []st
 	t.Fatalf("group %s not caught up after %s: %s", group, limit, last)
 }
 
-func groupLag(sc *sarama.Config, brokers []string, group string, topics []string) (int64, error) {
-	client, err := sarama.NewClient(brokers, sc)
+// groupLag is the group's lag over topics, read with a client of its own.
+func groupLag(brokers []string, group string, topics []string) (int64, error) {
+	client, err := sarama.NewClient(brokers, clusterSaramaConfig())
 	if err != nil {
 		return -1, err
 	}
 	defer client.Close()
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		return -1, err
-	}
-	parts := map[string][]int32{}
-	for _, tp := range topics {
-		ps, err := client.Partitions(tp)
-		if err != nil {
-			return -1, err
-		}
-		parts[tp] = ps
-	}
-	committed, err := admin.ListConsumerGroupOffsets(group, parts)
-	if err != nil {
-		return -1, err
-	}
-	var behind int64
-	for tp, ps := range parts {
-		for _, p := range ps {
-			end, err := client.GetOffset(tp, p, sarama.OffsetNewest)
-			if err != nil {
-				return -1, err
-			}
-			b := committed.GetBlock(tp, p)
-			if b == nil || b.Offset < 0 {
-				if end > 0 {
-					behind += end
-				}
-				continue
-			}
-			behind += end - b.Offset
-		}
-	}
-	return behind, nil
+	lag, _, err := lagOf(client, group, topics)
+	return lag, err
 }
 
 // grepLines returns the lines of s that contain any of words.
