@@ -93,7 +93,7 @@ test-cdc: ## CDC end to end: PostgreSQL -> Debezium (json, plain, flat) -> Kafka
 	$(CDC_E2E_INFRA) RTGRAPH_TEST_CDC=1 deploy/local/with-infra.sh $(GO) test -count=1 -timeout 40m -v -run '^TestCDCEndToEnd$$' ./cmd/rtgraph/
 
 .PHONY: bench
-bench: bench-store bench-ingest bench-query bench-degree bench-fcap bench-cluster ## Run every benchmark (figures go to docs/benchmarks.md by hand).
+bench: bench-store bench-read bench-ingest bench-query bench-degree bench-fcap bench-cluster ## Run every benchmark (figures go to docs/benchmarks.md by hand).
 
 .PHONY: bench-smoke
 bench-smoke: ## Every benchmark once at small sizes, on Pebble and real servers: keeps them running (CI); the figures mean nothing.
@@ -109,6 +109,11 @@ bench-cluster: ## Cluster figures: events/s with 1, 2 and 3 ingest processes; re
 .PHONY: bench-store
 bench-store: ## Graph-store benchmarks on Pebble and on real Cassandra.
 	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./graph/embedded/ ./graph/cassandra/
+
+.PHONY: bench-read
+bench-read: ## Read path per edge: a 300-edge page from the store (decoded, raw bytes, raw Pebble ceiling) and through the API handler (docs/benchmarks.md).
+	$(GO) test -run '^$$' -bench '^BenchmarkAdjacencyPage300$$' -benchtime 2000x ./graph/embedded/
+	$(GO) test -run '^$$' -bench '^BenchmarkEdgesPage300$$' -benchtime 2000x ./api/
 
 .PHONY: bench-query
 bench-query: ## Query API latency: 1/2/3 hops and supernode, Pebble and real Cassandra (docs/bench-query.md).

@@ -46,8 +46,8 @@ func TestGetEdgesPages(t *testing.T) {
 	if got.Window.Since == nil || !got.Window.Since.Equal(clock.Add(-2400*time.Hour)) || got.Window.Until != nil {
 		t.Fatalf("window = %+v", got.Window)
 	}
-	if got.Edges[1].Props["weight"] != 0.5 {
-		t.Errorf("props = %v", got.Edges[1].Props)
+	if propsOf(got.Edges[1].Props)["weight"] != 0.5 {
+		t.Errorf("props = %s", got.Edges[1].Props)
 	}
 
 	// Paging: 40 edges, 15 at a time, then key order, then the reverse side.

@@ -25,21 +25,25 @@ type nodeKeyJSON struct {
 	ID   string `json:"id"`
 }
 
+// Properties are written as the canonical JSON the store keeps
+// (graph.EncodeProps), passed through without a decode and re-encode when
+// the store hands over its bytes.
+
 type nodeJSON struct {
-	Type      string      `json:"type"`
-	ID        string      `json:"id"`
-	Props     graph.Props `json:"props"`
-	EventTime time.Time   `json:"event_time"`
+	Type      string          `json:"type"`
+	ID        string          `json:"id"`
+	Props     json.RawMessage `json:"props"`
+	EventTime time.Time       `json:"event_time"`
 }
 
 type edgeJSON struct {
-	Type      string      `json:"type"`
-	From      nodeKeyJSON `json:"from"`
-	To        nodeKeyJSON `json:"to"`
-	Props     graph.Props `json:"props"`
-	EventTime time.Time   `json:"event_time"`
-	ExpiresAt *time.Time  `json:"expires_at,omitempty"`
-	Hop       int         `json:"hop,omitempty"`
+	Type      string          `json:"type"`
+	From      nodeKeyJSON     `json:"from"`
+	To        nodeKeyJSON     `json:"to"`
+	Props     json.RawMessage `json:"props"`
+	EventTime time.Time       `json:"event_time"`
+	ExpiresAt *time.Time      `json:"expires_at,omitempty"`
+	Hop       int             `json:"hop,omitempty"`
 }
 
 type nodeResponse struct {
@@ -65,12 +69,12 @@ type edgesResponse struct {
 }
 
 type traversalNodeJSON struct {
-	Type      string      `json:"type"`
-	ID        string      `json:"id"`
-	Status    string      `json:"status"`
-	Hop       int         `json:"hop"`
-	Props     graph.Props `json:"props,omitempty"`
-	EventTime *time.Time  `json:"event_time,omitempty"`
+	Type      string          `json:"type"`
+	ID        string          `json:"id"`
+	Status    string          `json:"status"`
+	Hop       int             `json:"hop"`
+	Props     json.RawMessage `json:"props,omitempty"`
+	EventTime *time.Time      `json:"event_time,omitempty"`
 }
 
 type hopJSON struct {
@@ -104,16 +108,17 @@ type traversalResponse struct {
 
 func keyJSON(k graph.NodeKey) nodeKeyJSON { return nodeKeyJSON{Type: k.Type, ID: k.ID} }
 
-func toEdgeJSON(e graph.Edge, hop int) edgeJSON {
-	out := edgeJSON{Type: e.Key.Type, From: keyJSON(e.Key.From), To: keyJSON(e.Key.To), Props: e.Props, EventTime: e.EventTime, Hop: hop}
-	if out.Props == nil {
-		out.Props = graph.Props{}
+func toEdgeJSON(e graph.Edge, hop int) (edgeJSON, error) {
+	props, err := e.PropsBytes()
+	if err != nil {
+		return edgeJSON{}, err
 	}
+	out := edgeJSON{Type: e.Key.Type, From: keyJSON(e.Key.From), To: keyJSON(e.Key.To), Props: props, EventTime: e.EventTime, Hop: hop}
 	if !e.ExpiresAt.IsZero() {
 		t := e.ExpiresAt
 		out.ExpiresAt = &t
 	}
-	return out
+	return out, nil
 }
 
 func optTime(t time.Time) *time.Time {
@@ -209,9 +214,10 @@ func (s *server) getNode(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, apiErr(kindNotFound, "", "node %s does not exist", k))
 		return
 	}
-	props := n.Props
-	if props == nil {
-		props = graph.Props{}
+	props, err := n.PropsBytes()
+	if err != nil {
+		s.writeProblem(w, r, err)
+		return
 	}
 	wm, _ := watermarkFrom(r.Context())
 	s.writeJSON(w, nodeResponse{
@@ -328,6 +334,7 @@ func (s *server) getEdges(w http.ResponseWriter, r *http.Request) {
 	r, cancel := withBudget(r, s.cfg.DefaultTimeBudget)
 	defer cancel()
 	t := time.Now()
+	eq.q.RawProps = true // the properties are passed on as stored
 	page, err := s.store.Adjacency(r.Context(), eq.q)
 	s.m.stage(r, stageStorage, time.Since(t))
 	s.m.storeReads.WithLabelValues(routeOf(r)).Observe(1)
@@ -342,18 +349,24 @@ func (s *server) getEdges(w http.ResponseWriter, r *http.Request) {
 		Direction: eq.q.Direction.String(),
 		Order:     eq.q.Order.String(),
 		Window:    windowJSON{Since: optTime(eq.q.Since), Until: optTime(eq.q.Until)},
-		Edges:     make([]edgeJSON, 0, len(page.Edges)),
+		Edges:     []edgeJSON{}, // filled in by writeJSONEdges
 		HasMore:   page.Next != nil,
 		Watermark: wm,
 	}
+	edges := make([]edgeJSON, 0, len(page.Edges))
 	for _, e := range page.Edges {
-		resp.Edges = append(resp.Edges, toEdgeJSON(e, 0))
+		ej, err := toEdgeJSON(e, 0)
+		if err != nil {
+			s.writeProblem(w, r, err)
+			return
+		}
+		edges = append(edges, ej)
 	}
 	if page.Next != nil {
 		resp.NextCursor = s.codec.seal(cursorEdges, s.edgesFingerprint(eq),
 			edgesCursor{since: eq.q.Since, until: eq.q.Until, store: page.Next}.encode())
 	}
-	s.writeJSON(w, resp)
+	s.writeJSONEdges(w, r, resp, edges)
 }
 
 // checkNoQuery refuses any query string on a route that takes none, as the
@@ -416,7 +429,7 @@ func (s *server) postTraversal(w http.ResponseWriter, r *http.Request) {
 	wm, _ := watermarkFrom(r.Context())
 	resp := traversalResponse{
 		Nodes:     make([]traversalNodeJSON, 0, len(res.Nodes)),
-		Edges:     make([]edgeJSON, 0, len(res.Edges)),
+		Edges:     []edgeJSON{}, // filled in by writeJSONEdges
 		Paths:     res.Paths,
 		Hops:      make([]hopJSON, 0, len(res.Hops)),
 		Truncated: res.Truncated(),
@@ -425,17 +438,27 @@ func (s *server) postTraversal(w http.ResponseWriter, r *http.Request) {
 	for _, n := range res.Nodes {
 		nj := traversalNodeJSON{Type: n.Key.Type, ID: n.Key.ID, Status: n.Status.String(), Hop: n.Hop}
 		if n.Status == traverse.NodeFound {
-			nj.Props = n.Node.Props
-			if nj.Props == nil {
-				nj.Props = graph.Props{}
+			props, err := n.Node.PropsBytes()
+			if err != nil {
+				s.writeProblem(w, r, err)
+				return
+			}
+			if string(props) != "{}" { // a node without properties lists none, as before
+				nj.Props = props
 			}
 			et := n.Node.EventTime
 			nj.EventTime = &et
 		}
 		resp.Nodes = append(resp.Nodes, nj)
 	}
+	edges := make([]edgeJSON, 0, len(res.Edges))
 	for _, e := range res.Edges {
-		resp.Edges = append(resp.Edges, toEdgeJSON(e.Edge, e.Hop))
+		ej, err := toEdgeJSON(e.Edge, e.Hop)
+		if err != nil {
+			s.writeProblem(w, r, err)
+			return
+		}
+		edges = append(edges, ej)
 	}
 	// A cursor must fit in a request body, with room for the request, to
 	// be of use.
@@ -461,5 +484,5 @@ func (s *server) postTraversal(w http.ResponseWriter, r *http.Request) {
 		resp.Hops = append(resp.Hops, hj)
 	}
 	resp.Stats = statsJSON{StoreReads: res.StoreReads, DurationMS: float64(time.Since(start).Microseconds()) / 1000}
-	s.writeJSON(w, resp)
+	s.writeJSONEdges(w, r, resp, edges)
 }

@@ -299,3 +299,13 @@ func wantProblem(t *testing.T, r response, status int, slug, field string) Probl
 	}
 	return p
 }
+
+// propsOf decodes a response's properties; nil when they do not decode to
+// an object.
+func propsOf(raw json.RawMessage) map[string]any {
+	var m map[string]any
+	if json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	return m
+}

@@ -20,7 +20,7 @@ func TestGetNode(t *testing.T) {
 	}
 	var got nodeResponse
 	r.json(t, &got)
-	if got.Node.Type != "user" || got.Node.ID != "alice" || got.Node.Props["name"] != "Alice" || got.Node.Props["age"] != float64(30) {
+	if got.Node.Type != "user" || got.Node.ID != "alice" || propsOf(got.Node.Props)["name"] != "Alice" || propsOf(got.Node.Props)["age"] != float64(30) {
 		t.Fatalf("node = %+v", got.Node)
 	}
 	if !got.Node.EventTime.Equal(at(1)) {

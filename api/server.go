@@ -161,7 +161,7 @@ func New(opts Options) (http.Handler, error) {
 		cpurger:  opts.CountPurger,
 		counts:   opts.Counts,
 		schema:   opts.Schema,
-		engine:   traverse.New(opts.Store, opts.Schema, traverse.Options{Concurrency: cfg.ReadConcurrency}),
+		engine:   traverse.New(opts.Store, opts.Schema, traverse.Options{Concurrency: cfg.ReadConcurrency, RawProps: true}),
 		codec:    cursorCodec{key: secret},
 		fresh:    opts.Freshness,
 		auth:     auth,

@@ -93,7 +93,7 @@ func traversalScenarios(t *testing.T, store graph.Reader) {
 		if w := []string{"0:alice:found", "1:dave:missing", "1:carol:found", "1:bob:found", "2:erin:found"}; !slices.Equal(nodes, w) {
 			t.Fatalf("nodes = %v, want %v", nodes, w)
 		}
-		if got.Nodes[2].Props["name"] != "Carol" || got.Nodes[2].EventTime == nil {
+		if propsOf(got.Nodes[2].Props)["name"] != "Carol" || got.Nodes[2].EventTime == nil {
 			t.Errorf("carol = %+v", got.Nodes[2])
 		}
 		if got.Truncated || got.NextCursor != "" || len(got.Hops) != 2 || got.Hops[1].NewNodes != 1 || got.Hops[1].Edges != 2 {

@@ -207,7 +207,12 @@ func (s *server) listNodes(w http.ResponseWriter, r *http.Request) {
 				props[name] = x
 			}
 		}
-		resp.Nodes = append(resp.Nodes, nodeJSON{Type: n.Key.Type, ID: n.Key.ID, Props: props, EventTime: n.EventTime})
+		b, err := graph.EncodeProps(props)
+		if err != nil {
+			s.writeProblem(w, r, err)
+			return
+		}
+		resp.Nodes = append(resp.Nodes, nodeJSON{Type: n.Key.Type, ID: n.Key.ID, Props: b, EventTime: n.EventTime})
 	}
 	if page.Next != nil {
 		resp.NextCursor = s.codec.seal(cursorNodes, listFingerprint(typ), page.Next)

@@ -66,10 +66,16 @@ func DecodeProps(b []byte) (Props, error) {
 
 // Node is a node as stored: its properties and the event time of the write
 // that produced them.
+//
+// PropsJSON is the stored encoding of Props ([EncodeProps]: canonical JSON)
+// when the backend read it from storage, else nil: a reader that only passes
+// properties on writes these bytes as they are, with no decode and
+// re-encode. It is owned by the caller.
 type Node struct {
 	Key       NodeKey   `json:"key"`
 	Props     Props     `json:"props"`
 	EventTime time.Time `json:"event_time"`
+	PropsJSON []byte    `json:"-"`
 }
 
 // EdgeKey identifies an edge: at most one edge of a type links two nodes in
@@ -81,11 +87,31 @@ type EdgeKey struct {
 }
 
 // Edge is an edge as stored. ExpiresAt is zero when the edge type has no TTL.
+// PropsJSON is as for [Node]; an adjacency page asked with
+// [AdjacencyQuery.RawProps] may hold only PropsJSON, with Props nil.
 type Edge struct {
 	Key       EdgeKey   `json:"key"`
 	Props     Props     `json:"props"`
 	EventTime time.Time `json:"event_time"`
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	PropsJSON []byte    `json:"-"`
+}
+
+// PropsBytes returns the canonical JSON of the edge's properties: PropsJSON
+// when the backend set it, else [EncodeProps] of Props.
+func (e Edge) PropsBytes() ([]byte, error) {
+	if e.PropsJSON != nil {
+		return e.PropsJSON, nil
+	}
+	return EncodeProps(e.Props)
+}
+
+// PropsBytes is [Edge.PropsBytes] for a node.
+func (n Node) PropsBytes() ([]byte, error) {
+	if n.PropsJSON != nil {
+		return n.PropsJSON, nil
+	}
+	return EncodeProps(n.Props)
 }
 
 // Op is the kind of a mutation.

@@ -11,6 +11,10 @@ import (
 // Until exclusive; zero means unbounded). Limit must be positive. Cursor is
 // nil for the first page, else the Next of the previous page of the same
 // query; a cursor is opaque and only valid for the query that produced it.
+// RawProps asks for the edges' properties as stored bytes only
+// ([Edge.PropsJSON]): a backend that keeps them encoded skips decoding them
+// and may leave Props nil. It does not change which edges a page holds, nor
+// its cursors.
 type AdjacencyQuery struct {
 	Node      NodeKey
 	EdgeType  string
@@ -20,6 +24,7 @@ type AdjacencyQuery struct {
 	Until     time.Time
 	Limit     int
 	Cursor    []byte
+	RawProps  bool
 }
 
 // AdjacencyPage is one page of adjacency. Next is nil when there are no more

@@ -112,9 +112,18 @@ func (s *Store) GetNodes(ctx context.Context, keys []graph.NodeKey) (map[graph.N
 		if err != nil {
 			return nil, fmt.Errorf("cassandra: get node %s: %w", r.key, err)
 		}
-		out[r.key] = graph.Node{Key: r.key, Props: p, EventTime: fromMicros(r.wt)}
+		out[r.key] = graph.Node{Key: r.key, Props: p, EventTime: fromMicros(r.wt), PropsJSON: canonicalProps(v.props)}
 	}
 	return out, nil
+}
+
+// canonicalProps is the stored property bytes as graph.Node.PropsJSON and
+// graph.Edge.PropsJSON hold them: graph.EncodeProps writes "{}" for none.
+func canonicalProps(b []byte) []byte {
+	if len(b) == 0 {
+		return []byte("{}")
+	}
+	return b
 }
 
 // decodeProps decodes stored properties and restores declared float
@@ -494,11 +503,12 @@ func (r *adjRead) edge(row keyRow) (graph.Edge, error) {
 	if r.q.Direction == graph.In {
 		k.From, k.To = nbr, r.q.Node
 	}
-	p, err := decodeProps(row.val.props, r.et.Props)
-	if err != nil {
-		return graph.Edge{}, fmt.Errorf("cassandra: adjacency of %s: edge to %s: %w", r.q.Node, nbr, err)
+	e := graph.Edge{Key: k, EventTime: fromMicros(row.wt), PropsJSON: canonicalProps(row.val.props)}
+	if !r.q.RawProps {
+		if e.Props, err = decodeProps(row.val.props, r.et.Props); err != nil {
+			return graph.Edge{}, fmt.Errorf("cassandra: adjacency of %s: edge to %s: %w", r.q.Node, nbr, err)
+		}
 	}
-	e := graph.Edge{Key: k, Props: p, EventTime: fromMicros(row.wt)}
 	if row.exp != 0 {
 		e.ExpiresAt = fromMicros(row.exp)
 	}

@@ -1,7 +1,35 @@
 package embedded
 
-import "github.com/cockroachdb/pebble/v2"
+import (
+	"bytes"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/rtgraph/rtgraph/graph"
+)
 
 // PebbleDB is the store's database, for tests that compare it with another
 // database or wait for its background work; they must not write to it.
 func PebbleDB(s *Store) *pebble.DB { return s.db }
+
+// AdjacencySpan is where the scan of an adjacency query runs in the
+// database, for a benchmark's raw iterator to read the same keys: keys in
+// [lo, hi) except after (the cursor's key, nil on a first page); each holds
+// prefixLen bytes of table prefix, then, when timed, 8 bytes of inverted
+// time, then the far end's encoded node key.
+func AdjacencySpan(s *Store, q graph.AdjacencyQuery) (lo, hi, after []byte, prefixLen int, timed bool, err error) {
+	pl := s.plan(q)
+	lo = pl.lo
+	if q.Cursor != nil {
+		suffix, err := decodeCursor(q.Cursor, graph.QueryFingerprint(q), pl)
+		if err != nil {
+			return nil, nil, nil, 0, false, err
+		}
+		after = append(slices.Clone(pl.prefix), suffix...)
+		if bytes.Compare(after, lo) >= 0 {
+			lo = after
+		}
+	}
+	return lo, pl.hi, after, len(pl.prefix), pl.timeTable, nil
+}

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -83,6 +84,28 @@ func readStr(b []byte) (string, []byte, error) {
 		}
 	}
 	return "", nil, errBadKey
+}
+
+// strEnd returns the index of the terminator (0x00 0x01) of the escaped
+// string at the front of b, -1 when there is none, and whether the string
+// holds escaped bytes.
+func strEnd(b []byte) (end int, escaped bool) {
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], 0)
+		if j < 0 || i+j+1 >= len(b) {
+			return -1, false
+		}
+		i += j
+		switch b[i+1] {
+		case 1:
+			return i, escaped
+		case 0xff:
+			escaped = true
+			i += 2
+		default:
+			return -1, false
+		}
+	}
 }
 
 func appendNode(b []byte, k graph.NodeKey) []byte {

@@ -59,6 +59,16 @@ var errBadRecord = errors.New("embedded: malformed record")
 
 // decodeRecord copies what it keeps: b may be owned by an iterator.
 func decodeRecord(b []byte) (record, error) {
+	r, err := viewRecord(b)
+	if r.hasUp {
+		r.props = append([]byte(nil), r.props...)
+	}
+	return r, err
+}
+
+// viewRecord is decodeRecord without the copy: props aliases b, so r lives
+// only as long as b does.
+func viewRecord(b []byte) (record, error) {
 	header := recordHeader
 	if len(b) > 0 && b[0] == recordV1 {
 		header = recordHeaderV1
@@ -78,7 +88,7 @@ func decodeRecord(b []byte) (record, error) {
 		copy(r.delPos[:], b[26+graph.PosLen:recordHeader])
 	}
 	if r.hasUp {
-		r.props = append([]byte(nil), b[header:]...)
+		r.props = b[header:len(b):len(b)]
 	}
 	return r, nil
 }

@@ -57,7 +57,10 @@ type Deps struct {
 type Store struct {
 	cfg    Config
 	schema *graph.Schema
-	db     *pebble.DB
+	// typeNames interns the schema's node type names, so reads decoding a
+	// key share one string per type.
+	typeNames map[string]string
+	db        *pebble.DB
 	// release frees what db's options hold (the disk-health checker, the
 	// cache reference) once db is closed.
 	release io.Closer
@@ -107,8 +110,11 @@ func Open(cfg Config, schema *graph.Schema, deps Deps) (*Store, error) {
 		return nil, fmt.Errorf("embedded: open %s: %w", cfg.Dir, err)
 	}
 	s := &Store{
-		cfg: cfg, schema: schema, db: db, release: release, log: logger, now: now, m: m,
+		cfg: cfg, schema: schema, typeNames: map[string]string{}, db: db, release: release, log: logger, now: now, m: m,
 		stopSweep: make(chan struct{}), sweepDone: make(chan struct{}), commitHook: deps.CommitHook,
+	}
+	for _, name := range schema.NodeTypes() {
+		s.typeNames[name] = name
 	}
 	go s.sweepLoop()
 	logger.Info("embedded store opened", "dir", cfg.Dir)
@@ -254,7 +260,7 @@ func (s *Store) GetNodes(ctx context.Context, keys []graph.NodeKey) (map[graph.N
 		if err != nil {
 			return nil, fmt.Errorf("embedded: get node %s: %w", w.k, err)
 		}
-		out[w.k] = graph.Node{Key: w.k, Props: props, EventTime: fromMicros(r.upAt)}
+		out[w.k] = graph.Node{Key: w.k, Props: props, EventTime: fromMicros(r.upAt), PropsJSON: r.props}
 	}
 	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("embedded: get nodes: %w", err)
@@ -418,6 +424,13 @@ func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.Ad
 	// lastReturned and lastScanned are keys; the cursor is the former when
 	// a further visible edge exists, the latter when the scan budget ran out.
 	var lastReturned, lastScanned []byte
+	// The page's far-end ids and property bytes are gathered in two arenas
+	// and handed out as slices of one string and one byte slice once the
+	// scan ends, so a page costs a few allocations, not several per edge.
+	var ids, props []byte
+	spans := make([]edgeSpans, 0, min(q.Limit, 1000))
+	page.Edges = make([]graph.Edge, 0, min(q.Limit, 1000))
+	nkey := []byte{tNode}
 	scanned := 0
 	for ok := it.First(); ok; ok = it.Next() {
 		key := it.Key()
@@ -430,7 +443,7 @@ func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.Ad
 		}
 		scanned++
 		lastScanned = append(lastScanned[:0], key...)
-		r, err := decodeRecord(it.Value())
+		r, err := viewRecord(it.Value())
 		if err != nil {
 			return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
 		}
@@ -447,23 +460,33 @@ func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.Ad
 		if pl.timeTable {
 			rest = rest[8:]
 		}
-		other, _, err := readNode(rest)
+		// The far end's node key is 'n' followed by its encoding in the
+		// index key: no decode is needed to look it up.
+		nkey = append(nkey[:1], rest...)
+		typ, id, idEsc, err := s.splitNode(rest)
 		if err != nil {
 			return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
 		}
-		if ok, err := s.present(nodes, tr, other); err != nil {
+		if ok, err := s.presentKey(nodes, tr, nkey, typ); err != nil {
 			return graph.AdjacencyPage{}, err
 		} else if !ok {
 			continue
 		}
-		props, err := s.schema.DecodeEdgeProps(q.EdgeType, r.props)
-		if err != nil {
-			return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
+		sp := edgeSpans{idFrom: len(ids), propsFrom: len(props)}
+		if idEsc {
+			esc, _, err := readStr(id)
+			if err != nil {
+				return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
+			}
+			ids = append(ids, esc...)
+		} else {
+			ids = append(ids, id...)
 		}
-		e := graph.Edge{Key: graph.EdgeKey{Type: q.EdgeType, From: q.Node, To: other}, Props: props, EventTime: fromMicros(r.upAt)}
-		if q.Direction == graph.In {
-			e.Key.From, e.Key.To = other, q.Node
-		}
+		sp.idTo = len(ids)
+		props = append(props, r.props...)
+		sp.propsTo = len(props)
+		spans = append(spans, sp)
+		e := graph.Edge{Key: graph.EdgeKey{Type: q.EdgeType, From: q.Node, To: graph.NodeKey{Type: typ}}, EventTime: fromMicros(r.upAt)}
 		if r.expires != 0 {
 			e.ExpiresAt = fromMicros(r.expires)
 		}
@@ -473,34 +496,85 @@ func (s *Store) Adjacency(ctx context.Context, q graph.AdjacencyQuery) (graph.Ad
 	if err := it.Error(); err != nil {
 		return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
 	}
+	allIDs := string(ids)
+	for i := range page.Edges {
+		e, sp := &page.Edges[i], spans[i]
+		e.Key.To.ID = allIDs[sp.idFrom:sp.idTo]
+		e.PropsJSON = props[sp.propsFrom:sp.propsTo:sp.propsTo]
+		if !q.RawProps {
+			if e.Props, err = s.schema.DecodeEdgeProps(q.EdgeType, e.PropsJSON); err != nil {
+				return graph.AdjacencyPage{}, fmt.Errorf("embedded: adjacency: %w", err)
+			}
+		}
+		if q.Direction == graph.In {
+			e.Key.From, e.Key.To = e.Key.To, q.Node
+		}
+	}
 	return page, nil
+}
+
+// edgeSpans locates one edge's far-end id and property bytes in a page's
+// arenas.
+type edgeSpans struct{ idFrom, idTo, propsFrom, propsTo int }
+
+// splitNode splits the encoded node key at the front of b into its type,
+// interned as the schema's name when it is a declared node type, and the
+// id's encoded bytes, which need unescaping only when esc is set.
+func (s *Store) splitNode(b []byte) (typ string, id []byte, esc bool, err error) {
+	tEnd, tEsc := strEnd(b)
+	if tEnd < 0 {
+		return "", nil, false, errBadKey
+	}
+	if tEsc {
+		if typ, _, err = readStr(b); err != nil {
+			return "", nil, false, err
+		}
+	} else if name, ok := s.typeNames[string(b[:tEnd])]; ok {
+		typ = name
+	} else {
+		typ = string(b[:tEnd])
+	}
+	rest := b[tEnd+2:]
+	iEnd, iEsc := strEnd(rest)
+	if iEnd < 0 {
+		return "", nil, false, errBadKey
+	}
+	if iEsc {
+		return typ, rest[:iEnd+2], true, nil
+	}
+	return typ, rest[:iEnd], false, nil
 }
 
 // present reports whether node k lets its edges be seen (see package
 // graph): it exists, or its type is implicit and it is not deleted
 // (implicit types are never truncated).
 func (s *Store) present(nodes *pebble.Iterator, tr *truncReader, k graph.NodeKey) (bool, error) {
-	key := nodeKey(k)
+	return s.presentKey(nodes, tr, nodeKey(k), k.Type)
+}
+
+// presentKey is present for the node whose node-table key is key and whose
+// type is typ.
+func (s *Store) presentKey(nodes *pebble.Iterator, tr *truncReader, key []byte, typ string) (bool, error) {
 	var r record
 	found := nodes.SeekGE(key) && bytes.Equal(nodes.Key(), key)
 	if found {
 		var err error
-		if r, err = decodeRecord(nodes.Value()); err != nil {
-			return false, fmt.Errorf("embedded: adjacency: node %s: %w", k, err)
+		if r, err = viewRecord(nodes.Value()); err != nil {
+			return false, fmt.Errorf("embedded: adjacency: node %q: %w", key, err)
 		}
 		if r.visible() {
-			live, err := tr.untruncated(k.Type, r)
+			live, err := tr.untruncated(typ, r)
 			if err != nil {
-				return false, fmt.Errorf("embedded: adjacency: node %s: %w", k, err)
+				return false, fmt.Errorf("embedded: adjacency: node %q: %w", key, err)
 			}
 			if live {
 				return true, nil
 			}
 		}
 	} else if err := nodes.Error(); err != nil {
-		return false, fmt.Errorf("embedded: adjacency: node %s: %w", k, err)
+		return false, fmt.Errorf("embedded: adjacency: node %q: %w", key, err)
 	}
-	nt, ok := s.schema.NodeType(k.Type)
+	nt, ok := s.schema.NodeType(typ)
 	return ok && nt.Implicit && !(found && r.hasDel), nil
 }
 

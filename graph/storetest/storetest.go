@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	_ "embed"
@@ -264,11 +265,60 @@ func (h *harness) pages(t tb, query graph.AdjacencyQuery) []graph.Edge {
 		if len(page.Edges) > query.Limit {
 			t.Fatalf("adjacency page has %d edges, limit %d", len(page.Edges), query.Limit)
 		}
+		h.checkRawPage(t, query, page)
 		out = append(out, page.Edges...)
 		if page.Next == nil {
 			return out
 		}
 		query.Cursor = page.Next
+	}
+}
+
+// checkRawPage asks for the page again with RawProps and checks it against
+// the rule: the same edges and cursor, and each edge's property bytes are
+// the canonical encoding (graph.EncodeProps) of the decoded page's Props.
+// Pages holding an edge that expires about now are not compared (it may
+// expire between the two reads).
+func (h *harness) checkRawPage(t tb, query graph.AdjacencyQuery, page graph.AdjacencyPage) {
+	t.Helper()
+	query.RawProps = true
+	raw, err := h.s.Adjacency(context.Background(), query)
+	if err != nil {
+		t.Fatalf("adjacency %s %s %s with raw props: %v", query.Node, query.EdgeType, query.Direction, err)
+	}
+	now := time.Now()
+	for _, es := range [][]graph.Edge{page.Edges, raw.Edges} {
+		for _, e := range es {
+			if !e.ExpiresAt.IsZero() && e.ExpiresAt.Sub(now).Abs() < time.Minute {
+				return
+			}
+		}
+	}
+	if len(raw.Edges) != len(page.Edges) || !bytes.Equal(raw.Next, page.Next) {
+		t.Fatalf("adjacency %s %s %s: with raw props %d edges (next %x), without %d (next %x)",
+			query.Node, query.EdgeType, query.Direction, len(raw.Edges), raw.Next, len(page.Edges), page.Next)
+	}
+	for i, e := range page.Edges {
+		r := raw.Edges[i]
+		if r.Key != e.Key || !r.EventTime.Equal(e.EventTime) || !r.ExpiresAt.Equal(e.ExpiresAt) {
+			t.Fatalf("adjacency with raw props, edge %d: %s, without: %s", i, edgeString(r), edgeString(e))
+		}
+		want, err := graph.EncodeProps(e.Props)
+		if err != nil {
+			t.Fatalf("encode props: %v", err)
+		}
+		for what, x := range map[string]graph.Edge{"raw": r, "decoded": e} {
+			got, err := x.PropsBytes()
+			if err != nil {
+				t.Fatalf("encode props: %v", err)
+			}
+			if x.PropsJSON != nil && !bytes.Equal(got, want) {
+				t.Fatalf("adjacency %s page, edge %s: property bytes %s, canonical encoding of its props %s", what, e.Key.To, got, want)
+			}
+		}
+		if r.PropsJSON == nil && r.Props == nil {
+			t.Fatalf("adjacency with raw props, edge %s: neither PropsJSON nor Props", e.Key.To)
+		}
 	}
 }
 
@@ -310,8 +360,20 @@ func edgesEqual(a, b []graph.Edge) bool {
 	return slices.EqualFunc(a, b, edgeEqual)
 }
 
+// nodeEqual compares two nodes' keys, props and times, and requires the
+// stored property bytes each may carry to be the canonical encoding of its
+// props.
 func nodeEqual(a, b graph.Node) bool {
-	return a.Key == b.Key && propsEqual(a.Props, b.Props) && a.EventTime.Equal(b.EventTime)
+	return a.Key == b.Key && propsEqual(a.Props, b.Props) && a.EventTime.Equal(b.EventTime) &&
+		canonicalPropsJSON(a) && canonicalPropsJSON(b)
+}
+
+func canonicalPropsJSON(n graph.Node) bool {
+	if n.PropsJSON == nil {
+		return true
+	}
+	want, err := graph.EncodeProps(n.Props)
+	return err == nil && bytes.Equal(n.PropsJSON, want)
 }
 
 func wantEdges(t tb, what string, got, want []graph.Edge) {

@@ -25,6 +25,11 @@ type Options struct {
 	// MaxPage is the most edges one Adjacency call asks for; a source that
 	// wants more reads several pages. Default 1000.
 	MaxPage int
+	// RawProps reads adjacency with graph.AdjacencyQuery.RawProps wherever
+	// a hop filters on no edge property: the result's edges then carry
+	// their stored property bytes (graph.Edge.PropsJSON) and may have nil
+	// Props. For callers that only pass properties on.
+	RawProps bool
 }
 
 // Engine runs traversals over a graph.Reader. It is safe for concurrent use:
@@ -35,6 +40,7 @@ type Engine struct {
 	conc   int
 	batch  int
 	page   int
+	raw    bool
 }
 
 // New returns an Engine reading from r, whose graph follows schema.
@@ -48,7 +54,7 @@ func New(r graph.Reader, schema *graph.Schema, opts Options) *Engine {
 	if opts.MaxPage <= 0 {
 		opts.MaxPage = 1000
 	}
-	return &Engine{r: r, schema: schema, conc: opts.Concurrency, batch: opts.NodeBatch, page: opts.MaxPage}
+	return &Engine{r: r, schema: schema, conc: opts.Concurrency, batch: opts.NodeBatch, page: opts.MaxPage, raw: opts.RawProps}
 }
 
 // PanicError is a panic raised by the graph.Reader inside one of the
@@ -523,6 +529,7 @@ func (t *traversal) read(ctx context.Context, h *Hop, owned map[graph.NodeKey]bo
 	q := graph.AdjacencyQuery{
 		Node: src.Node, EdgeType: src.EdgeType, Direction: src.Direction, Order: h.Order,
 		Since: spec.Since, Until: spec.Until, Cursor: src.Cursor,
+		RawProps: t.e.raw && len(h.EdgeProps) == 0,
 	}
 	from := src.From
 	res := sourceResult{read: read}
