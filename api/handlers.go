@@ -202,7 +202,12 @@ func (s *server) getNode(w http.ResponseWriter, r *http.Request) {
 	r, cancel := withBudget(r, s.cfg.DefaultTimeBudget)
 	defer cancel()
 	t := time.Now()
-	nodes, err := s.store.GetNodes(r.Context(), []graph.NodeKey{k})
+	var nodes map[graph.NodeKey]graph.Node
+	if rr, ok := s.store.(graph.RawNodeReader); ok { // the properties are passed on as stored
+		nodes, err = rr.GetNodesRaw(r.Context(), []graph.NodeKey{k})
+	} else {
+		nodes, err = s.store.GetNodes(r.Context(), []graph.NodeKey{k})
+	}
 	s.m.stage(r, stageStorage, time.Since(t))
 	s.m.storeReads.WithLabelValues(routeOf(r)).Observe(1)
 	if err != nil {

@@ -63,6 +63,14 @@ type Reader interface {
 	Adjacency(ctx context.Context, q AdjacencyQuery) (AdjacencyPage, error)
 }
 
+// RawNodeReader is a Reader that can skip decoding node properties:
+// GetNodesRaw is GetNodes returning each node's properties only as stored
+// bytes (Node.PropsJSON), with Props nil. Backends that keep properties
+// encoded implement it, for callers that only pass properties on.
+type RawNodeReader interface {
+	GetNodesRaw(ctx context.Context, keys []NodeKey) (map[NodeKey]Node, error)
+}
+
 // NodeListQuery asks for one page of the nodes of a type. Limit is at
 // least 1; Cursor is nil for the first page, else a NodePage.Next of the
 // same type's listing.

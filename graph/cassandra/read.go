@@ -49,6 +49,15 @@ const maxPageLimit = 10_000
 // max_concurrent_requests at once). Keys that cannot exist (empty or
 // oversized id, undeclared type) are absent without a read.
 func (s *Store) GetNodes(ctx context.Context, keys []graph.NodeKey) (map[graph.NodeKey]graph.Node, error) {
+	return s.getNodes(ctx, keys, false)
+}
+
+// GetNodesRaw implements graph.RawNodeReader.
+func (s *Store) GetNodesRaw(ctx context.Context, keys []graph.NodeKey) (map[graph.NodeKey]graph.Node, error) {
+	return s.getNodes(ctx, keys, true)
+}
+
+func (s *Store) getNodes(ctx context.Context, keys []graph.NodeKey, raw bool) (map[graph.NodeKey]graph.Node, error) {
 	if !s.enter() {
 		return nil, graph.ErrClosed
 	}
@@ -107,12 +116,14 @@ func (s *Store) GetNodes(ctx context.Context, keys []graph.NodeKey) (map[graph.N
 		if d := truncOf(truncs, r.key.Type); d != nil && d.hides(r.wt, v.pos) {
 			continue
 		}
-		nt, _ := s.schema.NodeType(r.key.Type)
-		p, err := decodeProps(v.props, nt.Props)
-		if err != nil {
-			return nil, fmt.Errorf("cassandra: get node %s: %w", r.key, err)
+		n := graph.Node{Key: r.key, EventTime: fromMicros(r.wt), PropsJSON: canonicalProps(v.props)}
+		if !raw {
+			nt, _ := s.schema.NodeType(r.key.Type)
+			if n.Props, err = decodeProps(v.props, nt.Props); err != nil {
+				return nil, fmt.Errorf("cassandra: get node %s: %w", r.key, err)
+			}
 		}
-		out[r.key] = graph.Node{Key: r.key, Props: p, EventTime: fromMicros(r.wt), PropsJSON: canonicalProps(v.props)}
+		out[r.key] = n
 	}
 	return out, nil
 }

@@ -619,7 +619,9 @@ func rawAdjacency(db *pebble.DB, sp rawSpan, limit int) (rawPage, error) {
 	return out, nil
 }
 
-// BenchmarkGetNodes100 reads 100 random nodes out of 200000.
+// BenchmarkGetNodes100 reads 100 random nodes out of 200000, decoding
+// their properties (decoded) or handing over the stored bytes
+// (GetNodesRaw, raw), and reports heap allocations per node.
 func BenchmarkGetNodes100(b *testing.B) {
 	s := benchStore(b)
 	g := newMixGen(5, benchSchema(b))
@@ -634,24 +636,39 @@ func BenchmarkGetNodes100(b *testing.B) {
 			muts = muts[:0]
 		}
 	}
-	lat := make([]time.Duration, 0, b.N)
-	keys := make([]graph.NodeKey, 100)
-	cpu0, _ := usage(b)
-	b.ResetTimer()
-	for range b.N {
-		for i := range keys {
-			keys[i] = graph.NodeKey{Type: "user", ID: fmt.Sprintf("user-%07d", g.rng.IntN(n))}
-		}
-		t0 := time.Now()
-		got, err := s.GetNodes(context.Background(), keys)
-		if err != nil || len(got) == 0 {
-			b.Fatalf("get nodes: %d, %v", len(got), err)
-		}
-		lat = append(lat, time.Since(t0))
+	for _, raw := range []bool{false, true} {
+		name := map[bool]string{false: "decoded", true: "raw"}[raw]
+		b.Run(name, func(b *testing.B) {
+			get := s.GetNodes
+			if raw {
+				get = s.GetNodesRaw
+			}
+			lat := make([]time.Duration, 0, b.N)
+			keys := make([]graph.NodeKey, 100)
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			allocs0 := ms.Mallocs
+			cpu0, _ := usage(b)
+			b.ResetTimer()
+			for range b.N {
+				for i := range keys {
+					keys[i] = graph.NodeKey{Type: "user", ID: fmt.Sprintf("user-%07d", g.rng.IntN(n))}
+				}
+				t0 := time.Now()
+				got, err := get(context.Background(), keys)
+				if err != nil || len(got) == 0 {
+					b.Fatalf("get nodes: %d, %v", len(got), err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			b.StopTimer()
+			runtime.ReadMemStats(&ms)
+			reportLatency(b, lat)
+			reportUsage(b, cpu0)
+			// The keys' own formatting (2 allocations per key) is included.
+			b.ReportMetric(float64(ms.Mallocs-allocs0)/float64(100*b.N), "allocs/node")
+		})
 	}
-	b.StopTimer()
-	reportLatency(b, lat)
-	reportUsage(b, cpu0)
 }
 
 func mustApplyB(b *testing.B, s graph.Store, muts []graph.Mutation) {

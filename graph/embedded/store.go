@@ -207,6 +207,15 @@ func (s *Store) enter(ctx context.Context, op string) error {
 
 // GetNodes reads the nodes among keys from one consistent snapshot.
 func (s *Store) GetNodes(ctx context.Context, keys []graph.NodeKey) (map[graph.NodeKey]graph.Node, error) {
+	return s.getNodes(ctx, keys, false)
+}
+
+// GetNodesRaw implements graph.RawNodeReader.
+func (s *Store) GetNodesRaw(ctx context.Context, keys []graph.NodeKey) (map[graph.NodeKey]graph.Node, error) {
+	return s.getNodes(ctx, keys, true)
+}
+
+func (s *Store) getNodes(ctx context.Context, keys []graph.NodeKey, raw bool) (map[graph.NodeKey]graph.Node, error) {
 	if len(keys) > s.cfg.MaxGetNodes {
 		return nil, fmt.Errorf("embedded: get nodes: %w: %d keys, at most %d", graph.ErrInvalidQuery, len(keys), s.cfg.MaxGetNodes)
 	}
@@ -256,11 +265,13 @@ func (s *Store) GetNodes(ctx context.Context, keys []graph.NodeKey) (map[graph.N
 		} else if !live {
 			continue
 		}
-		props, err := s.schema.DecodeNodeProps(w.k.Type, r.props)
-		if err != nil {
-			return nil, fmt.Errorf("embedded: get node %s: %w", w.k, err)
+		n := graph.Node{Key: w.k, EventTime: fromMicros(r.upAt), PropsJSON: r.props}
+		if !raw {
+			if n.Props, err = s.schema.DecodeNodeProps(w.k.Type, r.props); err != nil {
+				return nil, fmt.Errorf("embedded: get node %s: %w", w.k, err)
+			}
 		}
-		out[w.k] = graph.Node{Key: w.k, Props: props, EventTime: fromMicros(r.upAt), PropsJSON: r.props}
+		out[w.k] = n
 	}
 	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("embedded: get nodes: %w", err)

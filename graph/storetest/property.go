@@ -199,6 +199,7 @@ func compareWithReference(rt *rapid.T, h *harness, ref *memstore.Store) {
 	if err != nil {
 		rt.Fatalf("get nodes: %v", err)
 	}
+	h.checkRawNodes(rt, keys, got)
 	want, _ := ref.GetNodes(ctx, keys)
 	for _, k := range keys {
 		g, gok := got[k]

@@ -223,7 +223,36 @@ func (h *harness) node(t tb, k graph.NodeKey) (graph.Node, bool) {
 		t.Fatalf("get node %s: %v", k, err)
 	}
 	n, ok := got[k]
+	h.checkRawNodes(t, []graph.NodeKey{k}, got)
 	return n, ok
+}
+
+// checkRawNodes reads keys again through graph.RawNodeReader, when the
+// store is one, and checks the rule: the same nodes and times, each with
+// the canonical encoding of the decoded read's Props as its bytes.
+func (h *harness) checkRawNodes(t tb, keys []graph.NodeKey, decoded map[graph.NodeKey]graph.Node) {
+	t.Helper()
+	rr, ok := h.s.(graph.RawNodeReader)
+	if !ok {
+		return
+	}
+	raw, err := rr.GetNodesRaw(context.Background(), keys)
+	if err != nil {
+		t.Fatalf("get nodes raw: %v", err)
+	}
+	if len(raw) != len(decoded) {
+		t.Fatalf("get nodes raw: %d nodes, get nodes %d", len(raw), len(decoded))
+	}
+	for k, d := range decoded {
+		r, ok := raw[k]
+		want, err := graph.EncodeProps(d.Props)
+		if err != nil {
+			t.Fatalf("encode props: %v", err)
+		}
+		if !ok || r.Key != d.Key || !r.EventTime.Equal(d.EventTime) || !bytes.Equal(r.PropsJSON, want) {
+			t.Fatalf("node %s: raw read %+v (present %v, props %s), decoded read %+v (canonical props %s)", k, r, ok, r.PropsJSON, d, want)
+		}
+	}
 }
 
 func q(node graph.NodeKey, typ string, dir graph.Direction, order graph.Order, limit int) graph.AdjacencyQuery {

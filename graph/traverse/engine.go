@@ -26,9 +26,10 @@ type Options struct {
 	// wants more reads several pages. Default 1000.
 	MaxPage int
 	// RawProps reads adjacency with graph.AdjacencyQuery.RawProps wherever
-	// a hop filters on no edge property: the result's edges then carry
-	// their stored property bytes (graph.Edge.PropsJSON) and may have nil
-	// Props. For callers that only pass properties on.
+	// a hop filters on no edge property, and the result's nodes with
+	// graph.RawNodeReader when the reader is one: the result's edges and
+	// nodes then carry their stored property bytes (PropsJSON) and may have
+	// nil Props. For callers that only pass properties on.
 	RawProps bool
 }
 
@@ -628,6 +629,15 @@ func (t *traversal) lookup(ctx context.Context, cs []cand) (map[graph.NodeKey]*g
 	return out, nil
 }
 
+// getNodes reads the result's nodes: with only their stored property bytes
+// when the engine passes properties on and the reader can (graph.RawNodeReader).
+func (t *traversal) getNodes(ctx context.Context, keys []graph.NodeKey) (map[graph.NodeKey]graph.Node, error) {
+	if rr, ok := t.e.r.(graph.RawNodeReader); ok && t.e.raw {
+		return rr.GetNodesRaw(ctx, keys)
+	}
+	return t.e.r.GetNodes(ctx, keys)
+}
+
 // hydrate reads the properties of every node reached that is not cached, in
 // batches, Concurrency at a time. Batches the deadline cuts leave their nodes
 // NodeNotRead.
@@ -651,7 +661,7 @@ func (t *traversal) hydrate(ctx context.Context) error {
 			}
 			r := guard(func() sourceResult {
 				var r sourceResult
-				got[i], r.err = t.e.r.GetNodes(ctx, chunk)
+				got[i], r.err = t.getNodes(ctx, chunk)
 				return r
 			})
 			errs[i] = r.err
