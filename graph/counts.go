@@ -292,6 +292,10 @@ func (r *CountRules) Config() CountConfig {
 // Retention is MaxWindow + Lateness.
 func (r *CountRules) Retention() time.Duration { return r.cfg.Retention() }
 
+// Lateness is how late after leaving the longest window an impression is
+// still accepted (CountConfig.Lateness).
+func (r *CountRules) Lateness() time.Duration { return r.cfg.Lateness }
+
 // Counted reports whether upserts of edgeType are impressions.
 func (r *CountRules) Counted(edgeType string) bool {
 	_, ok := r.counted[edgeType]
@@ -479,6 +483,28 @@ func (p *CountPlan) NewResult() CountResult {
 		res.Targets[i] = TargetCounts{Target: t, Counts: all[i*len(p.starts) : (i+1)*len(p.starts) : (i+1)*len(p.starts)]}
 	}
 	return res
+}
+
+// AddRange adds n impressions whose event times all lie in [lo, hi]
+// (microseconds) to the windows of counts, and reports true, when every
+// window counts all of that range or none of it and the range ends at or
+// before AsOf; otherwise it adds nothing and reports false, and the caller
+// counts those impressions one by one with Add.
+func (p *CountPlan) AddRange(counts []int64, lo, hi, n int64) bool {
+	if hi > p.AsOf || lo > hi {
+		return false
+	}
+	for _, s := range p.starts {
+		if lo <= s && hi > s { // the window starts inside the range
+			return false
+		}
+	}
+	for i, s := range p.starts {
+		if lo > s {
+			counts[i] += n
+		}
+	}
+	return true
 }
 
 // Add counts one impression with event time t (microseconds) into counts,

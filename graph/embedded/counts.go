@@ -82,6 +82,13 @@ type Counts struct {
 	mu     sync.RWMutex
 	closed bool
 
+	// sealMu orders impression writes and the seal pass's snapshot (see
+	// rollup.go): writers hold it shared from deciding on markers to their
+	// commit. passMu serialises the passes that rewrite rollups: seal,
+	// sweep and purge.
+	sealMu sync.RWMutex
+	passMu sync.Mutex
+
 	interval  time.Duration
 	stopOnce  sync.Once
 	stopSweep chan struct{}
@@ -181,11 +188,20 @@ func (c *Counts) RecordImpressions(ctx context.Context, imps []graph.Impression)
 	if len(keep) > 0 {
 		b := c.s.db.NewBatch()
 		defer func() { _ = b.Close() }()
-		var key []byte
+		c.sealMu.RLock()
+		defer c.sealMu.RUnlock()
+		now := micros(c.now())
+		var key, marker []byte
 		for _, im := range keep {
 			key = countKey(key[:0], im)
 			if err := b.Set(key, nil, nil); err != nil {
 				return graph.RecordResult{}, fmt.Errorf("embedded: record impressions: %w", err)
+			}
+			if at := im.EventTime.UnixMicro(); c.needsMarker(at, now) {
+				marker = markerKey(marker[:0], key, len(key)-len(im.EventID)-8)
+				if err := b.Set(marker, nil, nil); err != nil {
+					return graph.RecordResult{}, fmt.Errorf("embedded: record impressions: %w", err)
+				}
 			}
 		}
 		opt := pebble.NoSync
@@ -238,19 +254,34 @@ func (c *Counts) read(p *graph.CountPlan) (graph.CountResult, int, error) {
 		ts[i] = target{i, appendNode(slices.Clip(prefix), t)}
 	}
 	slices.SortFunc(ts, func(a, b target) int { return bytes.Compare(a.key, b.key) })
-	it, err := c.s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	// One iterator over the impression, marker and rollup tables ('c' to
+	// 'h'), so the three are read at one instant.
+	it, err := c.s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tCount}, UpperBound: []byte{tRollup + 1}})
 	if err != nil {
 		return graph.CountResult{}, 0, fmt.Errorf("embedded: counts: %w", err)
 	}
 	defer it.Close()
-	from := uint64(max(0, p.Since+1)) // first event time counted
+	from := max(0, p.Since+1) // first event time counted
+	// Most users have no rollup: one seek tells, and their lookups read
+	// impressions only.
+	userRollups := append([]byte{tRollup}, prefix[1:]...)
+	rolled := it.SeekGE(userRollups) && bytes.HasPrefix(it.Key(), userRollups)
 	rows := 0
 	var seek []byte
+	var covered []int64 // buckets of the target counted from their rollup
 	for _, t := range ts {
 		counts := res.Targets[t.i].Counts
-		seek = binary.BigEndian.AppendUint64(append(seek[:0], t.key...), from)
+		covered = covered[:0]
+		if rolled {
+			if covered, err = c.useRollups(it, p, t.key, from, counts, covered); err != nil {
+				return graph.CountResult{}, rows, err
+			}
+			rows += len(covered)
+		}
+		seek = binary.BigEndian.AppendUint64(append(seek[:0], t.key...), uint64(from))
 		n := len(t.key)
-		for ok := it.SeekGE(seek); ok; ok = it.Next() {
+		ci := 0
+		for ok := it.SeekGE(seek); ok; {
 			k := it.Key()
 			if len(k) < n+8 || !bytes.Equal(k[:n], t.key) {
 				break
@@ -259,17 +290,75 @@ func (c *Counts) read(p *graph.CountPlan) (graph.CountResult, int, error) {
 			if at > p.AsOf {
 				break
 			}
+			for ci < len(covered) && covered[ci]+rollupBucket <= at {
+				ci++
+			}
+			if ci < len(covered) && at >= covered[ci] {
+				// Counted from its rollup: skip the bucket, and the ones
+				// right after it counted so too, in one seek.
+				for ci+1 < len(covered) && covered[ci+1] == covered[ci]+rollupBucket {
+					ci++
+				}
+				seek = binary.BigEndian.AppendUint64(append(seek[:0], t.key...), uint64(covered[ci]+rollupBucket))
+				ci++
+				ok = it.SeekGE(seek)
+				continue
+			}
 			if rows++; rows > graph.MaxCountRows {
 				return graph.CountResult{}, rows, fmt.Errorf("embedded: counts of %s %s: %w: more than %d impressions to read",
 					q.User, q.EdgeType, graph.ErrCountTooLarge, graph.MaxCountRows)
 			}
 			p.Add(counts, at)
+			ok = it.Next()
 		}
 		if err := it.Error(); err != nil {
 			return graph.CountResult{}, rows, fmt.Errorf("embedded: counts: %w", err)
 		}
 	}
 	return res, rows, nil
+}
+
+// useRollups adds to counts the rollups of target (its count key prefix
+// tkey) that the plan can use whole: buckets starting at or after from,
+// not marked, not cut by a window's start or as_of. It returns their
+// buckets, ascending, appended to covered.
+func (c *Counts) useRollups(it *pebble.Iterator, p *graph.CountPlan, tkey []byte, from int64, counts []int64, covered []int64) ([]int64, error) {
+	// The target's marked buckets (markers are few and short-lived).
+	var marked []int64
+	mp := append([]byte{tMarker}, tkey[1:]...)
+	mseek := binary.BigEndian.AppendUint64(slices.Clip(mp), uint64(bucketOf(from)))
+	for ok := it.SeekGE(mseek); ok && bytes.HasPrefix(it.Key(), mp); ok = it.Next() {
+		k := it.Key()
+		if len(k) < len(mp)+8 {
+			return covered, fmt.Errorf("embedded: counts: marker %q: %w", k, errBadKey)
+		}
+		if b := int64(binary.BigEndian.Uint64(k[len(mp):])); len(marked) == 0 || marked[len(marked)-1] != b {
+			marked = append(marked, b)
+		}
+	}
+	rp := append([]byte{tRollup}, tkey[1:]...)
+	first := bucketOf(from)
+	if first < from {
+		first += rollupBucket
+	}
+	rseek := binary.BigEndian.AppendUint64(slices.Clip(rp), uint64(first))
+	for ok := it.SeekGE(rseek); ok && bytes.HasPrefix(it.Key(), rp); ok = it.Next() {
+		k, v := it.Key(), it.Value()
+		if len(k) != len(rp)+8 || len(v) != 8 {
+			return covered, fmt.Errorf("embedded: counts: rollup %q: %w", k, errBadKey)
+		}
+		b := int64(binary.BigEndian.Uint64(k[len(rp):]))
+		if b+rollupBucket-1 > p.AsOf {
+			break
+		}
+		if slices.Contains(marked, b) {
+			continue
+		}
+		if p.AddRange(counts, b, b+rollupBucket-1, int64(binary.BigEndian.Uint64(v))) {
+			covered = append(covered, b)
+		}
+	}
+	return covered, it.Error()
 }
 
 func (c *Counts) sweepLoop() {
@@ -290,6 +379,9 @@ func (c *Counts) sweepLoop() {
 			if _, err := c.SweepCounts(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, graph.ErrClosed) {
 				c.log.Warn("embedded count sweep failed", "err", err)
 			}
+			if _, err := c.SealCounts(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, graph.ErrClosed) {
+				c.log.Warn("embedded count seal pass failed", "err", err)
+			}
 		}
 	}
 }
@@ -309,7 +401,12 @@ func (c *Counts) SweepCounts(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer c.leave()
+	c.passMu.Lock()
+	defer c.passMu.Unlock()
 	horizon := micros(c.now().Add(-c.rules.Retention() - sweepMargin)) // remove t <= horizon
+	if err := c.dropRollupsThrough(ctx, nil, horizon, false); err != nil {
+		return 0, fmt.Errorf("embedded: sweep counts: %w", err)
+	}
 	it, err := c.s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tCount}, UpperBound: []byte{tCount + 1}})
 	if err != nil {
 		return 0, fmt.Errorf("embedded: sweep counts: %w", err)
@@ -387,8 +484,15 @@ func (c *Counts) PurgeUser(ctx context.Context, user graph.NodeKey, through time
 		return 0, err
 	}
 	defer c.leave()
+	c.passMu.Lock()
+	defer c.passMu.Unlock()
 	limit := through.UnixMicro()
 	prefix := appendNode([]byte{tCount}, user)
+	// The rollups of buckets holding purged impressions go first: a lookup
+	// then reads those buckets impression by impression.
+	if err := c.dropRollupsThrough(ctx, prefix[1:], limit, true); err != nil {
+		return 0, fmt.Errorf("embedded: purge counts: %w", err)
+	}
 	it, err := c.s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return 0, fmt.Errorf("embedded: purge counts: %w", err)
@@ -467,6 +571,7 @@ type countMetrics struct {
 	invalidCalls             prometheus.Counter
 	rowsRead                 prometheus.Counter
 	swept                    prometheus.Counter
+	sealed                   prometheus.Counter
 	readSeconds              prometheus.Histogram
 }
 
@@ -491,6 +596,10 @@ func newCountMetrics(reg prometheus.Registerer) (*countMetrics, error) {
 			Name: "rtgraph_embedded_impressions_swept_total",
 			Help: "Impressions removed from disk by the count sweep, past retention.",
 		}),
+		sealed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtgraph_embedded_count_buckets_sealed_total",
+			Help: "Hourly count rollups written by the seal pass (buckets sealed, or sealed again after a late impression).",
+		}),
 		readSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "rtgraph_embedded_count_read_seconds",
 			Help:    "Duration of count lookups that succeeded.",
@@ -498,7 +607,7 @@ func newCountMetrics(reg prometheus.Registerer) (*countMetrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, col := range []prometheus.Collector{imps, m.invalidCalls, m.rowsRead, m.swept, m.readSeconds} {
+		for _, col := range []prometheus.Collector{imps, m.invalidCalls, m.rowsRead, m.swept, m.sealed, m.readSeconds} {
 			if err := reg.Register(col); err != nil {
 				return nil, err
 			}

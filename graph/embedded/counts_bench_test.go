@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -356,4 +358,104 @@ func rawScan(db *pebble.DB) (int, error) {
 		n++
 	}
 	return n, it.Error()
+}
+
+// BenchmarkCountsHeavyUser looks up a heavy user, 50,000 impressions in the
+// last 7 days spread over 20 campaigns (RTGRAPH_BENCH_HEAVY_IMPRESSIONS),
+// 20 targets × 5 windows (1m, 1h, 1d, 3d, 7d) as of now, one lookup at a
+// time: before the seal pass (every impression read) and after it
+// (rollups for the sealed hours, impressions at the edges). It reports
+// p50/p99 and the rows each lookup read.
+func BenchmarkCountsHeavyUser(b *testing.B) {
+	schema, err := graph.LoadSchema(schemas.GraphSchema(), ".")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Dir = b.TempDir()
+	cfg.Sync = false // loading only; lookups do not depend on it
+	s, err := Open(cfg, schema, Deps{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	rules, err := graph.NewCountRules(graph.DefaultCountConfig(), schema)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := NewCounts(s, rules, CountOptions{SweepInterval: 24 * time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	total := 50000
+	if v, err := strconv.Atoi(os.Getenv("RTGRAPH_BENCH_HEAVY_IMPRESSIONS")); err == nil && v > 0 {
+		total = v
+	}
+	user := graph.NodeKey{Type: "user", ID: "heavy-user"}
+	targets := make([]graph.NodeKey, 20)
+	for i := range targets {
+		targets[i] = graph.NodeKey{Type: "campaign", ID: fmt.Sprintf("campaign-%02d", i)}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	now := time.Now()
+	var imps []graph.Impression
+	for i := range total {
+		imps = append(imps, graph.Impression{User: user, EdgeType: "impressed", Target: targets[rng.IntN(len(targets))],
+			EventID: fmt.Sprintf("ev-%08d", i), EventTime: now.Add(-time.Duration(rng.Int64N(int64(7 * 24 * time.Hour))))})
+		if len(imps) == graph.MaxImpressionsPerCall || i == total-1 {
+			if _, err := c.RecordImpressions(ctx, imps); err != nil {
+				b.Fatal(err)
+			}
+			imps = imps[:0]
+		}
+	}
+	if err := s.db.Compact(ctx, []byte{tCount}, []byte{tRollup + 1}, true); err != nil {
+		b.Fatal(err)
+	}
+	windows := []time.Duration{time.Minute, time.Hour, 24 * time.Hour, 72 * time.Hour, 7 * 24 * time.Hour}
+	for _, sealed := range []bool{false, true} {
+		name := map[bool]string{false: "unsealed", true: "sealed"}[sealed]
+		if sealed {
+			if _, err := c.SealCounts(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run(name, func(b *testing.B) {
+			var want graph.CountResult
+			lat := make([]time.Duration, 0, b.N)
+			rows0 := 0
+			b.ResetTimer()
+			for i := range b.N {
+				q := graph.CountQuery{User: user, EdgeType: "impressed", Targets: targets, Windows: windows}
+				t0 := time.Now()
+				p, err := c.rules.Plan(q, time.Now())
+				if err != nil {
+					b.Fatal(err)
+				}
+				res, rows, err := c.read(p)
+				if err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+				rows0 += rows
+				if i == 0 {
+					want = res
+				}
+			}
+			b.StopTimer()
+			var sum int64
+			for _, tc := range want.Targets {
+				sum += tc.Counts[len(windows)-1]
+			}
+			if sum > int64(total) || sum < int64(total)*9/10 {
+				b.Fatalf("the 7-day counts add up to %d of %d impressions", sum, total)
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99-ms")
+			b.ReportMetric(float64(rows0)/float64(b.N), "rows/lookup")
+		})
+	}
 }

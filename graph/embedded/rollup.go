@@ -1,0 +1,321 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/rtgraph/rtgraph/graph"
+)
+
+// Sealed rollups: bounded count lookups for heavy users.
+//
+// A lookup scans every impression of its targets in its longest window, so
+// a user with tens of thousands of impressions in 7 days costs that many
+// row steps per lookup. Rollups replace the old part of such a scan with
+// one row per hour:
+//
+//	h <group> <bucket>                      the number of impressions of the
+//	                                        group with event time in
+//	                                        [bucket, bucket+rollupBucket)
+//	d <group> <bucket> <t> <event id>       a marker: an impression written
+//	                                        into a bucket that may be sealed
+//
+// <group> is what follows the table byte in a count key: <user> <edge
+// type> <target>; <bucket> is microseconds, big-endian, a multiple of
+// rollupBucket.
+//
+// The seal pass (sealCounts, run with the sweep) counts the impressions of
+// each bucket that ended more than sealDelay ago and writes the bucket's
+// rollup when it holds at least rollupMinRows of them. A lookup uses a
+// bucket's rollup in place of its impressions when the bucket lies wholly
+// inside or wholly outside each window asked for and no marker of it
+// exists; the buckets a window edge cuts, the ones not sealed and the
+// marked ones are read impression by impression, so answers stay exact to
+// the microsecond.
+//
+// Impressions still arrive after their bucket is sealed (lateness,
+// redelivery). Writes stay blind: an impression whose bucket ended
+// sealDelay ago or earlier is written with a marker beside it. The next
+// pass counts the bucket again and deletes exactly the markers its
+// snapshot held, so a marker written during the pass survives it. The
+// writer decides and commits under sealMu held shared, and the pass takes
+// its snapshot under sealMu held exclusively, with the clock read inside:
+// a write that decided "no marker" before the snapshot is in it, and one
+// deciding after it sees a later clock, under which any bucket the pass
+// seals has ended sealDelay ago.
+const (
+	tRollup = 'h'
+	tMarker = 'd'
+	// rollupBucket is the span of one rollup, in microseconds (1h).
+	rollupBucket = int64(time.Hour / time.Microsecond)
+	// rollupMinRows is the fewest impressions a bucket needs to be sealed:
+	// below it a rollup saves too little to pay for its row.
+	rollupMinRows = 8
+)
+
+func bucketOf(at int64) int64 { return at - at%rollupBucket }
+
+// sealDelay is how long after a bucket ends the pass may seal it:
+// the count rules' lateness, and at least a minute.
+func (c *Counts) sealDelay() int64 {
+	return int64(max(c.rules.Lateness(), time.Minute) / time.Microsecond)
+}
+
+// needsMarker reports whether an impression at event time at, written at
+// now (microseconds), lands in a bucket a pass may already have sealed.
+func (c *Counts) needsMarker(at, now int64) bool {
+	return bucketOf(at)+rollupBucket <= now-c.sealDelay()
+}
+
+func markerKey(b []byte, countKey []byte, group int) []byte {
+	b = append(b, tMarker)
+	b = append(b, countKey[1:group]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(bucketOf(int64(binary.BigEndian.Uint64(countKey[group:group+8])))))
+	return append(b, countKey[group:]...)
+}
+
+// SealCounts runs one seal pass (see the package's rollup notes) and
+// returns how many buckets it sealed or sealed again. The background sweep
+// runs it; it is exported for tools, tests and benchmarks.
+func (c *Counts) SealCounts(ctx context.Context) (int, error) {
+	if err := c.enter(ctx, "seal counts"); err != nil {
+		return 0, err
+	}
+	defer c.leave()
+	c.passMu.Lock()
+	defer c.passMu.Unlock()
+	c.sealMu.Lock()
+	snap := c.s.db.NewSnapshot()
+	limit := micros(c.now()) - c.sealDelay() // buckets ending at or before it may be sealed
+	c.sealMu.Unlock()
+	defer snap.Close()
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{tCount}, UpperBound: []byte{tRollup + 1}})
+	if err != nil {
+		return 0, fmt.Errorf("embedded: seal counts: %w", err)
+	}
+	defer it.Close()
+	b := c.s.db.NewBatch()
+	defer func() { _ = b.Close() }()
+	sealed, pending := 0, 0
+	commit := func() error {
+		if pending == 0 {
+			return nil
+		}
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return err
+		}
+		pending = 0
+		_ = b.Close()
+		b = c.s.db.NewBatch()
+		return nil
+	}
+	// Marked buckets first: each is counted again.
+	type bucketRef struct {
+		group  []byte
+		bucket int64
+	}
+	var marked []bucketRef
+	var markers [][]byte
+	for ok := it.SeekGE([]byte{tMarker}); ok && it.Key()[0] == tMarker; ok = it.Next() {
+		k := it.Key()
+		n, err := countGroupLen(append([]byte{tCount}, k[1:]...))
+		if err != nil || len(k) < n+16 {
+			return sealed, fmt.Errorf("embedded: seal counts: marker %q: %w", k, errBadKey)
+		}
+		bk := int64(binary.BigEndian.Uint64(k[n : n+8]))
+		if l := len(marked); l == 0 || marked[l-1].bucket != bk || !bytes.Equal(marked[l-1].group, k[1:n]) {
+			marked = append(marked, bucketRef{group: bytes.Clone(k[1:n]), bucket: bk})
+		}
+		markers = append(markers, bytes.Clone(k))
+	}
+	if err := it.Error(); err != nil {
+		return sealed, fmt.Errorf("embedded: seal counts: %w", err)
+	}
+	var key []byte
+	for _, m := range marked {
+		if err := ctx.Err(); err != nil {
+			return sealed, &graph.RetryableError{Op: "seal counts", Err: err}
+		}
+		n := c.countBucket(it, m.group, m.bucket)
+		key = rollupKey(key[:0], m.group, m.bucket)
+		var err error
+		if n >= rollupMinRows && m.bucket+rollupBucket <= limit {
+			err = b.Set(key, binary.BigEndian.AppendUint64(nil, uint64(n)), nil)
+			sealed++
+		} else {
+			err = b.Delete(key, nil)
+		}
+		if err != nil {
+			return sealed, fmt.Errorf("embedded: seal counts: %w", err)
+		}
+		pending++
+	}
+	for _, k := range markers {
+		if err := b.Delete(k, nil); err != nil {
+			return sealed, fmt.Errorf("embedded: seal counts: %w", err)
+		}
+		if pending++; pending >= c.s.cfg.CommitEvery {
+			if err := commit(); err != nil {
+				return sealed, fmt.Errorf("embedded: seal counts: commit: %w", err)
+			}
+		}
+	}
+	// Then every group's buckets not sealed yet, oldest first.
+	var group []byte
+	var bucket, rows int64 = -1, 0
+	flush := func() error {
+		if bucket < 0 || rows < rollupMinRows || bucket+rollupBucket > limit {
+			return nil
+		}
+		key = rollupKey(key[:0], group, bucket)
+		if err := b.Set(key, binary.BigEndian.AppendUint64(nil, uint64(rows)), nil); err != nil {
+			return err
+		}
+		sealed++
+		if pending++; pending >= c.s.cfg.CommitEvery {
+			return commit()
+		}
+		return nil
+	}
+	var seek, cur []byte
+	for ok := it.SeekGE([]byte{tCount}); ok && it.Key()[0] == tCount; {
+		if err := ctx.Err(); err != nil {
+			return sealed, &graph.RetryableError{Op: "seal counts", Err: err}
+		}
+		k := it.Key()
+		n, err := countGroupLen(k)
+		if err != nil {
+			return sealed, fmt.Errorf("embedded: seal counts: key %q: %w", k, err)
+		}
+		at := int64(binary.BigEndian.Uint64(k[n : n+8]))
+		bk := bucketOf(at)
+		if bk != bucket || !bytes.Equal(group, k[1:n]) {
+			if err := flush(); err != nil {
+				return sealed, fmt.Errorf("embedded: seal counts: %w", err)
+			}
+			if !bytes.Equal(group, k[1:n]) {
+				group = append(group[:0], k[1:n]...)
+			}
+			bucket, rows = bk, 0
+			if bk+rollupBucket > limit {
+				// The rest of the group is too recent to seal.
+				bucket = -1
+				ok = it.SeekGE(prefixEnd(k[:n]))
+				continue
+			}
+			// A sealed bucket is skipped whole (one it marked was counted
+			// above). hasRollup moves the iterator: cur keeps the key.
+			cur = append(cur[:0], k...)
+			if c.hasRollup(it, group, bk) {
+				bucket = -1
+				seek = binary.BigEndian.AppendUint64(append(seek[:0], cur[:n]...), uint64(bk+rollupBucket))
+				ok = it.SeekGE(seek)
+				continue
+			}
+			if !it.SeekGE(cur) {
+				break
+			}
+		}
+		rows++
+		ok = it.Next()
+	}
+	if err := it.Error(); err != nil {
+		return sealed, fmt.Errorf("embedded: seal counts: %w", err)
+	}
+	if err := flush(); err != nil {
+		return sealed, fmt.Errorf("embedded: seal counts: %w", err)
+	}
+	if err := commit(); err != nil {
+		return sealed, fmt.Errorf("embedded: seal counts: commit: %w", err)
+	}
+	// Deleted markers leave tombstones that every lookup of a sealed
+	// group would step over until a compaction drops them; after a pass
+	// that deleted many (a backfill, a consumer catching up), the marker
+	// table is compacted at once.
+	if len(markers) >= markerCompactAfter {
+		if err := c.s.db.Compact(ctx, []byte{tMarker}, []byte{tMarker + 1}, false); err != nil {
+			return sealed, fmt.Errorf("embedded: seal counts: compact markers: %w", err)
+		}
+	}
+	c.m.sealed.Add(float64(sealed))
+	return sealed, nil
+}
+
+// markerCompactAfter is how many markers a seal pass deletes before it
+// compacts the marker table.
+const markerCompactAfter = 1000
+
+func rollupKey(b, group []byte, bucket int64) []byte {
+	b = append(append(b, tRollup), group...)
+	return binary.BigEndian.AppendUint64(b, uint64(bucket))
+}
+
+// hasRollup reports whether group's bucket has a rollup; it moves it.
+func (c *Counts) hasRollup(it *pebble.Iterator, group []byte, bucket int64) bool {
+	key := rollupKey(nil, group, bucket)
+	return it.SeekGE(key) && bytes.Equal(it.Key(), key)
+}
+
+// countBucket counts group's impressions in bucket; it moves it.
+func (c *Counts) countBucket(it *pebble.Iterator, group []byte, bucket int64) int64 {
+	start := binary.BigEndian.AppendUint64(append([]byte{tCount}, group...), uint64(bucket))
+	end := binary.BigEndian.AppendUint64(append([]byte{tCount}, group...), uint64(bucket+rollupBucket))
+	var n int64
+	for ok := it.SeekGE(start); ok && bytes.Compare(it.Key(), end) < 0; ok = it.Next() {
+		n++
+	}
+	return n
+}
+
+// dropRollupsThrough deletes, among groups starting with group (all when
+// nil), the rollups and markers of impressions at or before limit: with
+// partial set, every bucket that holds such an impression (a purge), else
+// only buckets wholly at or before it (expiry).
+func (c *Counts) dropRollupsThrough(ctx context.Context, group []byte, limit int64, partial bool) error {
+	b := c.s.db.NewBatch()
+	defer func() { _ = b.Close() }()
+	for _, table := range []byte{tRollup, tMarker} {
+		lo := append([]byte{table}, group...)
+		it, err := c.s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+		if err != nil {
+			return err
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			if err := ctx.Err(); err != nil {
+				_ = it.Close()
+				return &graph.RetryableError{Op: "drop rollups", Err: err}
+			}
+			k := it.Key()
+			n, err := countGroupLen(append([]byte{tCount}, k[1:]...))
+			if err != nil {
+				_ = it.Close()
+				return fmt.Errorf("%s key %q: %w", string(table), k, err)
+			}
+			bk := int64(binary.BigEndian.Uint64(k[n : n+8]))
+			var drop bool
+			switch {
+			case table == tMarker:
+				drop = len(k) >= n+16 && int64(binary.BigEndian.Uint64(k[n+8:n+16])) <= limit
+			case partial:
+				drop = bk <= limit
+			default:
+				drop = bk+rollupBucket-1 <= limit
+			}
+			if drop {
+				if err := b.Delete(k, nil); err != nil {
+					_ = it.Close()
+					return err
+				}
+			}
+		}
+		if err := it.Close(); err != nil {
+			return err
+		}
+	}
+	return b.Commit(pebble.Sync)
+}
