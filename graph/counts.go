@@ -292,10 +292,6 @@ func (r *CountRules) Config() CountConfig {
 // Retention is MaxWindow + Lateness.
 func (r *CountRules) Retention() time.Duration { return r.cfg.Retention() }
 
-// Lateness is how late after leaving the longest window an impression is
-// still accepted (CountConfig.Lateness).
-func (r *CountRules) Lateness() time.Duration { return r.cfg.Lateness }
-
 // Counted reports whether upserts of edgeType are impressions.
 func (r *CountRules) Counted(edgeType string) bool {
 	_, ok := r.counted[edgeType]

@@ -38,6 +38,14 @@
 //     read as deleted at once and stay on disk. A node upsert with kept
 //     properties (graph.Mutation.Keep, an unchanged TOASTed column) takes
 //     them from the stored record it reads anyway.
+//   - Reads hand over stored property bytes (graph.Edge.PropsJSON,
+//     graph.Node.PropsJSON) and decode them only when asked to: a page
+//     gathers its far-end ids and property bytes in two arenas, so it
+//     costs a few allocations, not several per edge; GetNodesRaw and
+//     graph.AdjacencyQuery.RawProps skip the decode.
+//   - Frequency-cap counts (counts.go) keep one key per impression, and
+//     hourly rollups of the busy hours of heavy users (rollup.go) that
+//     lookups read in place of the impressions they count.
 //   - Adjacency reads one index range: out or in, in key order or newest
 //     first (an index keyed by inverted event time). Cursors carry a
 //     version byte, the query's fingerprint and the last key read, so they

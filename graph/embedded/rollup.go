@@ -29,8 +29,8 @@ import (
 // type> <target>; <bucket> is microseconds, big-endian, a multiple of
 // rollupBucket.
 //
-// The seal pass (sealCounts, run with the sweep) counts the impressions of
-// each bucket that ended more than sealDelay ago and writes the bucket's
+// The seal pass (SealCounts, run with the sweep) counts the impressions of
+// each bucket that ended more than sealAfter ago and writes the bucket's
 // rollup when it holds at least rollupMinRows of them. A lookup uses a
 // bucket's rollup in place of its impressions when the bucket lies wholly
 // inside or wholly outside each window asked for and no marker of it
@@ -40,14 +40,14 @@ import (
 //
 // Impressions still arrive after their bucket is sealed (lateness,
 // redelivery). Writes stay blind: an impression whose bucket ended
-// sealDelay ago or earlier is written with a marker beside it. The next
+// sealAfter ago or earlier is written with a marker beside it. The next
 // pass counts the bucket again and deletes exactly the markers its
 // snapshot held, so a marker written during the pass survives it. The
 // writer decides and commits under sealMu held shared, and the pass takes
 // its snapshot under sealMu held exclusively, with the clock read inside:
 // a write that decided "no marker" before the snapshot is in it, and one
 // deciding after it sees a later clock, under which any bucket the pass
-// seals has ended sealDelay ago.
+// seals has ended sealAfter ago.
 const (
 	tRollup = 'h'
 	tMarker = 'd'
@@ -60,11 +60,13 @@ const (
 
 func bucketOf(at int64) int64 { return at - at%rollupBucket }
 
-// sealDelay is how long after a bucket ends the pass may seal it:
-// the count rules' lateness, and at least a minute.
-func (c *Counts) sealDelay() int64 {
-	return int64(max(c.rules.Lateness(), time.Minute) / time.Microsecond)
-}
+// sealDelay is how long after a bucket ends the pass may seal it. Only
+// impressions written later than that after their hour ended need a
+// marker: with a consumer keeping up, almost none.
+func (c *Counts) sealDelay() int64 { return int64(sealAfter / time.Microsecond) }
+
+// sealAfter is sealDelay as a duration.
+const sealAfter = 2 * time.Minute
 
 // needsMarker reports whether an impression at event time at, written at
 // now (microseconds), lands in a bucket a pass may already have sealed.
