@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -268,7 +269,7 @@ func (c *Counts) read(p *graph.CountPlan) (graph.CountResult, int, error) {
 	rolled := it.SeekGE(userRollups) && bytes.HasPrefix(it.Key(), userRollups)
 	rows := 0
 	var seek []byte
-	var covered []int64 // buckets of the target counted from their rollup
+	var covered []span // spans of the target counted from their rollups
 	for _, t := range ts {
 		counts := res.Targets[t.i].Counts
 		covered = covered[:0]
@@ -290,16 +291,16 @@ func (c *Counts) read(p *graph.CountPlan) (graph.CountResult, int, error) {
 			if at > p.AsOf {
 				break
 			}
-			for ci < len(covered) && covered[ci]+rollupBucket <= at {
+			for ci < len(covered) && covered[ci].end <= at {
 				ci++
 			}
-			if ci < len(covered) && at >= covered[ci] {
-				// Counted from its rollup: skip the bucket, and the ones
+			if ci < len(covered) && at >= covered[ci].start {
+				// Counted from its rollup: skip the span, and the ones
 				// right after it counted so too, in one seek.
-				for ci+1 < len(covered) && covered[ci+1] == covered[ci]+rollupBucket {
+				for ci+1 < len(covered) && covered[ci+1].start == covered[ci].end {
 					ci++
 				}
-				seek = binary.BigEndian.AppendUint64(append(seek[:0], t.key...), uint64(covered[ci]+rollupBucket))
+				seek = binary.BigEndian.AppendUint64(append(seek[:0], t.key...), uint64(covered[ci].end))
 				ci++
 				ok = it.SeekGE(seek)
 				continue
@@ -320,13 +321,14 @@ func (c *Counts) read(p *graph.CountPlan) (graph.CountResult, int, error) {
 
 // useRollups adds to counts the rollups of target (its count key prefix
 // tkey) that the plan can use whole: buckets starting at or after from,
-// not marked, not cut by a window's start or as_of. It returns their
-// buckets, ascending, appended to covered.
-func (c *Counts) useRollups(it *pebble.Iterator, p *graph.CountPlan, tkey []byte, from int64, counts []int64, covered []int64) ([]int64, error) {
-	// The target's marked buckets (markers are few and short-lived).
+// not marked, not cut by a window's start or as_of; days first, then hours
+// outside the days used. It returns the spans they cover, ascending,
+// appended to covered.
+func (c *Counts) useRollups(it *pebble.Iterator, p *graph.CountPlan, tkey []byte, from int64, counts []int64, covered []span) ([]span, error) {
+	// The target's marked hours (markers are few and short-lived).
 	var marked []int64
 	mp := append([]byte{tMarker}, tkey[1:]...)
-	mseek := binary.BigEndian.AppendUint64(slices.Clip(mp), uint64(bucketOf(from)))
+	mseek := binary.BigEndian.AppendUint64(slices.Clip(mp), uint64(dayOf(from)))
 	for ok := it.SeekGE(mseek); ok && bytes.HasPrefix(it.Key(), mp); ok = it.Next() {
 		k := it.Key()
 		if len(k) < len(mp)+8 {
@@ -336,30 +338,60 @@ func (c *Counts) useRollups(it *pebble.Iterator, p *graph.CountPlan, tkey []byte
 			marked = append(marked, b)
 		}
 	}
-	rp := append([]byte{tRollup}, tkey[1:]...)
-	first := bucketOf(from)
-	if first < from {
-		first += rollupBucket
+	markedIn := func(lo, hi int64) bool {
+		for _, m := range marked {
+			if m >= lo && m < hi {
+				return true
+			}
+		}
+		return false
 	}
-	rseek := binary.BigEndian.AppendUint64(slices.Clip(rp), uint64(first))
-	for ok := it.SeekGE(rseek); ok && bytes.HasPrefix(it.Key(), rp); ok = it.Next() {
-		k, v := it.Key(), it.Value()
-		if len(k) != len(rp)+8 || len(v) != 8 {
-			return covered, fmt.Errorf("embedded: counts: rollup %q: %w", k, errBadKey)
+	dayStart, dayEnd := len(covered), len(covered) // the days used: covered[dayStart:dayEnd]
+	for _, level := range []byte{levelDay, levelHour} {
+		sp := spanOf(level)
+		rp := append(append([]byte{tRollup}, tkey[1:]...), level)
+		first := from - from%sp
+		if first < from {
+			first += sp
 		}
-		b := int64(binary.BigEndian.Uint64(k[len(rp):]))
-		if b+rollupBucket-1 > p.AsOf {
-			break
+		di := dayStart // the next day used, when reading hours
+		for ok := it.SeekGE(binary.BigEndian.AppendUint64(slices.Clip(rp), uint64(first))); ok && bytes.HasPrefix(it.Key(), rp); ok = it.Next() {
+			k, v := it.Key(), it.Value()
+			if len(k) != len(rp)+8 || len(v) != 8 {
+				return covered, fmt.Errorf("embedded: counts: rollup %q: %w", k, errBadKey)
+			}
+			b := int64(binary.BigEndian.Uint64(k[len(rp):]))
+			if b+sp-1 > p.AsOf {
+				break
+			}
+			if level == levelHour {
+				for di < dayEnd && covered[di].end <= b {
+					di++
+				}
+				if di < dayEnd && b >= covered[di].start {
+					continue // inside a day used
+				}
+			}
+			if markedIn(b, b+sp) {
+				continue
+			}
+			if p.AddRange(counts, b, b+sp-1, int64(binary.BigEndian.Uint64(v))) {
+				covered = append(covered, span{b, b + sp})
+			}
 		}
-		if slices.Contains(marked, b) {
-			continue
+		if err := it.Error(); err != nil {
+			return covered, err
 		}
-		if p.AddRange(counts, b, b+rollupBucket-1, int64(binary.BigEndian.Uint64(v))) {
-			covered = append(covered, b)
+		if level == levelDay {
+			dayEnd = len(covered)
 		}
 	}
-	return covered, it.Error()
+	slices.SortFunc(covered, func(a, b span) int { return cmp.Compare(a.start, b.start) })
+	return covered, nil
 }
+
+// span is [start, end) in microseconds.
+type span struct{ start, end int64 }
 
 func (c *Counts) sweepLoop() {
 	defer close(c.sweepDone)

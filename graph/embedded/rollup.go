@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -17,46 +18,61 @@ import (
 // A lookup scans every impression of its targets in its longest window, so
 // a user with tens of thousands of impressions in 7 days costs that many
 // row steps per lookup. Rollups replace the old part of such a scan with
-// one row per hour:
+// one row per day, and one per hour where a day cannot be used:
 //
-//	h <group> <bucket>                      the number of impressions of the
-//	                                        group with event time in
-//	                                        [bucket, bucket+rollupBucket)
-//	d <group> <bucket> <t> <event id>       a marker: an impression written
-//	                                        into a bucket that may be sealed
+//	h <group> <level> <bucket>              the number of impressions of the
+//	                                        group with event time in the
+//	                                        bucket: [bucket, bucket+span),
+//	                                        span an hour (level 0) or a UTC
+//	                                        day (level 1)
+//	d <group> <hour> <t> <event id>         a marker: an impression written
+//	                                        into an hour that may be sealed
 //
 // <group> is what follows the table byte in a count key: <user> <edge
-// type> <target>; <bucket> is microseconds, big-endian, a multiple of
-// rollupBucket.
+// type> <target>; <bucket> and <hour> are microseconds, big-endian,
+// multiples of their span.
 //
 // The seal pass (SealCounts, run with the sweep) counts the impressions of
-// each bucket that ended more than sealAfter ago and writes the bucket's
+// each hour and day that ended more than sealAfter ago and writes its
 // rollup when it holds at least rollupMinRows of them. A lookup uses a
 // bucket's rollup in place of its impressions when the bucket lies wholly
-// inside or wholly outside each window asked for and no marker of it
-// exists; the buckets a window edge cuts, the ones not sealed and the
-// marked ones are read impression by impression, so answers stay exact to
-// the microsecond.
+// inside or wholly outside each window asked for and no marker of it (of
+// an hour in it) exists; days first, then hours outside the days used; the
+// buckets a window edge cuts, the ones not sealed and the marked ones are
+// read impression by impression, so answers stay exact to the microsecond.
 //
-// Impressions still arrive after their bucket is sealed (lateness,
-// redelivery). Writes stay blind: an impression whose bucket ended
+// Impressions still arrive after their hour is sealed (lateness,
+// redelivery). Writes stay blind: an impression whose hour ended
 // sealAfter ago or earlier is written with a marker beside it. The next
-// pass counts the bucket again and deletes exactly the markers its
+// pass counts its hour and day again and deletes exactly the markers its
 // snapshot held, so a marker written during the pass survives it. The
 // writer decides and commits under sealMu held shared, and the pass takes
 // its snapshot under sealMu held exclusively, with the clock read inside:
 // a write that decided "no marker" before the snapshot is in it, and one
-// deciding after it sees a later clock, under which any bucket the pass
+// deciding after it sees a later clock, under which any hour the pass
 // seals has ended sealAfter ago.
 const (
 	tRollup = 'h'
 	tMarker = 'd'
-	// rollupBucket is the span of one rollup, in microseconds (1h).
+	// rollupBucket is an hour, and rollupDay a day, in microseconds.
 	rollupBucket = int64(time.Hour / time.Microsecond)
+	rollupDay    = 24 * rollupBucket
+	levelHour    = 0
+	levelDay     = 1
 	// rollupMinRows is the fewest impressions a bucket needs to be sealed:
 	// below it a rollup saves too little to pay for its row.
 	rollupMinRows = 8
 )
+
+// spanOf is the span of a rollup level.
+func spanOf(level byte) int64 {
+	if level == levelDay {
+		return rollupDay
+	}
+	return rollupBucket
+}
+
+func dayOf(at int64) int64 { return at - at%rollupDay }
 
 func bucketOf(at int64) int64 { return at - at%rollupBucket }
 
@@ -139,23 +155,48 @@ func (c *Counts) SealCounts(ctx context.Context) (int, error) {
 		return sealed, fmt.Errorf("embedded: seal counts: %w", err)
 	}
 	var key []byte
+	put := func(group []byte, level byte, bucket, n int64, del bool) error {
+		key = rollupKey(key[:0], group, level, bucket)
+		var err error
+		if del {
+			err = b.Delete(key, nil)
+		} else {
+			err = b.Set(key, binary.BigEndian.AppendUint64(nil, uint64(n)), nil)
+			sealed++
+		}
+		if err != nil {
+			return err
+		}
+		if pending++; pending >= c.s.cfg.CommitEvery {
+			return commit()
+		}
+		return nil
+	}
+	// A marked hour and its day are counted again.
+	var lastDay bucketRef
+	markedSet := make(map[string]bool, len(marked))
+	for _, m := range marked {
+		markedSet[string(binary.BigEndian.AppendUint64(slices.Clip(m.group), uint64(m.bucket)))] = true
+	}
 	for _, m := range marked {
 		if err := ctx.Err(); err != nil {
 			return sealed, &graph.RetryableError{Op: "seal counts", Err: err}
 		}
-		n := c.countBucket(it, m.group, m.bucket)
-		key = rollupKey(key[:0], m.group, m.bucket)
-		var err error
-		if n >= rollupMinRows && m.bucket+rollupBucket <= limit {
-			err = b.Set(key, binary.BigEndian.AppendUint64(nil, uint64(n)), nil)
-			sealed++
-		} else {
-			err = b.Delete(key, nil)
-		}
-		if err != nil {
+		n := c.countSpan(it, m.group, m.bucket, rollupBucket)
+		ok := n >= rollupMinRows && m.bucket+rollupBucket <= limit
+		if err := put(m.group, levelHour, m.bucket, n, !ok); err != nil {
 			return sealed, fmt.Errorf("embedded: seal counts: %w", err)
 		}
-		pending++
+		d := dayOf(m.bucket)
+		if lastDay.group != nil && lastDay.bucket == d && bytes.Equal(lastDay.group, m.group) {
+			continue
+		}
+		lastDay = bucketRef{group: m.group, bucket: d}
+		n = c.countSpan(it, m.group, d, rollupDay)
+		ok = n >= rollupMinRows && d+rollupDay <= limit
+		if err := put(m.group, levelDay, d, n, !ok); err != nil {
+			return sealed, fmt.Errorf("embedded: seal counts: %w", err)
+		}
 	}
 	for _, k := range markers {
 		if err := b.Delete(k, nil); err != nil {
@@ -167,24 +208,26 @@ func (c *Counts) SealCounts(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	// Then every group's buckets not sealed yet, oldest first.
+	// Then every group's hours and days not sealed yet, oldest first. A
+	// sealed day is skipped whole; a sealed hour adds its rollup to its
+	// day's count and is skipped.
 	var group []byte
-	var bucket, rows int64 = -1, 0
-	flush := func() error {
-		if bucket < 0 || rows < rollupMinRows || bucket+rollupBucket > limit {
+	var hour, hourRows, day, dayRows int64 = -1, 0, -1, 0
+	flushHour := func() error {
+		defer func() { hour, hourRows = -1, 0 }()
+		if hour < 0 || hourRows < rollupMinRows || hour+rollupBucket > limit {
 			return nil
 		}
-		key = rollupKey(key[:0], group, bucket)
-		if err := b.Set(key, binary.BigEndian.AppendUint64(nil, uint64(rows)), nil); err != nil {
-			return err
-		}
-		sealed++
-		if pending++; pending >= c.s.cfg.CommitEvery {
-			return commit()
-		}
-		return nil
+		return put(group, levelHour, hour, hourRows, false)
 	}
-	var seek, cur []byte
+	flushDay := func() error {
+		defer func() { day, dayRows = -1, 0 }()
+		if day < 0 || dayRows < rollupMinRows || day+rollupDay > limit {
+			return nil
+		}
+		return put(group, levelDay, day, dayRows, false)
+	}
+	var cur []byte
 	for ok := it.SeekGE([]byte{tCount}); ok && it.Key()[0] == tCount; {
 		if err := ctx.Err(); err != nil {
 			return sealed, &graph.RetryableError{Op: "seal counts", Err: err}
@@ -195,41 +238,58 @@ func (c *Counts) SealCounts(ctx context.Context) (int, error) {
 			return sealed, fmt.Errorf("embedded: seal counts: key %q: %w", k, err)
 		}
 		at := int64(binary.BigEndian.Uint64(k[n : n+8]))
-		bk := bucketOf(at)
-		if bk != bucket || !bytes.Equal(group, k[1:n]) {
-			if err := flush(); err != nil {
+		newGroup := !bytes.Equal(group, k[1:n])
+		if newGroup || bucketOf(at) != hour {
+			if err := flushHour(); err != nil {
 				return sealed, fmt.Errorf("embedded: seal counts: %w", err)
 			}
-			if !bytes.Equal(group, k[1:n]) {
-				group = append(group[:0], k[1:n]...)
+			if newGroup || dayOf(at) != day {
+				if err := flushDay(); err != nil {
+					return sealed, fmt.Errorf("embedded: seal counts: %w", err)
+				}
 			}
-			bucket, rows = bk, 0
-			if bk+rollupBucket > limit {
-				// The rest of the group is too recent to seal.
-				bucket = -1
-				ok = it.SeekGE(prefixEnd(k[:n]))
+			cur = append(cur[:0], k...) // the checks below move the iterator
+			if newGroup {
+				group = append(group[:0], cur[1:n]...)
+			}
+			h := bucketOf(at)
+			if h+rollupBucket > limit {
+				// The rest of the group is too recent to seal, its day too.
+				day, dayRows = -1, 0
+				ok = it.SeekGE(prefixEnd(cur[:n]))
 				continue
 			}
-			// A sealed bucket is skipped whole (one it marked was counted
-			// above). hasRollup moves the iterator: cur keeps the key.
-			cur = append(cur[:0], k...)
-			if c.hasRollup(it, group, bk) {
-				bucket = -1
-				seek = binary.BigEndian.AppendUint64(append(seek[:0], cur[:n]...), uint64(bk+rollupBucket))
-				ok = it.SeekGE(seek)
+			if day < 0 {
+				day = dayOf(at)
+				if _, found := c.rollupOf(it, group, levelDay, day); found {
+					day = -1
+					ok = it.SeekGE(binary.BigEndian.AppendUint64(slices.Clip(cur[:n]), uint64(dayOf(at)+rollupDay)))
+					continue
+				}
+			}
+			// The rollup of an hour marked in this pass is stale: its
+			// impressions are counted again.
+			if v, found := c.rollupOf(it, group, levelHour, h); found && !markedSet[string(binary.BigEndian.AppendUint64(slices.Clip(group), uint64(h)))] {
+				dayRows += v
+				ok = it.SeekGE(binary.BigEndian.AppendUint64(slices.Clip(cur[:n]), uint64(h+rollupBucket)))
 				continue
 			}
+			hour = h
 			if !it.SeekGE(cur) {
 				break
 			}
 		}
-		rows++
+		hourRows++
+		dayRows++
 		ok = it.Next()
 	}
 	if err := it.Error(); err != nil {
 		return sealed, fmt.Errorf("embedded: seal counts: %w", err)
 	}
-	if err := flush(); err != nil {
+	if err := flushHour(); err != nil {
+		return sealed, fmt.Errorf("embedded: seal counts: %w", err)
+	}
+	if err := flushDay(); err != nil {
 		return sealed, fmt.Errorf("embedded: seal counts: %w", err)
 	}
 	if err := commit(); err != nil {
@@ -252,23 +312,27 @@ func (c *Counts) SealCounts(ctx context.Context) (int, error) {
 // compacts the marker table.
 const markerCompactAfter = 1000
 
-func rollupKey(b, group []byte, bucket int64) []byte {
+func rollupKey(b, group []byte, level byte, bucket int64) []byte {
 	b = append(append(b, tRollup), group...)
-	return binary.BigEndian.AppendUint64(b, uint64(bucket))
+	return binary.BigEndian.AppendUint64(append(b, level), uint64(bucket))
 }
 
-// hasRollup reports whether group's bucket has a rollup; it moves it.
-func (c *Counts) hasRollup(it *pebble.Iterator, group []byte, bucket int64) bool {
-	key := rollupKey(nil, group, bucket)
-	return it.SeekGE(key) && bytes.Equal(it.Key(), key)
+// rollupOf returns the rollup of group's bucket at level, if there is one;
+// it moves it.
+func (c *Counts) rollupOf(it *pebble.Iterator, group []byte, level byte, bucket int64) (int64, bool) {
+	key := rollupKey(nil, group, level, bucket)
+	if !it.SeekGE(key) || !bytes.Equal(it.Key(), key) || len(it.Value()) != 8 {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(it.Value())), true
 }
 
-// countBucket counts group's impressions in bucket; it moves it.
-func (c *Counts) countBucket(it *pebble.Iterator, group []byte, bucket int64) int64 {
-	start := binary.BigEndian.AppendUint64(append([]byte{tCount}, group...), uint64(bucket))
-	end := binary.BigEndian.AppendUint64(append([]byte{tCount}, group...), uint64(bucket+rollupBucket))
+// countSpan counts group's impressions in [start, start+span); it moves it.
+func (c *Counts) countSpan(it *pebble.Iterator, group []byte, start, span int64) int64 {
+	lo := binary.BigEndian.AppendUint64(append([]byte{tCount}, group...), uint64(start))
+	hi := binary.BigEndian.AppendUint64(append([]byte{tCount}, group...), uint64(start+span))
 	var n int64
-	for ok := it.SeekGE(start); ok && bytes.Compare(it.Key(), end) < 0; ok = it.Next() {
+	for ok := it.SeekGE(lo); ok && bytes.Compare(it.Key(), hi) < 0; ok = it.Next() {
 		n++
 	}
 	return n
@@ -298,15 +362,17 @@ func (c *Counts) dropRollupsThrough(ctx context.Context, group []byte, limit int
 				_ = it.Close()
 				return fmt.Errorf("%s key %q: %w", string(table), k, err)
 			}
-			bk := int64(binary.BigEndian.Uint64(k[n : n+8]))
 			var drop bool
 			switch {
 			case table == tMarker:
 				drop = len(k) >= n+16 && int64(binary.BigEndian.Uint64(k[n+8:n+16])) <= limit
+			case len(k) != n+9:
+				_ = it.Close()
+				return fmt.Errorf("rollup key %q: %w", k, errBadKey)
 			case partial:
-				drop = bk <= limit
+				drop = int64(binary.BigEndian.Uint64(k[n+1:])) <= limit
 			default:
-				drop = bk+rollupBucket-1 <= limit
+				drop = int64(binary.BigEndian.Uint64(k[n+1:]))+spanOf(k[n])-1 <= limit
 			}
 			if drop {
 				if err := b.Delete(k, nil); err != nil {

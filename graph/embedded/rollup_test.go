@@ -197,9 +197,24 @@ func TestRollupsStayExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after the passes")
+	// Late impressions into hours of today already sealed; then the day
+	// ends, and the pass that seals it must count those hours again.
+	dayStart := now().Truncate(24 * time.Hour)
+	var today []graph.Impression
+	for range 300 {
+		today = append(today, imp(heavy, dayStart.Add(time.Duration(rng.Int64N(int64(now().Add(-2*time.Hour).Sub(dayStart)))))))
+	}
+	record(today)
+	clkMu.Lock()
+	clk.t = clk.t.Add(24 * time.Hour)
+	clkMu.Unlock()
+	if _, err := c.SealCounts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("a day sealed with marked hours")
 	// Time passes: new buckets get sealed, the oldest leave retention.
 	clkMu.Lock()
-	clk.t = clk.t.Add(5 * 24 * time.Hour)
+	clk.t = clk.t.Add(4 * 24 * time.Hour)
 	clkMu.Unlock()
 	var recent []graph.Impression
 	for range 1000 {
