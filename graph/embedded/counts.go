@@ -89,6 +89,11 @@ type Counts struct {
 	// sweep and purge.
 	sealMu sync.RWMutex
 	passMu sync.Mutex
+	// rolled holds the count prefixes (user, edge type) that have had a
+	// rollup since the store opened: the users whose lookups look for
+	// rollups. It only grows; see rolledUp.
+	rolledMu sync.RWMutex
+	rolled   map[string]struct{}
 
 	interval  time.Duration
 	stopOnce  sync.Once
@@ -124,7 +129,10 @@ func NewCounts(s *Store, rules *graph.CountRules, opts CountOptions) (*Counts, e
 		return nil, fmt.Errorf("embedded: new counts: %w", err)
 	}
 	c := &Counts{s: s, rules: rules, log: logger, now: now, m: m, interval: interval,
-		stopSweep: make(chan struct{}), sweepDone: make(chan struct{})}
+		stopSweep: make(chan struct{}), sweepDone: make(chan struct{}), rolled: map[string]struct{}{}}
+	if err := c.loadRolled(); err != nil {
+		return nil, fmt.Errorf("embedded: new counts: %w", err)
+	}
 	go c.sweepLoop()
 	return c, nil
 }
@@ -255,18 +263,22 @@ func (c *Counts) read(p *graph.CountPlan) (graph.CountResult, int, error) {
 		ts[i] = target{i, appendNode(slices.Clip(prefix), t)}
 	}
 	slices.SortFunc(ts, func(a, b target) int { return bytes.Compare(a.key, b.key) })
-	// One iterator over the impression, marker and rollup tables ('c' to
-	// 'h'), so the three are read at one instant.
-	it, err := c.s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tCount}, UpperBound: []byte{tRollup + 1}})
+	// Most users have no rollup (rolledUp, a hint: impressions alone always
+	// give the answer): their lookups read the user's impressions through
+	// an iterator bounded to them. Others read through one iterator over
+	// the impression, marker and rollup tables ('c' to 'h'), so the three
+	// are read at one instant.
+	rolled := c.rolledUp(prefix)
+	opts := &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)}
+	if rolled {
+		opts = &pebble.IterOptions{LowerBound: []byte{tCount}, UpperBound: []byte{tRollup + 1}}
+	}
+	it, err := c.s.db.NewIter(opts)
 	if err != nil {
 		return graph.CountResult{}, 0, fmt.Errorf("embedded: counts: %w", err)
 	}
 	defer it.Close()
 	from := max(0, p.Since+1) // first event time counted
-	// Most users have no rollup: one seek tells, and their lookups read
-	// impressions only.
-	userRollups := append([]byte{tRollup}, prefix[1:]...)
-	rolled := it.SeekGE(userRollups) && bytes.HasPrefix(it.Key(), userRollups)
 	rows := 0
 	var seek []byte
 	var covered []span // spans of the target counted from their rollups

@@ -100,6 +100,13 @@ func markerKey(b []byte, countKey []byte, group int) []byte {
 // SealCounts runs one seal pass (see the package's rollup notes) and
 // returns how many buckets it sealed or sealed again. The background sweep
 // runs it; it is exported for tools, tests and benchmarks.
+//
+// The pass is one walk, in key order, over the impressions, the markers
+// and the rollups of one snapshot (three iterators): a sealed day without
+// a marker is skipped whole, a sealed hour without a marker adds its
+// rollup to its day and is skipped, every other hour that ended before the
+// limit is counted. Markers are deleted as the walk passes them, so its
+// memory does not grow with a backfill.
 func (c *Counts) SealCounts(ctx context.Context) (int, error) {
 	if err := c.enter(ctx, "seal counts"); err != nil {
 		return 0, err
@@ -112,14 +119,19 @@ func (c *Counts) SealCounts(ctx context.Context) (int, error) {
 	limit := micros(c.now()) - c.sealDelay() // buckets ending at or before it may be sealed
 	c.sealMu.Unlock()
 	defer snap.Close()
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{tCount}, UpperBound: []byte{tRollup + 1}})
-	if err != nil {
-		return 0, fmt.Errorf("embedded: seal counts: %w", err)
+	var its [3]*pebble.Iterator
+	for i, table := range []byte{tCount, tMarker, tRollup} {
+		it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{table}, UpperBound: []byte{table + 1}})
+		if err != nil {
+			return 0, fmt.Errorf("embedded: seal counts: %w", err)
+		}
+		defer it.Close()
+		its[i] = it
 	}
-	defer it.Close()
+	it, mit, rit := its[0], its[1], its[2]
 	b := c.s.db.NewBatch()
 	defer func() { _ = b.Close() }()
-	sealed, pending := 0, 0
+	sealed, pending, deleted := 0, 0, 0
 	commit := func() error {
 		if pending == 0 {
 			return nil
@@ -132,27 +144,11 @@ func (c *Counts) SealCounts(ctx context.Context) (int, error) {
 		b = c.s.db.NewBatch()
 		return nil
 	}
-	// Marked buckets first: each is counted again.
-	type bucketRef struct {
-		group  []byte
-		bucket int64
-	}
-	var marked []bucketRef
-	var markers [][]byte
-	for ok := it.SeekGE([]byte{tMarker}); ok && it.Key()[0] == tMarker; ok = it.Next() {
-		k := it.Key()
-		n, err := countGroupLen(append([]byte{tCount}, k[1:]...))
-		if err != nil || len(k) < n+16 {
-			return sealed, fmt.Errorf("embedded: seal counts: marker %q: %w", k, errBadKey)
+	counted := func() error {
+		if pending++; pending >= c.s.cfg.CommitEvery {
+			return commit()
 		}
-		bk := int64(binary.BigEndian.Uint64(k[n : n+8]))
-		if l := len(marked); l == 0 || marked[l-1].bucket != bk || !bytes.Equal(marked[l-1].group, k[1:n]) {
-			marked = append(marked, bucketRef{group: bytes.Clone(k[1:n]), bucket: bk})
-		}
-		markers = append(markers, bytes.Clone(k))
-	}
-	if err := it.Error(); err != nil {
-		return sealed, fmt.Errorf("embedded: seal counts: %w", err)
+		return nil
 	}
 	var key []byte
 	put := func(group []byte, level byte, bucket, n int64, del bool) error {
@@ -160,75 +156,69 @@ func (c *Counts) SealCounts(ctx context.Context) (int, error) {
 		var err error
 		if del {
 			err = b.Delete(key, nil)
-		} else {
+		} else if err = c.markRolled(group); err == nil {
 			err = b.Set(key, binary.BigEndian.AppendUint64(nil, uint64(n)), nil)
 			sealed++
 		}
 		if err != nil {
 			return err
 		}
-		if pending++; pending >= c.s.cfg.CommitEvery {
-			return commit()
+		return counted()
+	}
+	// markedHours deletes the markers before 'd' group (day+1 day) and
+	// returns the hours of the day's markers among them.
+	mok := mit.First()
+	var lo, hi []byte
+	markedHours := func(group []byte, day int64, hours []int64) ([]int64, error) {
+		lo = binary.BigEndian.AppendUint64(append(append(lo[:0], tMarker), group...), uint64(day))
+		hi = binary.BigEndian.AppendUint64(append(append(hi[:0], tMarker), group...), uint64(day+rollupDay))
+		for ; mok && bytes.Compare(mit.Key(), hi) < 0; mok = mit.Next() {
+			k := mit.Key()
+			if bytes.Compare(k, lo) >= 0 {
+				h := int64(binary.BigEndian.Uint64(k[len(lo)-8:]))
+				if len(hours) == 0 || hours[len(hours)-1] != h {
+					hours = append(hours, h)
+				}
+			}
+			if err := b.Delete(k, nil); err != nil {
+				return hours, err
+			}
+			deleted++
+			if err := counted(); err != nil {
+				return hours, err
+			}
+		}
+		return hours, mit.Error()
+	}
+	var group, seek []byte
+	var marked []int64 // the current day's marked hours
+	var hour, hourRows, day, dayRows int64 = -1, 0, -1, 0
+	var hourHad, dayHad bool // a rollup of the bucket exists
+	flushHour := func() error {
+		defer func() { hour, hourRows, hourHad = -1, 0, false }()
+		switch {
+		case hour < 0 || hour+rollupBucket > limit:
+			return nil
+		case hourRows >= rollupMinRows:
+			return put(group, levelHour, hour, hourRows, false)
+		case hourHad:
+			return put(group, levelHour, hour, 0, true)
 		}
 		return nil
 	}
-	// A marked hour and its day are counted again.
-	var lastDay bucketRef
-	markedSet := make(map[string]bool, len(marked))
-	for _, m := range marked {
-		markedSet[string(binary.BigEndian.AppendUint64(slices.Clip(m.group), uint64(m.bucket)))] = true
-	}
-	for _, m := range marked {
-		if err := ctx.Err(); err != nil {
-			return sealed, &graph.RetryableError{Op: "seal counts", Err: err}
-		}
-		n := c.countSpan(it, m.group, m.bucket, rollupBucket)
-		ok := n >= rollupMinRows && m.bucket+rollupBucket <= limit
-		if err := put(m.group, levelHour, m.bucket, n, !ok); err != nil {
-			return sealed, fmt.Errorf("embedded: seal counts: %w", err)
-		}
-		d := dayOf(m.bucket)
-		if lastDay.group != nil && lastDay.bucket == d && bytes.Equal(lastDay.group, m.group) {
-			continue
-		}
-		lastDay = bucketRef{group: m.group, bucket: d}
-		n = c.countSpan(it, m.group, d, rollupDay)
-		ok = n >= rollupMinRows && d+rollupDay <= limit
-		if err := put(m.group, levelDay, d, n, !ok); err != nil {
-			return sealed, fmt.Errorf("embedded: seal counts: %w", err)
-		}
-	}
-	for _, k := range markers {
-		if err := b.Delete(k, nil); err != nil {
-			return sealed, fmt.Errorf("embedded: seal counts: %w", err)
-		}
-		if pending++; pending >= c.s.cfg.CommitEvery {
-			if err := commit(); err != nil {
-				return sealed, fmt.Errorf("embedded: seal counts: commit: %w", err)
-			}
-		}
-	}
-	// Then every group's hours and days not sealed yet, oldest first. A
-	// sealed day is skipped whole; a sealed hour adds its rollup to its
-	// day's count and is skipped.
-	var group []byte
-	var hour, hourRows, day, dayRows int64 = -1, 0, -1, 0
-	flushHour := func() error {
-		defer func() { hour, hourRows = -1, 0 }()
-		if hour < 0 || hourRows < rollupMinRows || hour+rollupBucket > limit {
-			return nil
-		}
-		return put(group, levelHour, hour, hourRows, false)
-	}
 	flushDay := func() error {
-		defer func() { day, dayRows = -1, 0 }()
-		if day < 0 || dayRows < rollupMinRows || day+rollupDay > limit {
+		defer func() { day, dayRows, dayHad = -1, 0, false }()
+		switch {
+		case day < 0 || day+rollupDay > limit:
 			return nil
+		case dayRows >= rollupMinRows:
+			return put(group, levelDay, day, dayRows, false)
+		case dayHad:
+			return put(group, levelDay, day, 0, true)
 		}
-		return put(group, levelDay, day, dayRows, false)
+		return nil
 	}
-	var cur []byte
-	for ok := it.SeekGE([]byte{tCount}); ok && it.Key()[0] == tCount; {
+	for ok := it.First(); ok; {
 		if err := ctx.Err(); err != nil {
 			return sealed, &graph.RetryableError{Op: "seal counts", Err: err}
 		}
@@ -239,44 +229,50 @@ func (c *Counts) SealCounts(ctx context.Context) (int, error) {
 		}
 		at := int64(binary.BigEndian.Uint64(k[n : n+8]))
 		newGroup := !bytes.Equal(group, k[1:n])
-		if newGroup || bucketOf(at) != hour {
+		h, d := bucketOf(at), dayOf(at)
+		if newGroup || h != hour {
 			if err := flushHour(); err != nil {
 				return sealed, fmt.Errorf("embedded: seal counts: %w", err)
 			}
-			if newGroup || dayOf(at) != day {
+			if newGroup || d != day {
 				if err := flushDay(); err != nil {
 					return sealed, fmt.Errorf("embedded: seal counts: %w", err)
 				}
-			}
-			cur = append(cur[:0], k...) // the checks below move the iterator
-			if newGroup {
-				group = append(group[:0], cur[1:n]...)
-			}
-			h := bucketOf(at)
-			if h+rollupBucket > limit {
-				// The rest of the group is too recent to seal, its day too.
-				day, dayRows = -1, 0
-				ok = it.SeekGE(prefixEnd(cur[:n]))
-				continue
-			}
-			if day < 0 {
-				day = dayOf(at)
-				if _, found := c.rollupOf(it, group, levelDay, day); found {
-					day = -1
-					ok = it.SeekGE(binary.BigEndian.AppendUint64(slices.Clip(cur[:n]), uint64(dayOf(at)+rollupDay)))
+				if newGroup {
+					group = append(group[:0], k[1:n]...)
+				}
+				if h+rollupBucket > limit {
+					// The rest of the group is too recent to seal.
+					ok = it.SeekGE(prefixEnd(k[:n]))
+					continue
+				}
+				if marked, err = markedHours(group, d, marked[:0]); err != nil {
+					return sealed, fmt.Errorf("embedded: seal counts: %w", err)
+				}
+				day = d
+				_, dayHad = c.rollupOf(rit, group, levelDay, d)
+				if dayHad && len(marked) == 0 {
+					day, dayHad = -1, false
+					seek = binary.BigEndian.AppendUint64(append(seek[:0], k[:n]...), uint64(d+rollupDay))
+					ok = it.SeekGE(seek)
 					continue
 				}
 			}
-			// The rollup of an hour marked in this pass is stale: its
-			// impressions are counted again.
-			if v, found := c.rollupOf(it, group, levelHour, h); found && !markedSet[string(binary.BigEndian.AppendUint64(slices.Clip(group), uint64(h)))] {
-				dayRows += v
-				ok = it.SeekGE(binary.BigEndian.AppendUint64(slices.Clip(cur[:n]), uint64(h+rollupBucket)))
+			if h+rollupBucket > limit {
+				// The rest of the group is too recent to seal, its day too.
+				day, dayRows, dayHad = -1, 0, false
+				ok = it.SeekGE(prefixEnd(k[:n]))
 				continue
 			}
 			hour = h
-			if !it.SeekGE(cur) {
-				break
+			var v int64
+			v, hourHad = c.rollupOf(rit, group, levelHour, h)
+			if hourHad && !slices.Contains(marked, h) {
+				dayRows += v
+				hour, hourHad = -1, false
+				seek = binary.BigEndian.AppendUint64(append(seek[:0], k[:n]...), uint64(h+rollupBucket))
+				ok = it.SeekGE(seek)
+				continue
 			}
 		}
 		hourRows++
@@ -292,6 +288,19 @@ func (c *Counts) SealCounts(ctx context.Context) (int, error) {
 	if err := flushDay(); err != nil {
 		return sealed, fmt.Errorf("embedded: seal counts: %w", err)
 	}
+	// Markers the walk did not reach (none, unless their impressions went).
+	for ; mok; mok = mit.Next() {
+		if err := b.Delete(mit.Key(), nil); err != nil {
+			return sealed, fmt.Errorf("embedded: seal counts: %w", err)
+		}
+		deleted++
+		if err := counted(); err != nil {
+			return sealed, fmt.Errorf("embedded: seal counts: commit: %w", err)
+		}
+	}
+	if err := mit.Error(); err != nil {
+		return sealed, fmt.Errorf("embedded: seal counts: %w", err)
+	}
 	if err := commit(); err != nil {
 		return sealed, fmt.Errorf("embedded: seal counts: commit: %w", err)
 	}
@@ -299,7 +308,7 @@ func (c *Counts) SealCounts(ctx context.Context) (int, error) {
 	// group would step over until a compaction drops them; after a pass
 	// that deleted many (a backfill, a consumer catching up), the marker
 	// table is compacted at once.
-	if len(markers) >= markerCompactAfter {
+	if deleted >= markerCompactAfter {
 		if err := c.s.db.Compact(ctx, []byte{tMarker}, []byte{tMarker + 1}, false); err != nil {
 			return sealed, fmt.Errorf("embedded: seal counts: compact markers: %w", err)
 		}
@@ -311,6 +320,66 @@ func (c *Counts) SealCounts(ctx context.Context) (int, error) {
 // markerCompactAfter is how many markers a seal pass deletes before it
 // compacts the marker table.
 const markerCompactAfter = 1000
+
+// rolledUp reports whether the user and edge type of count prefix prefix
+// ('c' <user> <edge type>) have had a rollup since the store opened.
+func (c *Counts) rolledUp(prefix []byte) bool {
+	c.rolledMu.RLock()
+	defer c.rolledMu.RUnlock()
+	_, ok := c.rolled[string(prefix[1:])]
+	return ok
+}
+
+// markRolled records that group's user and edge type have a rollup.
+func (c *Counts) markRolled(group []byte) error {
+	n, err := userTypeLen(group)
+	if err != nil {
+		return err
+	}
+	c.rolledMu.RLock()
+	_, ok := c.rolled[string(group[:n])]
+	c.rolledMu.RUnlock()
+	if !ok {
+		c.rolledMu.Lock()
+		c.rolled[string(group[:n])] = struct{}{}
+		c.rolledMu.Unlock()
+	}
+	return nil
+}
+
+// loadRolled fills rolled from the rollup table: one seek per user and
+// edge type that has rollups.
+func (c *Counts) loadRolled() error {
+	it, err := c.s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tRollup}, UpperBound: []byte{tRollup + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; {
+		k := it.Key()
+		n, err := userTypeLen(k[1:])
+		if err != nil {
+			return fmt.Errorf("rollup key %q: %w", k, err)
+		}
+		c.rolled[string(k[1:1+n])] = struct{}{}
+		ok = it.SeekGE(prefixEnd(k[:1+n]))
+	}
+	return it.Error()
+}
+
+// userTypeLen is the length of the <user> <edge type> part at the front
+// of a group.
+func userTypeLen(group []byte) (int, error) {
+	i := 0
+	for range 3 { // user type, user id, edge type
+		j, err := skipStr(group, i)
+		if err != nil {
+			return 0, err
+		}
+		i = j
+	}
+	return i, nil
+}
 
 func rollupKey(b, group []byte, level byte, bucket int64) []byte {
 	b = append(append(b, tRollup), group...)
@@ -325,17 +394,6 @@ func (c *Counts) rollupOf(it *pebble.Iterator, group []byte, level byte, bucket 
 		return 0, false
 	}
 	return int64(binary.BigEndian.Uint64(it.Value())), true
-}
-
-// countSpan counts group's impressions in [start, start+span); it moves it.
-func (c *Counts) countSpan(it *pebble.Iterator, group []byte, start, span int64) int64 {
-	lo := binary.BigEndian.AppendUint64(append([]byte{tCount}, group...), uint64(start))
-	hi := binary.BigEndian.AppendUint64(append([]byte{tCount}, group...), uint64(start+span))
-	var n int64
-	for ok := it.SeekGE(lo); ok && bytes.Compare(it.Key(), hi) < 0; ok = it.Next() {
-		n++
-	}
-	return n
 }
 
 // dropRollupsThrough deletes, among groups starting with group (all when
