@@ -326,10 +326,18 @@ func TestConcurrentDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A tombstone's DeletesDropped mark says how the topic's rows decoded
+	// so far looked (package doc): it depends on which rows other
+	// goroutines decoded just before, so it is left out of the comparison.
+	show := func(envs []Envelope, err error) string {
+		for i := range envs {
+			envs[i].DeletesDropped = false
+		}
+		return fmt.Sprint(envs, err)
+	}
 	want := make([]string, len(msgs))
 	for i := range msgs {
-		envs, err := d.Decode(msgs[i])
-		want[i] = fmt.Sprint(envs, err)
+		want[i] = show(d.Decode(msgs[i]))
 	}
 	var wg sync.WaitGroup
 	errs := make(chan string, 8)
@@ -339,8 +347,7 @@ func TestConcurrentDecode(t *testing.T) {
 			defer wg.Done()
 			for n := 0; n < 20; n++ {
 				i := (g*7 + n*3) % len(msgs)
-				envs, err := d.Decode(msgs[i])
-				if got := fmt.Sprint(envs, err); got != want[i] {
+				if got := show(d.Decode(msgs[i])); got != want[i] {
 					errs <- cases[i].Name
 					return
 				}
