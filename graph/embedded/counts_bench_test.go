@@ -265,30 +265,10 @@ func rawCeiling(db *pebble.DB, q graph.CountQuery, now time.Time) (int, error) {
 }
 
 func BenchmarkCountsLookup(b *testing.B) {
-	schema, err := graph.LoadSchema(schemas.GraphSchema(), ".")
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := DefaultConfig()
-	cfg.Dir = b.TempDir()
 	// The block cache holds the whole count table (~0.4 GB compressed for
 	// 10M impressions), as it should for a store that serves caps: with the
 	// 64 MiB default most seeks would read and decompress a block.
-	cfg.CacheBytes = 1 << 30
-	s, err := Open(cfg, schema, Deps{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	rules, err := graph.NewCountRules(graph.DefaultCountConfig(), schema)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := NewCounts(s, rules, CountOptions{SweepInterval: 24 * time.Hour})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	s, c := openBenchCounts(b, func(cfg *Config) { cfg.CacheBytes = 1 << 30 })
 	ctx := context.Background()
 	d := newFcapData(1)
 	t0 := time.Now()
@@ -367,27 +347,7 @@ func rawScan(db *pebble.DB) (int, error) {
 // (rollups for the sealed hours, impressions at the edges). It reports
 // p50/p99 and the rows each lookup read.
 func BenchmarkCountsHeavyUser(b *testing.B) {
-	schema, err := graph.LoadSchema(schemas.GraphSchema(), ".")
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := DefaultConfig()
-	cfg.Dir = b.TempDir()
-	cfg.Sync = false // loading only; lookups do not depend on it
-	s, err := Open(cfg, schema, Deps{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	rules, err := graph.NewCountRules(graph.DefaultCountConfig(), schema)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := NewCounts(s, rules, CountOptions{SweepInterval: 24 * time.Hour})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	s, c := openBenchCounts(b, func(cfg *Config) { cfg.Sync = false }) // loading only; lookups do not depend on it
 	ctx := context.Background()
 	total := 50000
 	if v, err := strconv.Atoi(os.Getenv("RTGRAPH_BENCH_HEAVY_IMPRESSIONS")); err == nil && v > 0 {
@@ -458,4 +418,37 @@ func BenchmarkCountsHeavyUser(b *testing.B) {
 			b.ReportMetric(float64(rows0)/float64(b.N), "rows/lookup")
 		})
 	}
+}
+
+// openBenchCounts opens a store of the shipped schema in a temporary
+// directory, with mod applied to the default configuration, and its count
+// store with the default count rules and no sweep during the benchmark.
+func openBenchCounts(b *testing.B, mod func(*Config)) (*Store, *Counts) {
+	b.Helper()
+	schema, err := graph.LoadSchema(schemas.GraphSchema(), ".")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Dir = b.TempDir()
+	mod(&cfg)
+	s, err := Open(cfg, schema, Deps{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rules, err := graph.NewCountRules(graph.DefaultCountConfig(), schema)
+	if err != nil {
+		_ = s.Close()
+		b.Fatal(err)
+	}
+	c, err := NewCounts(s, rules, CountOptions{SweepInterval: 24 * time.Hour})
+	if err != nil {
+		_ = s.Close()
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = c.Close()
+		_ = s.Close()
+	})
+	return s, c
 }
