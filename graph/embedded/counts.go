@@ -206,7 +206,7 @@ func (c *Counts) RecordImpressions(ctx context.Context, imps []graph.Impression)
 			if err := b.Set(key, nil, nil); err != nil {
 				return graph.RecordResult{}, fmt.Errorf("embedded: record impressions: %w", err)
 			}
-			if at := im.EventTime.UnixMicro(); c.needsMarker(at, now) {
+			if at := im.EventTime.UnixMicro(); needsMarker(at, now) {
 				marker = markerKey(marker[:0], key, len(key)-len(im.EventID)-8)
 				if err := b.Set(marker, nil, nil); err != nil {
 					return graph.RecordResult{}, fmt.Errorf("embedded: record impressions: %w", err)
@@ -591,23 +591,11 @@ func countGroupLen(k []byte) (int, error) {
 
 // skipStr returns the index just past the escaped string starting at k[i].
 func skipStr(k []byte, i int) (int, error) {
-	for ; i < len(k); i++ {
-		if k[i] != 0 {
-			continue
-		}
-		if i+1 >= len(k) {
-			return 0, errBadKey
-		}
-		switch k[i+1] {
-		case 0xff:
-			i++
-		case 1:
-			return i + 2, nil
-		default:
-			return 0, errBadKey
-		}
+	end, _ := strEnd(k[i:])
+	if end < 0 {
+		return 0, errBadKey
 	}
-	return 0, errBadKey
+	return i + end + 2, nil
 }
 
 type countMetrics struct {
@@ -642,7 +630,7 @@ func newCountMetrics(reg prometheus.Registerer) (*countMetrics, error) {
 		}),
 		sealed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rtgraph_embedded_count_buckets_sealed_total",
-			Help: "Hourly count rollups written by the seal pass (buckets sealed, or sealed again after a late impression).",
+			Help: "Count rollups (hours and days) written by the seal pass: buckets sealed, or sealed again after a late impression.",
 		}),
 		readSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "rtgraph_embedded_count_read_seconds",

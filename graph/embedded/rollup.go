@@ -76,18 +76,18 @@ func dayOf(at int64) int64 { return at - at%rollupDay }
 
 func bucketOf(at int64) int64 { return at - at%rollupBucket }
 
-// sealDelay is how long after a bucket ends the pass may seal it. Only
+// sealAfter is how long after a bucket ends the pass may seal it. Only
 // impressions written later than that after their hour ended need a
 // marker: with a consumer keeping up, almost none.
-func (c *Counts) sealDelay() int64 { return int64(sealAfter / time.Microsecond) }
-
-// sealAfter is sealDelay as a duration.
-const sealAfter = 2 * time.Minute
+const (
+	sealAfter       = 2 * time.Minute
+	sealAfterMicros = int64(sealAfter / time.Microsecond)
+)
 
 // needsMarker reports whether an impression at event time at, written at
 // now (microseconds), lands in a bucket a pass may already have sealed.
-func (c *Counts) needsMarker(at, now int64) bool {
-	return bucketOf(at)+rollupBucket <= now-c.sealDelay()
+func needsMarker(at, now int64) bool {
+	return bucketOf(at)+rollupBucket <= now-sealAfterMicros
 }
 
 func markerKey(b []byte, countKey []byte, group int) []byte {
@@ -116,7 +116,7 @@ func (c *Counts) SealCounts(ctx context.Context) (int, error) {
 	defer c.passMu.Unlock()
 	c.sealMu.Lock()
 	snap := c.s.db.NewSnapshot()
-	limit := micros(c.now()) - c.sealDelay() // buckets ending at or before it may be sealed
+	limit := micros(c.now()) - sealAfterMicros // buckets ending at or before it may be sealed
 	c.sealMu.Unlock()
 	defer snap.Close()
 	var its [3]*pebble.Iterator
