@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,7 +92,15 @@ type parsedCap struct {
 	target graph.NodeKey
 	window time.Duration
 	max    int64
-	field  string
+}
+
+// withField names field in err when err is an *Error (the API's own).
+func withField(err error, field string) error {
+	var e *Error
+	if errors.As(err, &e) {
+		e.Field = field
+	}
+	return err
 }
 
 // parseNodeRef parses "type:id" (node type names never hold ':').
@@ -144,29 +153,46 @@ func (s *server) buildLookup(user graph.NodeKey, edgeType string, targets, windo
 	if _, ok := s.schema.EdgeType(edgeType); !ok {
 		return l, apiErr(kindUnknownType, prefix+"edge_type", "unknown edge type %q", edgeType)
 	}
-	seen := map[graph.NodeKey]bool{}
+	// Duplicates are found by a scan while the targets are few (an ad
+	// server's usual 20 cost no map), by a map past that.
+	var seen map[graph.NodeKey]bool
 	addTarget := func(k graph.NodeKey, field string) error {
-		if seen[k] {
+		if seen != nil {
+			if seen[k] {
+				return nil
+			}
+		} else if slices.Contains(l.q.Targets, k) {
 			return nil
 		}
 		if len(l.q.Targets) == graph.MaxCountTargets {
 			return overCap(field, graph.MaxCountTargets, "more than %d distinct targets", graph.MaxCountTargets)
 		}
-		seen[k] = true
 		l.q.Targets = append(l.q.Targets, k)
+		if seen != nil {
+			seen[k] = true
+		} else if len(l.q.Targets) == 32 {
+			seen = make(map[graph.NodeKey]bool, graph.MaxCountTargets)
+			for _, t := range l.q.Targets {
+				seen[t] = true
+			}
+		}
 		return nil
 	}
-	for i, t := range targets {
-		field := fmt.Sprintf("%stargets[%d]", prefix, i)
+	// at names the i-th element of a list in error fields: prefix+list[i]
+	// in a batch, single in a GET. Only failures call it.
+	at := func(list, single string, i int) string {
 		if prefix == "" {
-			field = "target"
+			return single
 		}
-		k, err := s.parseNodeRef(t, field)
+		return fmt.Sprintf("%s%s[%d]", prefix, list, i)
+	}
+	for i, t := range targets {
+		k, err := s.parseNodeRef(t, "")
+		if err == nil {
+			err = addTarget(k, "")
+		}
 		if err != nil {
-			return l, err
-		}
-		if err := addTarget(k, field); err != nil {
-			return l, err
+			return l, withField(err, at("targets", "target", i))
 		}
 	}
 	addWindow := func(d time.Duration, field string) error {
@@ -182,16 +208,12 @@ func (s *server) buildLookup(user graph.NodeKey, edgeType string, targets, windo
 		return nil
 	}
 	for i, w := range windows {
-		field := fmt.Sprintf("%swindows[%d]", prefix, i)
-		if prefix == "" {
-			field = "windows"
+		d, err := parseWindow(w, "")
+		if err == nil {
+			err = addWindow(d, "")
 		}
-		d, err := parseWindow(w, field)
 		if err != nil {
-			return l, err
-		}
-		if err := addWindow(d, field); err != nil {
-			return l, err
+			return l, withField(err, at("windows", "windows", i))
 		}
 	}
 	if len(windows) == 0 {
@@ -201,36 +223,33 @@ func (s *server) buildLookup(user graph.NodeKey, edgeType string, targets, windo
 		return l, overCap(prefix+"caps", maxCapsPerLookup, "%d caps; the limit is %d", len(caps), maxCapsPerLookup)
 	}
 	for i, c := range caps {
-		field := fmt.Sprintf("%scaps[%d]", prefix, i)
-		if prefix == "" {
-			field = "cap"
+		k, err := s.parseNodeRef(c.Target, "")
+		var d time.Duration
+		if err == nil {
+			d, err = parseWindow(c.Window, "")
 		}
-		k, err := s.parseNodeRef(c.Target, field)
 		if err != nil {
-			return l, err
+			return l, withField(err, at("caps", "cap", i))
 		}
-		d, err := parseWindow(c.Window, field)
+		m, err := c.Max.int("")
+		if err == nil && m < 0 {
+			err = apiErr(kindInvalidParameter, "", "max %d must not be negative", m)
+		}
 		if err != nil {
-			return l, err
+			field := at("caps", "cap", i)
+			if prefix != "" {
+				field += ".max"
+			}
+			return l, withField(err, field)
 		}
-		maxField := field + ".max"
-		if prefix == "" {
-			maxField = field
+		err = addTarget(k, "")
+		if err == nil {
+			err = addWindow(d, "")
 		}
-		m, err := c.Max.int(maxField)
 		if err != nil {
-			return l, err
+			return l, withField(err, at("caps", "cap", i))
 		}
-		if m < 0 {
-			return l, apiErr(kindInvalidParameter, maxField, "max %d must not be negative", m)
-		}
-		if err := addTarget(k, field); err != nil {
-			return l, err
-		}
-		if err := addWindow(d, field); err != nil {
-			return l, err
-		}
-		l.caps = append(l.caps, parsedCap{target: k, window: d, max: m, field: field})
+		l.caps = append(l.caps, parsedCap{target: k, window: d, max: m})
 	}
 	if len(l.q.Targets) == 0 {
 		return l, apiErr(kindInvalidParameter, prefix+"targets", "name at least one target (type:id)")
@@ -268,41 +287,11 @@ func (s *server) parseAsOf(v, field string) (time.Time, error) {
 	return t, nil
 }
 
-// answer turns a store result into the response shape, judging the caps.
-func answer(l countLookup, res graph.CountResult) countsResultJSON {
-	out := countsResultJSON{
-		User: l.q.User.String(), EdgeType: l.q.EdgeType, AsOf: res.AsOf,
-		Windows: make([]string, len(res.Windows)), Targets: make([]targetCountsJSON, len(res.Targets)), Allowed: true,
-	}
-	for i, w := range res.Windows {
-		out.Windows[i] = formatWindow(w)
-	}
-	byTarget := make(map[graph.NodeKey][]int64, len(res.Targets))
-	for i, tc := range res.Targets {
-		m := make(map[string]int64, len(tc.Counts))
-		for j, c := range tc.Counts {
-			m[out.Windows[j]] = c
-		}
-		out.Targets[i] = targetCountsJSON{Target: tc.Target.String(), Counts: m}
-		byTarget[tc.Target] = tc.Counts
-	}
-	for _, c := range l.caps {
-		n := byTarget[c.target][indexOf(res.Windows, c.window)]
-		cr := capResultJSON{Target: c.target.String(), Window: formatWindow(c.window), Max: c.max, Count: n,
-			Allowed: n < c.max, Remaining: max(0, c.max-n)}
-		out.Allowed = out.Allowed && cr.Allowed
-		out.Caps = append(out.Caps, cr)
-	}
-	return out
-}
-
-func indexOf(ws []time.Duration, w time.Duration) int {
-	for i, x := range ws {
-		if x == w {
-			return i
-		}
-	}
-	return -1
+// countsAnswer is one lookup's store result with what judging its caps
+// needs; appendCountsResult writes it.
+type countsAnswer struct {
+	l   countLookup
+	res graph.CountResult
 }
 
 // countsErr maps the count store's own limit to a problem; everything else
@@ -346,7 +335,7 @@ func (s *server) getCounts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wm, _ := watermarkFrom(r.Context())
-	s.writeJSON(w, countsResponse{countsResultJSON: answer(l, res), Watermark: wm})
+	s.writeCounts(w, []countsAnswer{{l: l, res: res}}, wm, false)
 }
 
 func (s *server) parseCountsQuery(r *http.Request) (countLookup, error) {
@@ -440,7 +429,7 @@ func (s *server) postCountsBatch(w http.ResponseWriter, r *http.Request) {
 	r, cancel := withBudget(r, s.cfg.DefaultTimeBudget)
 	defer cancel()
 	t := time.Now()
-	results := make([]countsResultJSON, len(lookups))
+	results := make([]countsAnswer, len(lookups))
 	g, ctx := errgroup.WithContext(r.Context())
 	g.SetLimit(s.cfg.ReadConcurrency)
 	for i, l := range lookups {
@@ -452,7 +441,7 @@ func (s *server) postCountsBatch(w http.ResponseWriter, r *http.Request) {
 				}
 				return err
 			}
-			results[i] = answer(l, res)
+			results[i] = countsAnswer{l: l, res: res}
 			return nil
 		})
 	}
@@ -466,5 +455,5 @@ func (s *server) postCountsBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wm, _ := watermarkFrom(r.Context())
-	s.writeJSON(w, countsBatchResponse{Results: results, Watermark: wm})
+	s.writeCounts(w, results, wm, true)
 }

@@ -383,3 +383,36 @@ func FuzzCountsHandler(f *testing.F) {
 		}
 	})
 }
+
+// A target named again (as a target or by a cap) is counted once: the
+// limit is on distinct targets, and the answer lists each once, in the
+// order first named. 100 distinct targets, each named twice, and a cap on
+// one of them fit; the 101st distinct one does not.
+func TestCountsTargetsNamedAgain(t *testing.T) {
+	h := countsHarness(t, nil)
+	var q []string
+	for range 2 {
+		for i := range graph.MaxCountTargets {
+			q = append(q, fmt.Sprintf("target=item:x%d", i))
+		}
+	}
+	q = append(q, "cap="+url.QueryEscape("item:x50,1d,3"), "cap="+url.QueryEscape("item:x3,1h,1"), "target=item:x7")
+	r := h.get("/v1/counts/user/alice?edge_type=viewed&" + strings.Join(q, "&"))
+	if r.StatusCode != 200 {
+		t.Fatalf("status %d: %s", r.StatusCode, r.body)
+	}
+	var got countsResponse
+	r.json(t, &got)
+	if len(got.Targets) != graph.MaxCountTargets {
+		t.Fatalf("%d targets in the answer, want %d", len(got.Targets), graph.MaxCountTargets)
+	}
+	for i, tc := range got.Targets {
+		if want := fmt.Sprintf("item:x%d", i); tc.Target != want {
+			t.Fatalf("target %d is %s, want %s", i, tc.Target, want)
+		}
+	}
+	if len(got.Caps) != 2 {
+		t.Fatalf("caps %+v, want 2", got.Caps)
+	}
+	wantProblem(t, h.get("/v1/counts/user/alice?edge_type=viewed&"+strings.Join(q, "&")+"&cap="+url.QueryEscape("item:new,1d,1")), 422, "over-cap", "cap")
+}

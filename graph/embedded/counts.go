@@ -282,6 +282,13 @@ func (c *Counts) read(p *graph.CountPlan) (graph.CountResult, int, error) {
 	rows := 0
 	var seek []byte
 	var covered []span // spans of the target counted from their rollups
+	// past: the iterator stands at the first key at or after an earlier
+	// target's seek key (every key between was read), or it is exhausted.
+	// Targets are read in key order and a target's rows sort before the
+	// next one's, so when that key is at or after this target's seek key,
+	// it is where the seek would land: the seek is skipped, and a user's
+	// impressions of consecutive targets are read in one pass.
+	past, exhausted := false, false
 	for _, t := range ts {
 		counts := res.Targets[t.i].Counts
 		covered = covered[:0]
@@ -290,11 +297,22 @@ func (c *Counts) read(p *graph.CountPlan) (graph.CountResult, int, error) {
 				return graph.CountResult{}, rows, err
 			}
 			rows += len(covered)
+			past = false
 		}
 		seek = binary.BigEndian.AppendUint64(append(seek[:0], t.key...), uint64(from))
 		n := len(t.key)
 		ci := 0
-		for ok := it.SeekGE(seek); ok; {
+		var ok bool
+		switch {
+		case past && exhausted:
+			ok = false
+		case past && bytes.Compare(it.Key(), seek) >= 0:
+			ok = true
+		default:
+			ok = it.SeekGE(seek)
+		}
+		past, exhausted = true, !ok
+		for ok {
 			k := it.Key()
 			if len(k) < n+8 || !bytes.Equal(k[:n], t.key) {
 				break
@@ -323,6 +341,7 @@ func (c *Counts) read(p *graph.CountPlan) (graph.CountResult, int, error) {
 			}
 			p.Add(counts, at)
 			ok = it.Next()
+			exhausted = !ok
 		}
 		if err := it.Error(); err != nil {
 			return graph.CountResult{}, rows, fmt.Errorf("embedded: counts: %w", err)

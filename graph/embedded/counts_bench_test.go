@@ -233,7 +233,9 @@ func ingestWhile(b *testing.B, d *fcapData, rec func([]graph.Impression) error, 
 }
 
 // rawCeiling is the least a lookup can do on this layout: one iterator
-// over the user's impressions of the edge type, one seek per target, keys
+// over the user's impressions of the edge type, targets in key order, a
+// seek per target unless the iterator already stands at or after the
+// target's first key in the window (where the seek would land), keys
 // counted up to as_of.
 func rawCeiling(db *pebble.DB, q graph.CountQuery, now time.Time) (int, error) {
 	asOf := now.UnixMicro()
@@ -253,7 +255,11 @@ func rawCeiling(db *pebble.DB, q graph.CountQuery, now time.Time) (int, error) {
 	var seek []byte
 	for _, tk := range keys {
 		seek = binary.BigEndian.AppendUint64(append(seek[:0], tk...), uint64(since+1))
-		for ok := it.SeekGE(seek); ok; ok = it.Next() {
+		ok := it.Valid() && bytes.Compare(it.Key(), seek) >= 0
+		if !ok {
+			ok = it.SeekGE(seek)
+		}
+		for ; ok; ok = it.Next() {
 			k := it.Key()
 			if !bytes.HasPrefix(k, tk) || int64(binary.BigEndian.Uint64(k[len(tk):])) > asOf {
 				break
