@@ -153,6 +153,7 @@ func (s *server) buildLookup(user graph.NodeKey, edgeType string, targets, windo
 	if _, ok := s.schema.EdgeType(edgeType); !ok {
 		return l, apiErr(kindUnknownType, prefix+"edge_type", "unknown edge type %q", edgeType)
 	}
+	l.q.Targets = make([]graph.NodeKey, 0, min(len(targets)+len(caps), graph.MaxCountTargets))
 	// Duplicates are found by a scan while the targets are few (an ad
 	// server's usual 20 cost no map), by a map past that.
 	var seen map[graph.NodeKey]bool

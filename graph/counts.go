@@ -425,18 +425,28 @@ func (r *CountRules) Plan(q CountQuery, now time.Time) (*CountPlan, error) {
 	case len(q.Windows) > MaxCountWindows:
 		return bad("%d windows, at most %d", len(q.Windows), MaxCountWindows)
 	}
-	seen := make(map[NodeKey]struct{}, len(q.Targets))
-	for _, t := range q.Targets {
+	// Duplicates: a scan while the targets are few, a map past that.
+	var seen map[NodeKey]struct{}
+	if len(q.Targets) > 32 {
+		seen = make(map[NodeKey]struct{}, len(q.Targets))
+	}
+	for i, t := range q.Targets {
 		if err := checkCountNode(t, "target"); err != nil {
 			return bad("%s", err)
 		}
 		if !et.AllowsTo(t.Type) {
 			return bad("edge type %q does not end at node type %q (target %s)", et.Name, t.Type, t)
 		}
-		if _, dup := seen[t]; dup {
+		dup := false
+		if seen != nil {
+			_, dup = seen[t]
+			seen[t] = struct{}{}
+		} else {
+			dup = slices.Contains(q.Targets[:i], t)
+		}
+		if dup {
 			return bad("target %s listed twice", t)
 		}
-		seen[t] = struct{}{}
 	}
 	var longest time.Duration
 	for i, w := range q.Windows {

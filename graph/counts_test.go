@@ -220,6 +220,7 @@ func TestCountPlanErrors(t *testing.T) {
 		{"empty target", func(q *CountQuery) { q.Targets = []NodeKey{{Type: "campaign"}} }, "target id is empty"},
 		{"wrong target type", func(q *CountQuery) { q.Targets = []NodeKey{u} }, "does not end at"},
 		{"duplicate target", func(q *CountQuery) { q.Targets = []NodeKey{c1, c2, c1} }, "listed twice"},
+		{"duplicate among many targets", func(q *CountQuery) { q.Targets = append(slices.Clone(many[:60]), many[45]) }, "listed twice"},
 		{"no windows", func(q *CountQuery) { q.Windows = nil }, "no windows"},
 		{"too many windows", func(q *CountQuery) { q.Windows = manyW }, "17 windows"},
 		{"window too short", func(q *CountQuery) { q.Windows = []time.Duration{59 * time.Second} }, "between"},

@@ -259,8 +259,15 @@ func (c *Counts) read(p *graph.CountPlan) (graph.CountResult, int, error) {
 		key []byte // prefix, target
 	}
 	ts := make([]target, len(q.Targets))
+	size := 0
+	for _, t := range q.Targets {
+		size += len(prefix) + len(t.Type) + len(t.ID) + 4
+	}
+	arena := make([]byte, 0, size) // every target's key, escapes aside
 	for i, t := range q.Targets {
-		ts[i] = target{i, appendNode(slices.Clip(prefix), t)}
+		start := len(arena)
+		arena = appendNode(append(arena, prefix...), t)
+		ts[i] = target{i, arena[start:len(arena):len(arena)]}
 	}
 	slices.SortFunc(ts, func(a, b target) int { return bytes.Compare(a.key, b.key) })
 	// Most users have no rollup (rolledUp, a hint: impressions alone always
