@@ -414,7 +414,11 @@ func (t *txn) truncate(typ string, v ver) error {
 
 // purgedAtOrAfter reports whether node n has a purge at or after v.
 func (t *txn) purgedAtOrAfter(n graph.NodeKey, v ver) (bool, error) {
-	b, closer, err := t.b.Get(purgeKey(n))
+	key := purgeKey(n)
+	if !t.s.purges.mayHave(key) {
+		return false, nil
+	}
+	b, closer, err := t.b.Get(key)
 	if isNotFound(err) {
 		return false, nil
 	}
@@ -484,7 +488,11 @@ func (t *txn) purgeNode(ctx context.Context, n graph.NodeKey, v ver) error {
 	if err := t.deleteNode(n, v); err != nil {
 		return err
 	}
-	return t.b.Set(purgeKey(n), encodeVer(v.at, v.pos), nil)
+	key := purgeKey(n)
+	if err := t.s.purges.add(t.b, key); err != nil {
+		return err
+	}
+	return t.b.Set(key, encodeVer(v.at, v.pos), nil)
 }
 
 // scanChunk is how many entries scan reads before releasing its iterator,

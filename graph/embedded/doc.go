@@ -29,8 +29,11 @@
 //     edge types without schema reverse index store an empty in entry, and
 //     refuse Direction In queries), deletes the node and records the purge
 //     version (key p <node>), which refuses edges arriving later with an
-//     older version. A purge costs time proportional to the node's degree,
-//     committed in batches of at most Config.CommitEvery entries.
+//     older version. Edge upserts check their ends for a purge through an
+//     in-memory Bloom filter of the purge keys (purges.go), so the usual
+//     answer, no purge, costs no read. A purge costs time proportional to
+//     the node's degree, committed in batches of at most Config.CommitEvery
+//     entries.
 //   - Truncates and kept properties. A truncate (graph.OpTruncateType)
 //     writes only its type's version (key t <node type>); every read of a
 //     node's state (GetNodes, Adjacency's ends, kept properties) compares

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -349,4 +350,74 @@ func TestCloseWhileWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
+}
+
+// The rule of purges: an edge at or before a purge of either end is
+// refused for good, in the purge's own batch, in later ones and after a
+// restart; newer edges are stored. The store skips the purge read of an
+// edge's ends through an in-memory filter (purges.go); here it starts
+// with room for 4 keys, so the 40 purges make it grow twice, once in the
+// middle of a batch whose earlier purges are not committed yet.
+func TestPurgesRefuseOlderEdgesAsTheFilterGrows(t *testing.T) {
+	defer embedded.SetPurgeFilterMin(4)()
+	cfg := embedded.DefaultConfig()
+	cfg.Dir = t.TempDir()
+	s, err := embedded.Open(cfg, storetest.Schema(), embedded.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	const n = 40
+	a := func(i int) graph.NodeKey { return user(i) }
+	b := func(i int) graph.NodeKey { return user(1000 + i) }
+	c := func(i int) graph.NodeKey { return user(2000 + i) }
+	follows := func(from, to graph.NodeKey, at time.Duration) graph.Mutation {
+		return graph.Mutation{Op: graph.OpUpsertEdge, EventTime: t0.Add(at), Edge: graph.EdgeKey{Type: "follows", From: from, To: to}}
+	}
+	purge := 10 * time.Second
+	for k := range n / 10 {
+		var muts []graph.Mutation
+		for i := 10 * k; i < 10*(k+1); i++ {
+			muts = append(muts, graph.Mutation{Op: graph.OpPurgeNode, Node: b(i), EventTime: t0.Add(purge)})
+		}
+		for i := range 10 * (k + 1) {
+			muts = append(muts, follows(a(i), b(i), purge), follows(b(i), a(i), 5*time.Second))
+		}
+		mustApply(t, s, muts...)
+	}
+	if got := embedded.PurgeFilterLimit(s); got <= 4 {
+		t.Fatalf("purge filter capacity %d after %d purges: it did not grow", got, n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = embedded.Open(cfg, storetest.Schema(), embedded.Deps{}); err != nil {
+		t.Fatal(err)
+	}
+	var muts []graph.Mutation
+	for i := range n {
+		muts = append(muts, follows(a(i), b(i), 6*time.Second), follows(a(i), c(i), 6*time.Second),
+			graph.Mutation{Op: graph.OpUpsertNode, Node: b(i), EventTime: t0.Add(30 * time.Second)})
+		if i%2 == 0 {
+			muts = append(muts, follows(a(i), b(i), 20*time.Second))
+		}
+	}
+	mustApply(t, s, muts...)
+	for i := range n {
+		want := []graph.NodeKey{c(i)}
+		if i%2 == 0 {
+			want = []graph.NodeKey{b(i), c(i)}
+		}
+		got, _ := all(t, s, graph.AdjacencyQuery{Node: a(i), EdgeType: "follows", Direction: graph.Out, Order: graph.OrderKey, Limit: 10})
+		var to []graph.NodeKey
+		for _, e := range got {
+			to = append(to, e.Key.To)
+		}
+		if !slices.Equal(to, want) {
+			t.Fatalf("follows out of %s: %v, want %v", a(i), to, want)
+		}
+		if got, _ := all(t, s, graph.AdjacencyQuery{Node: b(i), EdgeType: "follows", Direction: graph.Out, Order: graph.OrderKey, Limit: 10}); len(got) != 0 {
+			t.Fatalf("follows out of %s, purged after them: %d edges", b(i), len(got))
+		}
+	}
 }

@@ -33,3 +33,18 @@ func AdjacencySpan(s *Store, q graph.AdjacencyQuery) (lo, hi, after []byte, pref
 	}
 	return lo, pl.hi, after, len(pl.prefix), pl.timeTable, nil
 }
+
+// SetPurgeFilterMin sets the smallest capacity of the purge filter of
+// stores opened afterwards, until restore is called.
+func SetPurgeFilterMin(n uint) (restore func()) {
+	old := purgeFilterMin
+	purgeFilterMin = n
+	return func() { purgeFilterMin = old }
+}
+
+// PurgeFilterLimit is the capacity the store's purge filter has now.
+func PurgeFilterLimit(s *Store) uint {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.purges.limit
+}

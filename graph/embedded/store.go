@@ -72,6 +72,8 @@ type Store struct {
 	closed bool
 
 	wmu sync.Mutex
+	// purges filters the purge checks of edge upserts (purges.go); wmu.
+	purges *purgeFilter
 	// commitHook is Deps.CommitHook; nil unless a benchmark sets it.
 	commitHook func(repr []byte)
 
@@ -115,6 +117,11 @@ func Open(cfg Config, schema *graph.Schema, deps Deps) (*Store, error) {
 	}
 	for _, name := range schema.NodeTypes() {
 		s.typeNames[name] = name
+	}
+	if s.purges, err = loadPurgeFilter(db, 0); err != nil {
+		_ = db.Close()
+		_ = release.Close()
+		return nil, fmt.Errorf("embedded: open %s: %w", cfg.Dir, err)
 	}
 	go s.sweepLoop()
 	logger.Info("embedded store opened", "dir", cfg.Dir)
