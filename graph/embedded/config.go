@@ -13,7 +13,11 @@ type Config struct {
 	// Sync makes Apply return only after the write-ahead log is fsynced.
 	// Default true; false trades the last writes before a crash for speed.
 	Sync bool `yaml:"sync"`
-	// CacheBytes is the block cache size. Default 64 MiB.
+	// CacheBytes is the block cache size. Default 512 MiB: the writer reads
+	// each record before it writes it, and with a cache smaller than the
+	// working set of index, filter and data blocks each read is a system
+	// call and a decompression (docs/bench-store-embedded.md). Pebble fills
+	// it only as blocks are read.
 	CacheBytes int64 `yaml:"cache_bytes"`
 	// MemTableBytes is the size of one memtable. Default 32 MiB.
 	MemTableBytes int64 `yaml:"memtable_bytes"`
@@ -41,7 +45,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Sync:          true,
-		CacheBytes:    64 << 20,
+		CacheBytes:    512 << 20,
 		MemTableBytes: 32 << 20,
 		MaxBatch:      10000,
 		MaxGetNodes:   10000,
