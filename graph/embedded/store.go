@@ -238,9 +238,19 @@ func (s *Store) getNodes(ctx context.Context, keys []graph.NodeKey, raw bool) (m
 		key []byte
 	}
 	ws := make([]want, 0, len(keys))
+	size := 0
 	for _, k := range keys {
-		ws = append(ws, want{k, nodeKey(k)})
+		size += 1 + len(k.Type) + len(k.ID) + 4
 	}
+	// The keys in one arena, the property bytes of raw reads in another:
+	// a few allocations per call, not several per node.
+	arena := make([]byte, 0, size)
+	for _, k := range keys {
+		start := len(arena)
+		arena = appendNode(append(arena, tNode), k)
+		ws = append(ws, want{k, arena[start:len(arena):len(arena)]})
+	}
+	var props []byte
 	// Seeking in key order lets the iterator move forward only.
 	slices.SortFunc(ws, func(a, b want) int { return bytes.Compare(a.key, b.key) })
 	// One snapshot for the nodes and their types' truncates.
@@ -260,7 +270,7 @@ func (s *Store) getNodes(ctx context.Context, keys []graph.NodeKey, raw bool) (m
 		if !it.SeekGE(w.key) || !bytes.Equal(it.Key(), w.key) {
 			continue
 		}
-		r, err := decodeRecord(it.Value())
+		r, err := viewRecord(it.Value())
 		if err != nil {
 			return nil, fmt.Errorf("embedded: get node %s: %w", w.k, err)
 		}
@@ -272,6 +282,15 @@ func (s *Store) getNodes(ctx context.Context, keys []graph.NodeKey, raw bool) (m
 		} else if !live {
 			continue
 		}
+		// r.props aliases the iterator's buffer: copy it out. The arena is
+		// sized for the rest of the call when it runs out, so earlier
+		// nodes' bytes stay where they are.
+		if cap(props)-len(props) < len(r.props) {
+			props = make([]byte, 0, max(len(r.props), (len(ws)-i)*(len(r.props)+16)))
+		}
+		start := len(props)
+		props = append(props, r.props...)
+		r.props = props[start:len(props):len(props)]
 		n := graph.Node{Key: w.k, EventTime: fromMicros(r.upAt), PropsJSON: r.props}
 		if !raw {
 			if n.Props, err = s.schema.DecodeNodeProps(w.k.Type, r.props); err != nil {
