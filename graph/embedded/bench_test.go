@@ -437,78 +437,108 @@ func BenchmarkAdjacencyPage300(b *testing.B) {
 					}
 				}
 			}
-			const round = 20
-			type side struct {
-				cpu    time.Duration
-				allocs uint64
-				edges  int
-			}
-			var sides [3]side
 			lat := make([]time.Duration, 0, b.N)
-			var ms runtime.MemStats
-			b.ResetTimer()
-			for done := 0; done < b.N; done += round {
-				n := min(round, b.N-done)
-				for k := range 3 {
-					which := (k + done/round) % 3 // rotate which side goes first
-					runtime.GC()
-					runtime.ReadMemStats(&ms)
-					a0 := ms.Mallocs
-					cpu0, _ := usage(b)
-					if which != 1 {
-						b.StartTimer()
+			sides := alternateSides(b, func(which, i int) int {
+				c := i % len(cursors)
+				var got int
+				switch which {
+				case sideDecoded, sideRaw:
+					rq := q
+					rq.Cursor, rq.RawProps = cursors[c], which == sideRaw
+					t0 := time.Now()
+					p, err := s.Adjacency(context.Background(), rq)
+					if err != nil {
+						b.Fatal(err)
 					}
-					for i := range n {
-						c := (done + i) % len(cursors)
-						var got int
-						switch which {
-						case 0, 2:
-							rq := q
-							rq.Cursor, rq.RawProps = cursors[c], which == 2
-							t0 := time.Now()
-							p, err := s.Adjacency(context.Background(), rq)
-							if err != nil {
-								b.Fatal(err)
-							}
-							if which == 0 {
-								lat = append(lat, time.Since(t0))
-							}
-							got = len(p.Edges)
-						case 1:
-							rp, err := rawAdjacency(db, spans[c], 300)
-							if err != nil {
-								b.Fatal(err)
-							}
-							got = len(rp.ids)
-						}
-						if got != 300 {
-							b.Fatalf("page: %d edges", got)
-						}
-						sides[which].edges += got
+					if which == sideDecoded {
+						lat = append(lat, time.Since(t0))
 					}
-					b.StopTimer()
-					cpu1, _ := usage(b)
-					runtime.ReadMemStats(&ms)
-					sides[which].cpu += cpu1 - cpu0
-					sides[which].allocs += ms.Mallocs - a0
+					got = len(p.Edges)
+				case sideCeiling:
+					rp, err := rawAdjacency(db, spans[c], 300)
+					if err != nil {
+						b.Fatal(err)
+					}
+					got = len(rp.ids)
 				}
-			}
+				if got != 300 {
+					b.Fatalf("page: %d edges", got)
+				}
+				return got
+			})
 			reportLatency(b, lat)
-			per := func(sd side) (float64, float64) {
-				return sd.cpu.Seconds() * 1e6 / float64(sd.edges), float64(sd.allocs) / float64(sd.edges)
-			}
-			cpuD, allocD := per(sides[0])
-			cpuC, allocC := per(sides[1])
-			cpuR, allocR := per(sides[2])
-			b.ReportMetric(cpuD, "decoded-cpu-us/edge")
-			b.ReportMetric(allocD, "decoded-allocs/edge")
-			b.ReportMetric(cpuR, "raw-cpu-us/edge")
-			b.ReportMetric(allocR, "raw-allocs/edge")
-			b.ReportMetric(cpuC, "ceil-cpu-us/edge")
-			b.ReportMetric(allocC, "ceil-allocs/edge")
-			b.ReportMetric(cpuC/cpuR, "x-ceiling")
+			reportSides(b, sides, "edge")
 		})
 	}
+}
+
+// The sides of a read benchmark: the store decoding properties, the raw
+// ceiling, the store handing over the stored bytes.
+const (
+	sideDecoded = iota
+	sideCeiling
+	sideRaw
+)
+
+// sideCost is what one side of a read benchmark spent and read.
+type sideCost struct {
+	cpu    time.Duration
+	allocs uint64
+	items  int
+}
+
+// alternateSides makes b.N operations on each side in rounds of 20,
+// rotating which side goes first, each side's part of a round after a
+// garbage collection; op(which, i) makes a side's i-th operation and
+// returns the items (edges, nodes) it read. The benchmark timer runs for
+// the decoded side only.
+func alternateSides(b *testing.B, op func(which, i int) int) [3]sideCost {
+	const round = 20
+	var sides [3]sideCost
+	var ms runtime.MemStats
+	b.ResetTimer()
+	b.StopTimer()
+	for done := 0; done < b.N; done += round {
+		n := min(round, b.N-done)
+		for k := range 3 {
+			which := (k + done/round) % 3
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			a0 := ms.Mallocs
+			cpu0, _ := usage(b)
+			if which == sideDecoded {
+				b.StartTimer()
+			}
+			for i := range n {
+				sides[which].items += op(which, done+i)
+			}
+			b.StopTimer()
+			cpu1, _ := usage(b)
+			runtime.ReadMemStats(&ms)
+			sides[which].cpu += cpu1 - cpu0
+			sides[which].allocs += ms.Mallocs - a0
+		}
+	}
+	return sides
+}
+
+// reportSides reports each side's CPU microseconds and allocations per
+// item (unit: edge, node) and x-ceiling, the ceiling's CPU over the raw
+// side's.
+func reportSides(b *testing.B, sides [3]sideCost, unit string) {
+	per := func(sd sideCost) (float64, float64) {
+		return sd.cpu.Seconds() * 1e6 / float64(sd.items), float64(sd.allocs) / float64(sd.items)
+	}
+	cpuD, allocD := per(sides[sideDecoded])
+	cpuC, allocC := per(sides[sideCeiling])
+	cpuR, allocR := per(sides[sideRaw])
+	b.ReportMetric(cpuD, "decoded-cpu-us/"+unit)
+	b.ReportMetric(allocD, "decoded-allocs/"+unit)
+	b.ReportMetric(cpuR, "raw-cpu-us/"+unit)
+	b.ReportMetric(allocR, "raw-allocs/"+unit)
+	b.ReportMetric(cpuC, "ceil-cpu-us/"+unit)
+	b.ReportMetric(allocC, "ceil-allocs/"+unit)
+	b.ReportMetric(cpuC/cpuR, "x-ceiling")
 }
 
 // rawSpan is one adjacency page's key range (embedded.AdjacencySpan).
@@ -665,79 +695,39 @@ func BenchmarkGetNodes100(b *testing.B) {
 			}
 		}
 	}
-	const round = 20
-	type side struct {
-		cpu    time.Duration
-		allocs uint64
-		nodes  int
-	}
-	var sides [3]side
 	lat := make([]time.Duration, 0, b.N)
-	var ms runtime.MemStats
-	b.ResetTimer()
-	b.StopTimer()
-	for done := 0; done < b.N; done += round {
-		cnt := min(round, b.N-done)
-		for k := range 3 {
-			which := (k + done/round) % 3 // rotate which side goes first
-			runtime.GC()
-			runtime.ReadMemStats(&ms)
-			a0 := ms.Mallocs
-			cpu0, _ := usage(b)
-			if which == 0 {
-				b.StartTimer()
+	sides := alternateSides(b, func(which, i int) int {
+		keys := sets[i%len(sets)]
+		var got int
+		switch which {
+		case sideDecoded, sideRaw:
+			get := s.GetNodes
+			if which == sideRaw {
+				get = s.GetNodesRaw
 			}
-			for i := range cnt {
-				keys := sets[(done+i)%len(sets)]
-				var got int
-				switch which {
-				case 0, 2:
-					get := s.GetNodes
-					if which == 2 {
-						get = s.GetNodesRaw
-					}
-					t0 := time.Now()
-					nodes, err := get(context.Background(), keys)
-					if err != nil {
-						b.Fatal(err)
-					}
-					if which == 0 {
-						lat = append(lat, time.Since(t0))
-					}
-					got = len(nodes)
-				case 1:
-					rn, err := rawGetNodes(db, keys)
-					if err != nil {
-						b.Fatal(err)
-					}
-					got = len(rn.ids)
-				}
-				if got == 0 {
-					b.Fatal("get nodes: none found")
-				}
-				sides[which].nodes += got
+			t0 := time.Now()
+			nodes, err := get(context.Background(), keys)
+			if err != nil {
+				b.Fatal(err)
 			}
-			b.StopTimer()
-			cpu1, _ := usage(b)
-			runtime.ReadMemStats(&ms)
-			sides[which].cpu += cpu1 - cpu0
-			sides[which].allocs += ms.Mallocs - a0
+			if which == sideDecoded {
+				lat = append(lat, time.Since(t0))
+			}
+			got = len(nodes)
+		case sideCeiling:
+			rn, err := rawGetNodes(db, keys)
+			if err != nil {
+				b.Fatal(err)
+			}
+			got = len(rn.ids)
 		}
-	}
+		if got == 0 {
+			b.Fatal("get nodes: none found")
+		}
+		return got
+	})
 	reportLatency(b, lat)
-	per := func(sd side) (float64, float64) {
-		return sd.cpu.Seconds() * 1e6 / float64(sd.nodes), float64(sd.allocs) / float64(sd.nodes)
-	}
-	cpuD, allocD := per(sides[0])
-	cpuC, allocC := per(sides[1])
-	cpuR, allocR := per(sides[2])
-	b.ReportMetric(cpuD, "decoded-cpu-us/node")
-	b.ReportMetric(allocD, "decoded-allocs/node")
-	b.ReportMetric(cpuR, "raw-cpu-us/node")
-	b.ReportMetric(allocR, "raw-allocs/node")
-	b.ReportMetric(cpuC, "ceil-cpu-us/node")
-	b.ReportMetric(allocC, "ceil-allocs/node")
-	b.ReportMetric(cpuC/cpuR, "x-ceiling")
+	reportSides(b, sides, "node")
 }
 
 // rawNodes is what the node-read ceiling returns: the ids and property
