@@ -115,8 +115,9 @@ bench-store: ## Graph-store benchmarks on Pebble and on real Cassandra.
 	deploy/local/with-infra.sh $(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./graph/embedded/ ./graph/cassandra/
 
 .PHONY: bench-read
-bench-read: ## Read path per edge: a 300-edge page from the store (decoded, raw bytes, raw Pebble ceiling) and through the API handler (docs/benchmarks.md).
+bench-read: ## Read path per edge and per node: a 300-edge page and a 100-node get from the store (decoded, raw bytes, raw Pebble ceiling), the page through the API handler (docs/benchmarks.md).
 	$(GO) test -run '^$$' -bench '^BenchmarkAdjacencyPage300$$' -benchtime 2000x ./graph/embedded/
+	$(GO) test -run '^$$' -bench '^BenchmarkGetNodes100$$' -benchtime 2000x ./graph/embedded/
 	$(GO) test -run '^$$' -bench '^BenchmarkEdgesPage300$$' -benchtime 2000x ./api/
 
 .PHONY: bench-query
