@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,10 +54,20 @@ import (
 // the windows and as_of, its JSON decoded; on Redis one pipeline of 100
 // ZCOUNT key (T−W T (the API's window (T−W, T]). Users are drawn uniformly.
 // RTGRAPH_BENCH_FCAP_LOOKUPS lookups per side are made from 8 goroutines,
-// in RTGRAPH_BENCH_FCAP_ROUNDS rounds that alternate which side goes first,
+// in RTGRAPH_BENCH_FCAP_ROUNDS rounds that rotate which side goes first,
 // after an untimed warm-up round on each; every lookup's 100 counts must be
-// identical on both sides, or the benchmark fails. Reported: lookups/s, p50
+// identical on every side, or the benchmark fails. Reported: lookups/s, p50
 // and p99 of each side, and rtgraph ÷ Redis for lookups/s and p99.
+//
+// A third side measures the API itself, without a socket or an HTTP client:
+// the same GET requests handed to the API's handler in this process
+// (ServeHTTP, the request parsed from its URL as the server would), each
+// answer's bytes kept and decoded after the round, outside the clock.
+// Its figures (rtgraph-handler-*) are the API's capacity on this machine
+// when the client runs elsewhere: the HTTP side's client shares the 2 cores
+// with the server and spends about as much CPU per lookup as the server.
+// Each side's process CPU per lookup is reported too (for the HTTP side, the
+// client's and the server's together).
 func BenchmarkFcapPeerRedis(b *testing.B) {
 	p := fcapPeerParams{
 		impressions: benchEnvInt("RTGRAPH_BENCH_FCAP_IMPRESSIONS", 20_000),
@@ -227,7 +238,7 @@ func runFcapPeer(b *testing.B, p fcapPeerParams, addr string) {
 	loadRedis := time.Since(t0)
 	calls = nil
 
-	// The lookups: users drawn uniformly, the same sequence on both sides.
+	// The lookups: users drawn uniformly, the same sequence on every side.
 	rng := mrand.New(mrand.NewPCG(20261205, 2))
 	per := max(1, p.lookups/max(p.rounds, 1))
 	rounds := max(p.rounds, 1)
@@ -239,53 +250,49 @@ func runFcapPeer(b *testing.B, p fcapPeerParams, addr string) {
 	}
 	path := func(u int) string {
 		var sb strings.Builder
-		sb.WriteString(srv.URL + "/v1/counts/user/" + fcapPeerUser(u).ID + "?edge_type=" + fcapPeerEdgeType)
+		sb.WriteString("/v1/counts/user/" + fcapPeerUser(u).ID + "?edge_type=" + fcapPeerEdgeType)
 		for j := range fcapPeerCampaigns {
 			sb.WriteString("&target=" + url.QueryEscape(fcapPeerCampaign(u, j).String()))
 		}
 		sb.WriteString("&windows=" + strings.Join(winParam, ",") + "&as_of=" + asOfParam)
 		return sb.String()
 	}
-	lookupRT := func(u int) (fcapPeerCounts, error) {
+	lookupRT := func(u int) (fcapPeerCounts, []byte, error) {
 		var out fcapPeerCounts
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, path(u), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+path(u), nil)
 		if err != nil {
-			return out, err
+			return out, nil, err
 		}
 		req.Header.Set("Authorization", "Bearer "+countsKey)
 		resp, err := httpc.Do(req)
 		if err != nil {
-			return out, err
+			return out, nil, err
 		}
 		defer resp.Body.Close()
 		body, err := io.ReadAll(resp.Body)
 		if err != nil {
-			return out, err
+			return out, nil, err
 		}
 		if resp.StatusCode != http.StatusOK {
-			return out, fmt.Errorf("GET counts of user %d: status %d: %s", u, resp.StatusCode, body)
+			return out, nil, fmt.Errorf("GET counts of user %d: status %d: %s", u, resp.StatusCode, body)
 		}
-		var r countsResponse
-		if err := json.Unmarshal(body, &r); err != nil {
-			return out, err
+		out, err = fcapPeerDecode(u, body)
+		return out, nil, err
+	}
+	// lookupHandler serves the same request through the handler, without
+	// a socket, and keeps the answer's bytes for decoding after the round.
+	lookupHandler := func(u int) (fcapPeerCounts, []byte, error) {
+		req := httptest.NewRequestWithContext(ctx, http.MethodGet, path(u), nil)
+		req.Header.Set("Authorization", "Bearer "+countsKey)
+		w := &fcapPeerWriter{header: http.Header{}}
+		h.h.ServeHTTP(w, req)
+		if w.code != http.StatusOK && w.code != 0 {
+			return fcapPeerCounts{}, nil, fmt.Errorf("GET counts of user %d: status %d: %s", u, w.code, w.body)
 		}
-		got := make(map[string]map[string]int64, len(r.Targets))
-		for _, t := range r.Targets {
-			got[t.Target] = t.Counts
-		}
-		for j := range fcapPeerCampaigns {
-			c, ok := got[fcapPeerCampaign(u, j).String()]
-			if !ok {
-				return out, fmt.Errorf("user %d: no counts for %s in %s", u, fcapPeerCampaign(u, j), body)
-			}
-			for k, w := range fcapPeerWindows {
-				out[j][k] = c[w.name]
-			}
-		}
-		return out, nil
+		return fcapPeerCounts{}, w.body, nil
 	}
 	asOfMicro := strconv.FormatInt(asOf.UnixMicro(), 10)
-	lookupRedis := func(u int) (fcapPeerCounts, error) {
+	lookupRedis := func(u int) (fcapPeerCounts, []byte, error) {
 		var out fcapPeerCounts
 		pipe := rdb.Pipeline()
 		cmds := make([]*redis.IntCmd, 0, fcapPeerCampaigns*len(fcapPeerWindows))
@@ -297,30 +304,38 @@ func runFcapPeer(b *testing.B, p fcapPeerParams, addr string) {
 			}
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
-			return out, err
+			return out, nil, err
 		}
 		for i, c := range cmds {
 			out[i/len(fcapPeerWindows)][i%len(fcapPeerWindows)] = c.Val()
 		}
-		return out, nil
+		return out, nil, nil
 	}
 
 	type side struct {
 		name   string
-		lookup func(int) (fcapPeerCounts, error)
+		lookup func(int) (fcapPeerCounts, []byte, error)
 		lat    []time.Duration
 		wall   time.Duration
+		cpu    time.Duration
 		n      int
 	}
 	rt := &side{name: "rtgraph", lookup: lookupRT}
+	hd := &side{name: "rtgraph-handler", lookup: lookupHandler}
 	rd := &side{name: "redis", lookup: lookupRedis}
+	sides := []*side{rt, hd, rd}
 	// run makes the lookups of users from fcapPeerConcurrency goroutines,
-	// returning each lookup's counts, the latencies and the wall time.
-	run := func(s *side, users []int) ([]fcapPeerCounts, []time.Duration, time.Duration) {
+	// returning each lookup's counts (decoded from the kept answer bytes
+	// after the clock stops, where the side keeps them), the latencies, the
+	// wall time and the process CPU time.
+	run := func(s *side, users []int) ([]fcapPeerCounts, []time.Duration, time.Duration, time.Duration) {
 		res := make([]fcapPeerCounts, len(users))
+		bodies := make([][]byte, len(users))
 		lat := make([][]time.Duration, fcapPeerConcurrency)
 		var next atomic.Int64
 		var wg sync.WaitGroup
+		runtime.GC()
+		cpu0 := processCPU(b)
 		start := time.Now()
 		for g := range fcapPeerConcurrency {
 			wg.Go(func() {
@@ -330,18 +345,30 @@ func runFcapPeer(b *testing.B, p fcapPeerParams, addr string) {
 						return
 					}
 					t := time.Now()
-					c, err := s.lookup(users[i])
+					c, body, err := s.lookup(users[i])
 					if err != nil {
 						b.Errorf("%s lookup: %v", s.name, err)
 						return
 					}
 					lat[g] = append(lat[g], time.Since(t))
-					res[i] = c
+					res[i], bodies[i] = c, body
 				}
 			})
 		}
 		wg.Wait()
-		return res, slices.Concat(lat...), time.Since(start)
+		wall, cpu := time.Since(start), processCPU(b)-cpu0
+		for i, body := range bodies {
+			if body == nil {
+				continue
+			}
+			c, err := fcapPeerDecode(users[i], body)
+			if err != nil {
+				b.Errorf("%s lookup: %v", s.name, err)
+				break
+			}
+			res[i] = c
+		}
+		return res, slices.Concat(lat...), wall, cpu
 	}
 	checked, nonzero := 0, 0
 	for r := -1; r < rounds; r++ { // round -1: warm-up, untimed
@@ -349,13 +376,12 @@ func runFcapPeer(b *testing.B, p fcapPeerParams, addr string) {
 		for i := range users {
 			users[i] = rng.IntN(p.users)
 		}
-		order := []*side{rt, rd}
-		if r%2 != 0 {
-			order = []*side{rd, rt}
-		}
+		// Each side goes first in turn.
+		first := (r + len(sides)) % len(sides)
+		order := append(slices.Clone(sides[first:]), sides[:first]...)
 		got := map[*side][]fcapPeerCounts{}
 		for _, s := range order {
-			res, lat, wall := run(s, users)
+			res, lat, wall, cpu := run(s, users)
 			if b.Failed() {
 				return
 			}
@@ -363,13 +389,16 @@ func runFcapPeer(b *testing.B, p fcapPeerParams, addr string) {
 			if r >= 0 {
 				s.lat = append(s.lat, lat...)
 				s.wall += wall
+				s.cpu += cpu
 				s.n += len(users)
 			}
 		}
 		for i, u := range users {
-			if got[rt][i] != got[rd][i] {
-				b.Fatalf("lookup %d of round %d, user %d: rtgraph counts %v, Redis %v (per campaign: 1m, 5m, 1h, 1d, 7d)",
-					i, r, u, got[rt][i], got[rd][i])
+			for _, s := range []*side{rt, hd} {
+				if got[s][i] != got[rd][i] {
+					b.Fatalf("lookup %d of round %d, user %d: %s counts %v, Redis %v (per campaign: 1m, 5m, 1h, 1d, 7d)",
+						i, r, u, s.name, got[s][i], got[rd][i])
+				}
 			}
 			checked++
 			for j := range got[rt][i] {
@@ -380,27 +409,84 @@ func runFcapPeer(b *testing.B, p fcapPeerParams, addr string) {
 		}
 	}
 
-	for _, s := range []*side{rt, rd} {
+	for _, s := range sides {
 		slices.Sort(s.lat)
 	}
 	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
 	rps := func(s *side) float64 { return float64(s.n) / s.wall.Seconds() }
+	cpuPer := func(s *side) float64 { return s.cpu.Seconds() * 1e6 / float64(s.n) }
 	b.ReportMetric(rps(rt), "rtgraph-lookups/s")
 	b.ReportMetric(ms(percentile(rt.lat, 0.5)), "rtgraph-p50-ms")
 	b.ReportMetric(ms(percentile(rt.lat, 0.99)), "rtgraph-p99-ms")
+	b.ReportMetric(cpuPer(rt), "rtgraph-cpu-us/lookup")
+	b.ReportMetric(rps(hd), "rtgraph-handler-lookups/s")
+	b.ReportMetric(ms(percentile(hd.lat, 0.5)), "rtgraph-handler-p50-ms")
+	b.ReportMetric(ms(percentile(hd.lat, 0.99)), "rtgraph-handler-p99-ms")
+	b.ReportMetric(cpuPer(hd), "rtgraph-handler-cpu-us/lookup")
 	b.ReportMetric(rps(rd), "redis-lookups/s")
 	b.ReportMetric(ms(percentile(rd.lat, 0.5)), "redis-p50-ms")
 	b.ReportMetric(ms(percentile(rd.lat, 0.99)), "redis-p99-ms")
+	b.ReportMetric(cpuPer(rd), "redis-client-cpu-us/lookup")
 	b.ReportMetric(rps(rt)/rps(rd), "x-redis-lookups/s")
 	b.ReportMetric(float64(percentile(rt.lat, 0.99))/float64(percentile(rd.lat, 0.99)), "x-redis-p99")
 	b.ReportMetric(float64(sealed), "sealed-buckets")
 	b.Logf("%d impressions, %d users (%d heavy × %d); loaded in %s on rtgraph (RecordImpressions and a seal pass), %s on Redis (pipelined ZADD); "+
-		"%d lookups per side (1 user × %d campaigns × %d windows) at concurrency %d in %d rounds, %d compared equal (warm-up included; %d campaign answers with a non-zero 7d count); "+
-		"rtgraph over HTTP %.0f lookups/s p50 %s p99 %s; Redis %.0f lookups/s p50 %s p99 %s; rtgraph ÷ Redis: lookups/s %.2f, p99 %.2f",
+		"%d lookups per side (1 user × %d campaigns × %d windows) at concurrency %d in %d rounds, %d compared equal on all three sides (warm-up included; %d campaign answers with a non-zero 7d count); "+
+		"rtgraph over HTTP %.0f lookups/s p50 %s p99 %s (%.1f µs CPU per lookup, client and server); "+
+		"rtgraph's handler without a socket %.0f lookups/s p50 %s p99 %s (%.1f µs CPU per lookup); "+
+		"Redis %.0f lookups/s p50 %s p99 %s (%.1f µs CPU per lookup in the client); rtgraph over HTTP ÷ Redis: lookups/s %.2f, p99 %.2f",
 		p.impressions, p.users, p.heavy, p.heavyImps, loadRT.Round(time.Millisecond), loadRedis.Round(time.Millisecond),
 		rt.n, fcapPeerCampaigns, len(fcapPeerWindows), fcapPeerConcurrency, rounds, checked, nonzero,
-		rps(rt), percentile(rt.lat, 0.5), percentile(rt.lat, 0.99), rps(rd), percentile(rd.lat, 0.5), percentile(rd.lat, 0.99),
+		rps(rt), percentile(rt.lat, 0.5), percentile(rt.lat, 0.99), cpuPer(rt),
+		rps(hd), percentile(hd.lat, 0.5), percentile(hd.lat, 0.99), cpuPer(hd),
+		rps(rd), percentile(rd.lat, 0.5), percentile(rd.lat, 0.99), cpuPer(rd),
 		rps(rt)/rps(rd), float64(percentile(rt.lat, 0.99))/float64(percentile(rd.lat, 0.99)))
+}
+
+// fcapPeerDecode reads user u's counts from a counts answer, per campaign
+// in the user's order and per window.
+func fcapPeerDecode(u int, body []byte) (fcapPeerCounts, error) {
+	var out fcapPeerCounts
+	var r countsResponse
+	if err := json.Unmarshal(body, &r); err != nil {
+		return out, err
+	}
+	got := make(map[string]map[string]int64, len(r.Targets))
+	for _, t := range r.Targets {
+		got[t.Target] = t.Counts
+	}
+	for j := range fcapPeerCampaigns {
+		c, ok := got[fcapPeerCampaign(u, j).String()]
+		if !ok {
+			return out, fmt.Errorf("user %d: no counts for %s in %s", u, fcapPeerCampaign(u, j), body)
+		}
+		for k, w := range fcapPeerWindows {
+			out[j][k] = c[w.name]
+		}
+	}
+	return out, nil
+}
+
+// fcapPeerWriter is the handler side's http.ResponseWriter: it keeps the
+// status and the body.
+type fcapPeerWriter struct {
+	header http.Header
+	code   int
+	body   []byte
+}
+
+func (w *fcapPeerWriter) Header() http.Header { return w.header }
+
+func (w *fcapPeerWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+
+func (w *fcapPeerWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	w.body = append(w.body, p...)
+	return len(p), nil
 }
 
 // fcapPeerDropKeys removes the keys under prefix.
