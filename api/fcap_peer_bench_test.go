@@ -61,7 +61,8 @@ import (
 //
 // A third side measures the API itself, without a socket or an HTTP client:
 // the same GET requests handed to the API's handler in this process
-// (ServeHTTP, the request parsed from its URL as the server would), each
+// (ServeHTTP, the request parsed from its URL as the server would, without
+// the per-connection buffers a server reuses), each
 // answer's bytes kept and decoded after the round, outside the clock.
 // Its figures (rtgraph-handler-*) are the API's capacity on this machine
 // when the client runs elsewhere: the HTTP side's client shares the 2 cores
@@ -282,9 +283,13 @@ func runFcapPeer(b *testing.B, p fcapPeerParams, addr string) {
 	// lookupHandler serves the same request through the handler, without
 	// a socket, and keeps the answer's bytes for decoding after the round.
 	lookupHandler := func(u int) (fcapPeerCounts, []byte, error) {
-		req := httptest.NewRequestWithContext(ctx, http.MethodGet, path(u), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, path(u), nil)
+		if err != nil {
+			return fcapPeerCounts{}, nil, err
+		}
+		req.RequestURI, req.RemoteAddr = req.URL.RequestURI(), "127.0.0.1:40000"
 		req.Header.Set("Authorization", "Bearer "+countsKey)
-		w := &fcapPeerWriter{header: http.Header{}}
+		w := &fcapPeerWriter{header: make(http.Header, 4), body: make([]byte, 0, 4096)}
 		h.h.ServeHTTP(w, req)
 		if w.code != http.StatusOK && w.code != 0 {
 			return fcapPeerCounts{}, nil, fmt.Errorf("GET counts of user %d: status %d: %s", u, w.code, w.body)
