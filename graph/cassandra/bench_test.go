@@ -494,13 +494,47 @@ func reportLatencies(b *testing.B, op func() error) {
 }
 
 // BenchmarkAdjacencyPage300 reads the first page of 300 edges of a node
-// with 1000, in each order.
+// with 1000, in each order, the property bytes passed through
+// (graph.AdjacencyQuery.RawProps, as the API reads them). In key order it
+// alternates with the raw ceiling (rawKeyPage: the same rows read straight
+// on the driver, the same bytes returned; checked equal first) and reports
+// both sides as BenchmarkGetNodes100 does; newest first has no raw ceiling
+// yet and reports rtgraph's latencies alone.
 func BenchmarkAdjacencyPage300(b *testing.B) {
 	st, schema := benchStore(b)
 	hub, _ := benchReadFixture(b, st, schema, 1000, 0)
+	ctx := context.Background()
 	for _, order := range []graph.Order{graph.OrderKey, graph.OrderLatest} {
 		b.Run(order.String(), func(b *testing.B) {
-			q := graph.AdjacencyQuery{Node: hub, EdgeType: "follows", Direction: graph.Out, Order: order, Limit: 300}
+			q := graph.AdjacencyQuery{Node: hub, EdgeType: "follows", Direction: graph.Out, Order: order, Limit: 300, RawProps: true}
+			if order == graph.OrderKey {
+				raw := rawKeyPage{session: st.session, cl: st.readCL, now: time.Now}
+				page, err := st.Adjacency(ctx, q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				want, err := raw.read(ctx, hub, "follows", dirOut, 300)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := samePage(page, want); err != nil {
+					b.Fatal(err)
+				}
+				alternateReads(b, func() error {
+					page, err := st.Adjacency(ctx, q)
+					if err == nil && len(page.Edges) != 300 {
+						err = fmt.Errorf("page of %d edges, want 300", len(page.Edges))
+					}
+					return err
+				}, func() error {
+					page, err := raw.read(ctx, hub, "follows", dirOut, 300)
+					if err == nil && len(page) != 300 {
+						err = fmt.Errorf("raw page of %d edges, want 300", len(page))
+					}
+					return err
+				})
+				return
+			}
 			reportLatencies(b, func() error {
 				page, err := st.Adjacency(context.Background(), q)
 				if err == nil && len(page.Edges) != 300 {
@@ -512,14 +546,38 @@ func BenchmarkAdjacencyPage300(b *testing.B) {
 	}
 }
 
-// BenchmarkGetNodes100 reads 100 existing nodes in one call.
+// BenchmarkGetNodes100 reads 100 existing nodes in one call, the property
+// bytes passed through (graph.RawNodeReader, as the API reads them),
+// alternating with the raw ceiling (rawNodeReader: 100 prepared
+// single-partition reads in flight straight on the driver, the same bytes
+// returned). ns/op is unused; p50/p99 and CPU per call are rtgraph's, the
+// ceil- ones the ceiling's, x-ceiling-* the ceiling's over rtgraph's.
 func BenchmarkGetNodes100(b *testing.B) {
 	st, schema := benchStore(b)
 	_, keys := benchReadFixture(b, st, schema, 0, 100)
-	reportLatencies(b, func() error {
-		got, err := st.GetNodes(context.Background(), keys)
+	ctx := context.Background()
+	raw := rawNodeReader{session: st.session, cl: st.readCL}
+	got, err := st.GetNodesRaw(ctx, keys)
+	if err != nil {
+		b.Fatal(err)
+	}
+	want, err := raw.read(ctx, keys)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := sameNodeBytes(got, want); err != nil {
+		b.Fatal(err)
+	}
+	alternateReads(b, func() error {
+		got, err := st.GetNodesRaw(ctx, keys)
 		if err == nil && len(got) != 100 {
 			err = fmt.Errorf("got %d nodes, want 100", len(got))
+		}
+		return err
+	}, func() error {
+		got, err := raw.read(ctx, keys)
+		if err == nil && len(got) != 100 {
+			err = fmt.Errorf("the raw ceiling got %d nodes, want 100", len(got))
 		}
 		return err
 	})
