@@ -495,11 +495,10 @@ func reportLatencies(b *testing.B, op func() error) {
 
 // BenchmarkAdjacencyPage300 reads the first page of 300 edges of a node
 // with 1000, in each order, the property bytes passed through
-// (graph.AdjacencyQuery.RawProps, as the API reads them). In key order it
-// alternates with the raw ceiling (rawKeyPage: the same rows read straight
-// on the driver, the same bytes returned; checked equal first) and reports
-// both sides as BenchmarkGetNodes100 does; newest first has no raw ceiling
-// yet and reports rtgraph's latencies alone.
+// (graph.AdjacencyQuery.RawProps, as the API reads them), alternating with
+// the raw ceiling of that order (rawKeyPage, rawLatestPage: the same rows
+// read straight on the driver, the same bytes returned; checked equal
+// first), both sides reported as in BenchmarkGetNodes100.
 func BenchmarkAdjacencyPage300(b *testing.B) {
 	st, schema := benchStore(b)
 	hub, _ := benchReadFixture(b, st, schema, 1000, 0)
@@ -507,38 +506,32 @@ func BenchmarkAdjacencyPage300(b *testing.B) {
 	for _, order := range []graph.Order{graph.OrderKey, graph.OrderLatest} {
 		b.Run(order.String(), func(b *testing.B) {
 			q := graph.AdjacencyQuery{Node: hub, EdgeType: "follows", Direction: graph.Out, Order: order, Limit: 300, RawProps: true}
-			if order == graph.OrderKey {
-				raw := rawKeyPage{session: st.session, cl: st.readCL, now: time.Now}
-				page, err := st.Adjacency(ctx, q)
-				if err != nil {
-					b.Fatal(err)
-				}
-				want, err := raw.read(ctx, hub, "follows", dirOut, 300)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := samePage(page, want); err != nil {
-					b.Fatal(err)
-				}
-				alternateReads(b, func() error {
-					page, err := st.Adjacency(ctx, q)
-					if err == nil && len(page.Edges) != 300 {
-						err = fmt.Errorf("page of %d edges, want 300", len(page.Edges))
-					}
-					return err
-				}, func() error {
-					page, err := raw.read(ctx, hub, "follows", dirOut, 300)
-					if err == nil && len(page) != 300 {
-						err = fmt.Errorf("raw page of %d edges, want 300", len(page))
-					}
-					return err
-				})
-				return
+			keyPage := rawKeyPage{session: st.session, cl: st.readCL, now: time.Now}
+			raw := keyPage.read
+			if order == graph.OrderLatest {
+				raw = rawLatestPage{keyPage}.read
 			}
-			reportLatencies(b, func() error {
-				page, err := st.Adjacency(context.Background(), q)
+			page, err := st.Adjacency(ctx, q)
+			if err != nil {
+				b.Fatal(err)
+			}
+			want, err := raw(ctx, hub, "follows", dirOut, 300)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := samePage(page, want); err != nil {
+				b.Fatal(err)
+			}
+			alternateReads(b, func() error {
+				page, err := st.Adjacency(ctx, q)
 				if err == nil && len(page.Edges) != 300 {
 					err = fmt.Errorf("page of %d edges, want 300", len(page.Edges))
+				}
+				return err
+			}, func() error {
+				page, err := raw(ctx, hub, "follows", dirOut, 300)
+				if err == nil && len(page) != 300 {
+					err = fmt.Errorf("raw page of %d edges, want 300", len(page))
 				}
 				return err
 			})

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"hash/fnv"
+
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
 	"golang.org/x/sync/errgroup"
 
@@ -350,12 +352,16 @@ func (r rawKeyPage) read(ctx context.Context, node graph.NodeKey, edgeType strin
 			}
 			cands = append(cands, row)
 		}
-		ok, err := r.neighboursAllow(ctx, cands)
+		nbrs := make([][]byte, len(cands))
+		for i, row := range cands {
+			nbrs[i] = row.nbr
+		}
+		live, purged, err := r.neighbourFacts(ctx, nbrs)
 		if err != nil {
 			return nil, err
 		}
-		for i, row := range cands {
-			if ok[i] {
+		for _, row := range cands {
+			if rawAllowed(live, purged, row.nbr, rawVersion{at: row.wt, pos: rawValuePos(row.val)}) {
 				kept = append(kept, row)
 			}
 		}
@@ -378,17 +384,17 @@ func (r rawKeyPage) read(ctx context.Context, node graph.NodeKey, edgeType strin
 	return page, nil
 }
 
-// neighboursAllow reports, for each row, whether its neighbour lets the
-// edge be seen: its node value is live and it has no purge at or after
-// the edge. One IN read of 100 ids per table and node type, all in flight.
-func (r rawKeyPage) neighboursAllow(ctx context.Context, rows []rawKeyRow) ([]bool, error) {
+// neighbourFacts reads, for the neighbours nbrs, whether each one's node
+// value is live and the newest purge of those ever purged: one IN read of
+// 100 ids per table and node type, all in flight.
+func (r rawKeyPage) neighbourFacts(ctx context.Context, nbrs [][]byte) (map[string]bool, map[string]rawVersion, error) {
 	byType := map[string][][]byte{}
-	for _, row := range rows {
-		i := bytes.IndexByte(row.nbr, 0)
+	for _, nb := range nbrs {
+		i := bytes.IndexByte(nb, 0)
 		if i <= 0 {
-			return nil, fmt.Errorf("neighbour key %q", row.nbr)
+			return nil, nil, fmt.Errorf("neighbour key %q", nb)
 		}
-		byType[string(row.nbr[:i])] = append(byType[string(row.nbr[:i])], row.nbr[i+1:])
+		byType[string(nb[:i])] = append(byType[string(nb[:i])], nb[i+1:])
 	}
 	var mu sync.Mutex
 	live := map[string]bool{}
@@ -434,15 +440,16 @@ func (r rawKeyPage) neighboursAllow(ctx context.Context, rows []rawKeyRow) ([]bo
 		}
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	ok := make([]bool, len(rows))
-	for i, row := range rows {
-		k := string(row.nbr)
-		p, isPurged := purged[k]
-		ok[i] = live[k] && !(isPurged && p.atOrAfter(rawVersion{at: row.wt, pos: rawValuePos(row.val)}))
-	}
-	return ok, nil
+	return live, purged, nil
+}
+
+// rawAllowed reports whether neighbour nbr lets its edge of version v be
+// seen: its node value is live and it has no purge at or after v.
+func rawAllowed(live map[string]bool, purged map[string]rawVersion, nbr []byte, v rawVersion) bool {
+	p, isPurged := purged[string(nbr)]
+	return live[string(nbr)] && !(isPurged && p.atOrAfter(v))
 }
 
 // samePage checks that rtgraph's page and the raw ceiling's hold the same
@@ -457,4 +464,201 @@ func samePage(page graph.AdjacencyPage, raw []rawEdge) error {
 		}
 	}
 	return nil
+}
+
+// rawLatestPage is the raw ceiling of an adjacency page newest first, from
+// the table layout, not the Store's code: the node's value and purge row
+// and its day directory (edge_days) in parallel; then, day by day newest
+// first, edges_by_time rows (event time descending) in slices; each
+// slice's rows confirmed by the edge's edges_by_key row (one IN read of the
+// slice's neighbours per bucket, FNV-1a of the neighbour key modulo 8)
+// holding a live, unexpired value written at the row's event time, newer
+// than the node's purge, together with the neighbour checks of rawKeyPage
+// (all of a slice's reads in parallel); until limit edges pass.
+type rawLatestPage struct{ rawKeyPage }
+
+func (r rawLatestPage) read(ctx context.Context, node graph.NodeKey, edgeType string, dir int8, limit int) ([]rawEdge, error) {
+	id := []byte(node.ID)
+	now := r.now().UnixMicro()
+	q := func(cql string, args ...any) *gocql.Query {
+		return r.session.Query(cql, args...).Consistency(r.cl).Idempotent(true)
+	}
+	var ownVal []byte
+	var own *rawVersion
+	var days []int32
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var wt int64
+		err := q(`SELECT props, WRITETIME(props) FROM nodes WHERE type = ? AND id = ?`, node.Type, id).ScanContext(gctx, &ownVal, &wt)
+		if err == gocql.ErrNotFound {
+			return nil
+		}
+		return err
+	})
+	g.Go(func() error {
+		var at, wt int64
+		var pos []byte
+		err := q(`SELECT deleted_at, deleted_pos, WRITETIME(deleted_pos) FROM node_deletes WHERE type = ? AND id = ?`, node.Type, id).
+			ScanContext(gctx, &at, &pos, &wt)
+		switch {
+		case err == gocql.ErrNotFound:
+			return nil
+		case err != nil:
+			return err
+		}
+		if len(pos) != graph.PosLen || wt != at {
+			pos = make([]byte, graph.PosLen)
+		}
+		own = &rawVersion{at: at, pos: pos}
+		return nil
+	})
+	g.Go(func() error {
+		iter := q(`SELECT day FROM edge_days WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ?`,
+			node.Type, id, edgeType, dir).IterContext(gctx)
+		var d int32
+		for iter.Scan(&d) {
+			days = append(days, d)
+		}
+		return iter.Close()
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if _, ok := rawLive(ownVal); !ok {
+		return nil, nil
+	}
+	type timeRow struct {
+		e   int64
+		nbr []byte
+	}
+	var kept []rawKeyRow
+	slice := limit + 8
+	for _, d := range days {
+		// upper bounds the next slice: rows before (e, nbr) in the day's
+		// order (e descending, then neighbour ascending).
+		var afterE int64
+		var afterNbr []byte
+		for len(kept) < limit {
+			var rows []timeRow
+			scan := func(cql string, args ...any) error {
+				iter := q(cql, args...).IterContext(ctx)
+				for {
+					var tr timeRow
+					if !iter.Scan(&tr.e, &tr.nbr) {
+						break
+					}
+					rows = append(rows, tr)
+				}
+				return iter.Close()
+			}
+			if afterNbr == nil {
+				if err := scan(`SELECT event_time, neighbor FROM edges_by_time WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND day = ? LIMIT ?`,
+					node.Type, id, edgeType, dir, d, slice); err != nil {
+					return nil, err
+				}
+			} else {
+				if err := scan(`SELECT event_time, neighbor FROM edges_by_time WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND day = ? AND event_time = ? AND neighbor > ? LIMIT ?`,
+					node.Type, id, edgeType, dir, d, afterE, afterNbr, slice); err != nil {
+					return nil, err
+				}
+				if n := slice - len(rows); n > 0 {
+					if err := scan(`SELECT event_time, neighbor FROM edges_by_time WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND day = ? AND event_time < ? LIMIT ?`,
+						node.Type, id, edgeType, dir, d, afterE, n); err != nil {
+						return nil, err
+					}
+				}
+			}
+			if len(rows) == 0 {
+				break
+			}
+			afterE, afterNbr = rows[len(rows)-1].e, rows[len(rows)-1].nbr
+			// The edges' key rows, per bucket, and the neighbour checks.
+			var byBucket [rawKeyBuckets][][]byte
+			for _, tr := range rows {
+				h := fnv.New32a()
+				h.Write(tr.nbr)
+				b := h.Sum32() % rawKeyBuckets
+				byBucket[b] = append(byBucket[b], tr.nbr)
+			}
+			var mu sync.Mutex
+			keyRows := map[string]rawKeyRow{}
+			g, gctx := errgroup.WithContext(ctx)
+			for b, list := range byBucket {
+				if len(list) == 0 {
+					continue
+				}
+				for start := 0; start < len(list); start += 100 {
+					chunk := list[start:min(start+100, len(list))]
+					g.Go(func() error {
+						iter := q(`SELECT neighbor, props, WRITETIME(props), expires_at FROM edges_by_key`+
+							` WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ? AND bucket = ? AND neighbor IN ?`,
+							node.Type, id, edgeType, dir, int8(b), chunk).IterContext(gctx)
+						for {
+							var kr rawKeyRow
+							if !iter.Scan(&kr.nbr, &kr.val, &kr.wt, &kr.exp) {
+								break
+							}
+							mu.Lock()
+							keyRows[string(kr.nbr)] = kr
+							mu.Unlock()
+						}
+						return iter.Close()
+					})
+				}
+			}
+			nbrs := make([][]byte, len(rows))
+			for i, tr := range rows {
+				nbrs[i] = tr.nbr
+			}
+			var live map[string]bool
+			var purged map[string]rawVersion
+			g.Go(func() error {
+				var err error
+				live, purged, err = r.neighbourFacts(gctx, nbrs)
+				return err
+			})
+			if err := g.Wait(); err != nil {
+				return nil, err
+			}
+			for _, tr := range rows {
+				kr, ok := keyRows[string(tr.nbr)]
+				if !ok || kr.wt != tr.e {
+					continue
+				}
+				if _, live := rawLive(kr.val); !live || (kr.exp != 0 && kr.exp <= now) {
+					continue
+				}
+				v := rawVersion{at: kr.wt, pos: rawValuePos(kr.val)}
+				if own != nil && own.atOrAfter(v) {
+					continue
+				}
+				if !rawAllowed(live, purged, kr.nbr, v) {
+					continue
+				}
+				kept = append(kept, kr)
+			}
+			if len(rows) < slice {
+				break
+			}
+		}
+		if len(kept) >= limit {
+			break
+		}
+	}
+	kept = kept[:min(len(kept), limit)]
+	size := 0
+	for _, row := range kept {
+		size += len(row.nbr) + len(row.val)
+	}
+	arena := make([]byte, 0, size)
+	page := make([]rawEdge, len(kept))
+	for i, row := range kept {
+		props, _ := rawLive(row.val)
+		start := len(arena)
+		arena = append(arena, row.nbr...)
+		arena = append(arena, props...)
+		mid := start + len(row.nbr)
+		page[i] = rawEdge{nbr: arena[start:mid:mid], props: arena[mid:len(arena):len(arena)]}
+	}
+	return page, nil
 }
