@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -191,8 +192,10 @@ func runConcurrently(b *testing.B, n int, job func(i int) error) ([]time.Duratio
 
 // rawWriter is the baseline: the captured plans sent with nothing but the
 // driver. The same statements, grouped into the same single-partition
-// batches, on as many long-lived goroutines as the Store has workers
-// (max_concurrent_requests); no checks, no retries, no metrics.
+// batches (prepared, routed by token by the session's policy), streamed on
+// rawInFlight long-lived goroutines: a round's requests go out one after
+// another with up to rawInFlight in flight, no wait between plans; no
+// checks, no retries, no metrics.
 type rawWriter struct {
 	s    *gocql.Session
 	cl   gocql.Consistency
@@ -239,32 +242,48 @@ func (w *rawWriter) send(stmts []stmt) error {
 	return bt.ExecContext(ctx)
 }
 
-// exec sends one plan and waits for all of it.
-func (w *rawWriter) exec(p *plan) error {
+// rawInFlight is how many requests the raw baseline keeps in flight.
+const rawInFlight = 256
+
+// stream sends every plan's requests as one stream, plan after plan with
+// no wait between them, and returns when all are acknowledged, with each
+// plan's latency: from its first request handed to a sender to its last
+// acknowledged.
+func (w *rawWriter) stream(plans []*plan) ([]time.Duration, error) {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		first error
 	)
-	submit := func(stmts []stmt) {
-		wg.Add(1)
-		w.work <- rawJob{stmts: stmts, done: func(err error) {
-			if err != nil {
-				mu.Lock()
-				first = err
-				mu.Unlock()
+	lat := make([]time.Duration, len(plans))
+	for i, p := range plans {
+		var groups [][]stmt
+		for _, k := range p.order {
+			stmts := p.groups[k].stmts
+			for start := 0; start < len(stmts); start += maxBatchStatements {
+				groups = append(groups, stmts[start:min(start+maxBatchStatements, len(stmts))])
 			}
-			wg.Done()
-		}}
-	}
-	for _, k := range p.order {
-		stmts := p.groups[k].stmts
-		for start := 0; start < len(stmts); start += maxBatchStatements {
-			submit(stmts[start:min(start+maxBatchStatements, len(stmts))])
+		}
+		remaining := new(atomic.Int64)
+		remaining.Store(int64(len(groups)))
+		wg.Add(len(groups))
+		t0 := time.Now()
+		for _, stmts := range groups {
+			w.work <- rawJob{stmts: stmts, done: func(err error) {
+				if err != nil {
+					mu.Lock()
+					first = err
+					mu.Unlock()
+				}
+				if remaining.Add(-1) == 0 {
+					lat[i] = time.Since(t0)
+				}
+				wg.Done()
+			}}
 		}
 	}
 	wg.Wait()
-	return first
+	return lat, first
 }
 
 func (w *rawWriter) close() {
@@ -283,7 +302,8 @@ func planRows(p *plan) int {
 // BenchmarkApplyMix measures Apply on the realistic mix, b.N batches of 100
 // mutations with benchCallers calls at once, and beside it the raw ceiling:
 // the exact rows each Apply wrote, replayed into a second keyspace by a
-// bare driver loop with the same concurrency. The two alternate in rounds
+// bare driver loop streaming them with rawInFlight requests in flight
+// (rawWriter.stream). The two alternate in rounds
 // so both see the same server state (memtables, flushes, compactions).
 func BenchmarkApplyMix(b *testing.B) {
 	cfg, session := sharedSession(b)
@@ -320,7 +340,7 @@ func BenchmarkApplyMix(b *testing.B) {
 		muts, rows, rawRows int
 		plansMu             sync.Mutex
 	)
-	raw := newRawWriter(rawSession, st.writeCL, cfg.MaxConcurrentRequests)
+	raw := newRawWriter(rawSession, st.writeCL, rawInFlight)
 	defer raw.close()
 	st.capture = func(ctx context.Context, p *plan) {
 		if f, ok := ctx.Value(captureKey{}).(func(*plan)); ok {
@@ -346,7 +366,12 @@ func BenchmarkApplyMix(b *testing.B) {
 	}
 	runRaw := func(plans []*plan) {
 		u0 := readUsage(b)
-		lat, wall := runConcurrently(b, len(plans), func(i int) error { return raw.exec(plans[i]) })
+		t0 := time.Now()
+		lat, err := raw.stream(plans)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wall := time.Since(t0)
 		u1 := readUsage(b)
 		rawLat, rawWall, rawCPU = append(rawLat, lat...), rawWall+wall, rawCPU+u1.cpu-u0.cpu
 		for _, p := range plans {
