@@ -272,44 +272,19 @@ func (r rawKeyPage) read(ctx context.Context, node graph.NodeKey, edgeType strin
 		return nil
 	}
 	// The node's own value and purge, and the buckets' first rows.
-	var ownVal []byte
-	var own *rawVersion
+	var o rawOwn
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		var wt int64
-		err := r.session.Query(`SELECT props, WRITETIME(props) FROM nodes WHERE type = ? AND id = ?`, node.Type, id).
-			Consistency(r.cl).Idempotent(true).ScanContext(gctx, &ownVal, &wt)
-		if err == gocql.ErrNotFound {
-			return nil
-		}
-		return err
-	})
-	g.Go(func() error {
-		var at, wt int64
-		var pos []byte
-		err := r.session.Query(`SELECT deleted_at, deleted_pos, WRITETIME(deleted_pos) FROM node_deletes WHERE type = ? AND id = ?`, node.Type, id).
-			Consistency(r.cl).Idempotent(true).ScanContext(gctx, &at, &pos, &wt)
-		switch {
-		case err == gocql.ErrNotFound:
-			return nil
-		case err != nil:
-			return err
-		}
-		if len(pos) != graph.PosLen || wt != at {
-			pos = make([]byte, graph.PosLen)
-		}
-		own = &rawVersion{at: at, pos: pos}
-		return nil
-	})
+	r.readOwn(gctx, g, node, &o)
 	for i, st := range streams {
 		g.Go(func() error { return fetch(gctx, i, st) })
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	if _, ok := rawLive(ownVal); !ok {
+	if _, ok := rawLive(o.val); !ok {
 		return nil, nil
 	}
+	own := o.purge
 	next := func() (rawKeyRow, bool, error) {
 		g, gctx := errgroup.WithContext(ctx)
 		for i, st := range streams {
@@ -366,22 +341,7 @@ func (r rawKeyPage) read(ctx context.Context, node graph.NodeKey, edgeType strin
 			}
 		}
 	}
-	kept = kept[:min(len(kept), limit)]
-	size := 0
-	for _, row := range kept {
-		size += len(row.nbr) + len(row.val)
-	}
-	arena := make([]byte, 0, size)
-	page := make([]rawEdge, len(kept))
-	for i, row := range kept {
-		props, _ := rawLive(row.val)
-		start := len(arena)
-		arena = append(arena, row.nbr...)
-		arena = append(arena, props...)
-		mid := start + len(row.nbr)
-		page[i] = rawEdge{nbr: arena[start:mid:mid], props: arena[mid:len(arena):len(arena)]}
-	}
-	return page, nil
+	return rawPageOf(kept[:min(len(kept), limit)]), nil
 }
 
 // neighbourFacts reads, for the neighbours nbrs, whether each one's node
@@ -483,35 +443,10 @@ func (r rawLatestPage) read(ctx context.Context, node graph.NodeKey, edgeType st
 	q := func(cql string, args ...any) *gocql.Query {
 		return r.session.Query(cql, args...).Consistency(r.cl).Idempotent(true)
 	}
-	var ownVal []byte
-	var own *rawVersion
+	var o rawOwn
 	var days []int32
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		var wt int64
-		err := q(`SELECT props, WRITETIME(props) FROM nodes WHERE type = ? AND id = ?`, node.Type, id).ScanContext(gctx, &ownVal, &wt)
-		if err == gocql.ErrNotFound {
-			return nil
-		}
-		return err
-	})
-	g.Go(func() error {
-		var at, wt int64
-		var pos []byte
-		err := q(`SELECT deleted_at, deleted_pos, WRITETIME(deleted_pos) FROM node_deletes WHERE type = ? AND id = ?`, node.Type, id).
-			ScanContext(gctx, &at, &pos, &wt)
-		switch {
-		case err == gocql.ErrNotFound:
-			return nil
-		case err != nil:
-			return err
-		}
-		if len(pos) != graph.PosLen || wt != at {
-			pos = make([]byte, graph.PosLen)
-		}
-		own = &rawVersion{at: at, pos: pos}
-		return nil
-	})
+	r.readOwn(gctx, g, node, &o)
 	g.Go(func() error {
 		iter := q(`SELECT day FROM edge_days WHERE node_type = ? AND node_id = ? AND edge_type = ? AND direction = ?`,
 			node.Type, id, edgeType, dir).IterContext(gctx)
@@ -524,9 +459,10 @@ func (r rawLatestPage) read(ctx context.Context, node graph.NodeKey, edgeType st
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	if _, ok := rawLive(ownVal); !ok {
+	if _, ok := rawLive(o.val); !ok {
 		return nil, nil
 	}
+	own := o.purge
 	type timeRow struct {
 		e   int64
 		nbr []byte
@@ -645,14 +581,57 @@ func (r rawLatestPage) read(ctx context.Context, node graph.NodeKey, edgeType st
 			break
 		}
 	}
-	kept = kept[:min(len(kept), limit)]
+	return rawPageOf(kept[:min(len(kept), limit)]), nil
+}
+
+// rawOwn is what a page reads of its own node: the stored value and the
+// newest purge (nil when never purged).
+type rawOwn struct {
+	val   []byte
+	purge *rawVersion
+}
+
+// readOwn adds to g the reads of node's value and purge row into o.
+func (r rawKeyPage) readOwn(ctx context.Context, g *errgroup.Group, node graph.NodeKey, o *rawOwn) {
+	id := []byte(node.ID)
+	g.Go(func() error {
+		var wt int64
+		err := r.session.Query(`SELECT props, WRITETIME(props) FROM nodes WHERE type = ? AND id = ?`, node.Type, id).
+			Consistency(r.cl).Idempotent(true).ScanContext(ctx, &o.val, &wt)
+		if err == gocql.ErrNotFound {
+			return nil
+		}
+		return err
+	})
+	g.Go(func() error {
+		var at, wt int64
+		var pos []byte
+		err := r.session.Query(`SELECT deleted_at, deleted_pos, WRITETIME(deleted_pos) FROM node_deletes WHERE type = ? AND id = ?`, node.Type, id).
+			Consistency(r.cl).Idempotent(true).ScanContext(ctx, &at, &pos, &wt)
+		switch {
+		case err == gocql.ErrNotFound:
+			return nil
+		case err != nil:
+			return err
+		}
+		if len(pos) != graph.PosLen || wt != at {
+			pos = make([]byte, graph.PosLen)
+		}
+		o.purge = &rawVersion{at: at, pos: pos}
+		return nil
+	})
+}
+
+// rawPageOf copies the rows' neighbour keys and property bytes into one
+// arena.
+func rawPageOf(rows []rawKeyRow) []rawEdge {
 	size := 0
-	for _, row := range kept {
+	for _, row := range rows {
 		size += len(row.nbr) + len(row.val)
 	}
 	arena := make([]byte, 0, size)
-	page := make([]rawEdge, len(kept))
-	for i, row := range kept {
+	page := make([]rawEdge, len(rows))
+	for i, row := range rows {
 		props, _ := rawLive(row.val)
 		start := len(arena)
 		arena = append(arena, row.nbr...)
@@ -660,5 +639,5 @@ func (r rawLatestPage) read(ctx context.Context, node graph.NodeKey, edgeType st
 		mid := start + len(row.nbr)
 		page[i] = rawEdge{nbr: arena[start:mid:mid], props: arena[mid:len(arena):len(arena)]}
 	}
-	return page, nil
+	return page
 }
