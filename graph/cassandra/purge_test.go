@@ -41,7 +41,10 @@ func TestPurgeRemovesRows(t *testing.T) {
 	h := newHarness(t)
 	x, y, z := h.user("x"), h.user("y"), h.user("z")
 	it := graph.NodeKey{Type: "item", ID: h.ns + "it"}
-	t1 := time.Now().Add(-48 * time.Hour).Truncate(time.Second)
+	// 06:00 UTC two days ago, whatever the time of the run: the edge
+	// written after the purge (t1 + 1h01m) falls on t1's day, which the
+	// edges_by_time checks below read.
+	t1 := time.Now().Add(-48 * time.Hour).Truncate(24 * time.Hour).Add(6 * time.Hour)
 	purgeAt := t1.Add(time.Hour)
 	h.apply(
 		edgeUpsert("follows", x, y, t1),                    // out, reverse type: mirror at y
