@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -95,6 +96,13 @@ type Counts struct {
 	rolledMu sync.RWMutex
 	rolled   map[string]struct{}
 
+	// slots admits lookups to the CPU: a lookup reads while holding one of
+	// GOMAXPROCS slots, and waits its turn (in arrival order) for one. A
+	// read is CPU-bound (the block cache holds what it reads), so more
+	// reads at once than cores only share the cores by preemption, whose
+	// 10 ms slices put tens of milliseconds into the unlucky lookups' tail.
+	slots chan struct{}
+
 	interval  time.Duration
 	stopOnce  sync.Once
 	stopSweep chan struct{}
@@ -129,6 +137,7 @@ func NewCounts(s *Store, rules *graph.CountRules, opts CountOptions) (*Counts, e
 		return nil, fmt.Errorf("embedded: new counts: %w", err)
 	}
 	c := &Counts{s: s, rules: rules, log: logger, now: now, m: m, interval: interval,
+		slots:     make(chan struct{}, runtime.GOMAXPROCS(0)),
 		stopSweep: make(chan struct{}), sweepDone: make(chan struct{}), rolled: map[string]struct{}{}}
 	if err := c.loadRolled(); err != nil {
 		return nil, fmt.Errorf("embedded: new counts: %w", err)
@@ -238,8 +247,14 @@ func (c *Counts) Counts(ctx context.Context, q graph.CountQuery) (graph.CountRes
 		return graph.CountResult{}, err
 	}
 	defer c.leave()
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return graph.CountResult{}, &graph.RetryableError{Op: "counts", Err: ctx.Err()}
+	}
 	start := time.Now()
 	res, rows, err := c.read(p)
+	<-c.slots
 	c.m.rowsRead.Add(float64(rows))
 	if err != nil {
 		return graph.CountResult{}, err

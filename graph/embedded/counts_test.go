@@ -249,3 +249,48 @@ func TestCountsSurviveReopenAndStoreClose(t *testing.T) {
 		t.Fatalf("after reopen: %+v, %v", res, err)
 	}
 }
+
+// TestCountsWaitForASlot: lookups run at most GOMAXPROCS at a time. With
+// every slot taken, a lookup waits: one whose context ends first gets a
+// retryable error naming the deadline; one still waiting when a slot frees
+// answers.
+func TestCountsWaitForASlot(t *testing.T) {
+	schema := storetest.Schema()
+	s := openAt(t, t.TempDir(), schema)
+	now := time.Now()
+	c := openCounts(t, s, schema, storetest.CountConfig(), embedded.CountOptions{})
+	u, a := graph.NodeKey{Type: "user", ID: "u"}, graph.NodeKey{Type: "item", ID: "a"}
+	if _, err := c.RecordImpressions(context.Background(), []graph.Impression{{User: u, EdgeType: "viewed", Target: a, EventID: "1", EventTime: now}}); err != nil {
+		t.Fatal(err)
+	}
+	q := graph.CountQuery{User: u, EdgeType: "viewed", Targets: []graph.NodeKey{a}, Windows: []time.Duration{time.Hour}}
+	release := embedded.HoldCountSlots(c)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := c.Counts(ctx, q)
+	var re *graph.RetryableError
+	if !errors.As(err, &re) || !errors.Is(err, context.DeadlineExceeded) {
+		release()
+		t.Fatalf("lookup with every slot taken: %v, want a retryable deadline error", err)
+	}
+	done := make(chan error, 1)
+	var got graph.CountResult
+	go func() {
+		var err error
+		got, err = c.Counts(context.Background(), q)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		release()
+		t.Fatalf("lookup answered while every slot was taken: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Targets) != 1 || got.Targets[0].Counts[0] != 1 {
+		t.Fatalf("counts after the wait: %+v, want 1 impression in the hour", got.Targets)
+	}
+}

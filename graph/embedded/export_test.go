@@ -48,3 +48,17 @@ func PurgeFilterLimit(s *Store) uint {
 	defer s.wmu.Unlock()
 	return s.purges.limit
 }
+
+// HoldCountSlots takes every CPU slot of c's lookups, as that many lookups
+// in progress would, until release is called.
+func HoldCountSlots(c *Counts) (release func()) {
+	n := cap(c.slots)
+	for range n {
+		c.slots <- struct{}{}
+	}
+	return func() {
+		for range n {
+			<-c.slots
+		}
+	}
+}
