@@ -355,6 +355,9 @@ func (s *server) parseCountsQuery(r *http.Request) (countLookup, error) {
 			if len(vs) > 1 {
 				return countLookup{}, apiErr(kindInvalidParameter, name, "given %d times", len(vs))
 			}
+			if vs[0] == "" {
+				return countLookup{}, apiErr(kindInvalidParameter, name, "given without a value")
+			}
 		default:
 			return countLookup{}, apiErr(kindInvalidParameter, name, "unknown query parameter %q", name)
 		}

@@ -165,8 +165,9 @@ func (s *server) nodeParam(r *http.Request) (graph.NodeKey, error) {
 	return graph.NodeKey{Type: typ, ID: id}, nil
 }
 
-// checkQueryParams refuses parameters the endpoint does not know and
-// parameters given twice.
+// checkQueryParams refuses parameters the endpoint does not know,
+// parameters given twice and parameters given without a value (but for
+// cursor and fields, where an empty value is a value).
 func checkQueryParams(q url.Values, allowed ...string) error {
 	for name, vs := range q {
 		known := false
@@ -178,6 +179,11 @@ func checkQueryParams(q url.Values, allowed ...string) error {
 		}
 		if len(vs) > 1 {
 			return apiErr(kindInvalidParameter, name, "given %d times", len(vs))
+		}
+		if vs[0] == "" && name != "cursor" && name != "fields" {
+			// A parameter given without a value is refused, not taken as
+			// absent: "direction=" is neither out nor in.
+			return apiErr(kindInvalidParameter, name, "given without a value")
 		}
 	}
 	return nil
@@ -257,16 +263,16 @@ func (s *server) parseEdgesQuery(r *http.Request) (edgesQuery, error) {
 	if _, ok := s.schema.EdgeType(q.EdgeType); !ok {
 		return eq, apiErr(kindUnknownType, "edge_type", "unknown edge type %q", q.EdgeType)
 	}
-	switch d := v.Get("direction"); d {
-	case "", "out":
-	case "in":
+	switch d := v.Get("direction"); {
+	case d == "out" || !v.Has("direction"):
+	case d == "in":
 		q.Direction = graph.In
 	default:
 		return eq, apiErr(kindInvalidParameter, "direction", "%q is not one of out, in", d)
 	}
-	switch o := v.Get("order"); o {
-	case "", "latest":
-	case "key":
+	switch o := v.Get("order"); {
+	case o == "latest" || !v.Has("order"):
+	case o == "key":
 		q.Order = graph.OrderKey
 	default:
 		return eq, apiErr(kindInvalidParameter, "order", "%q is not one of latest, key", o)

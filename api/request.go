@@ -33,14 +33,14 @@ type nodeRef struct {
 
 type hopBody struct {
 	EdgeTypes []string       `json:"edge_types"`
-	Direction string         `json:"direction"`
+	Direction *string        `json:"direction"`
 	Limit     *jsonInt       `json:"limit"`
 	Since     *string        `json:"since"`
 	Until     *string        `json:"until"`
 	NodeTypes []string       `json:"node_types"`
 	Where     map[string]any `json:"where"`
 	EdgeWhere map[string]any `json:"edge_where"`
-	Order     string         `json:"order"`
+	Order     *string        `json:"order"`
 }
 
 // hopSpec is what of a hop the cursor codec needs.
@@ -254,21 +254,23 @@ func parseHop(hb hopBody, field string, cfg Config, now time.Time, fp *fingerpri
 		return h, hopSpec{}, nil, overCap(field+".edge_where", traverse.MaxPropFilters, "%d filters; the limit is %d", len(hb.EdgeWhere), traverse.MaxPropFilters)
 	}
 	dir := traverse.Out
-	if hb.Direction != "" {
-		d, ok := traverse.ParseDirection(hb.Direction)
+	if hb.Direction != nil {
+		d, ok := traverse.ParseDirection(*hb.Direction)
 		if !ok {
-			return h, hopSpec{}, nil, apiErr(kindInvalidParameter, field+".direction", "%q is not one of out, in, both", hb.Direction)
+			return h, hopSpec{}, nil, apiErr(kindInvalidParameter, field+".direction", "%q is not one of out, in, both", *hb.Direction)
 		}
 		dir = d
 	}
 	order := graph.OrderLatest
-	switch hb.Order {
-	case "", "latest":
-	case "any":
-		// Key order: a stable order every backend reads without sorting.
-		order = graph.OrderKey
-	default:
-		return h, hopSpec{}, nil, apiErr(kindInvalidParameter, field+".order", "%q is not one of latest, any", hb.Order)
+	if hb.Order != nil {
+		switch *hb.Order {
+		case "latest":
+		case "any":
+			// Key order: a stable order every backend reads without sorting.
+			order = graph.OrderKey
+		default:
+			return h, hopSpec{}, nil, apiErr(kindInvalidParameter, field+".order", "%q is not one of latest, any", *hb.Order)
+		}
 	}
 	limit := cfg.hopLimit(hb.EdgeTypes)
 	l, err := optInt(hb.Limit, field+".limit")

@@ -279,6 +279,8 @@ func TestTraversalErrors(t *testing.T) {
 		{"unknown edge type", `{` + start + `,"hops":[{"edge_types":["knows"]}]}`, 400, "unknown-type", "hops[0].edge_types[0]"},
 		{"unknown node type filter", `{` + start + `,"hops":[{"edge_types":["follows"],"node_types":["planet"]}]}`, 400, "unknown-type", "hops[0].node_types[0]"},
 		{"bad direction", `{` + start + `,"hops":[{"edge_types":["follows"],"direction":"up"}]}`, 400, "invalid-parameter", "hops[0].direction"},
+		{"empty direction", `{` + start + `,"hops":[{"edge_types":["follows"],"direction":""}]}`, 400, "invalid-parameter", "hops[0].direction"},
+		{"empty order", `{` + start + `,"hops":[{"edge_types":["follows"],"order":""}]}`, 400, "invalid-parameter", "hops[0].order"},
 		{"no reverse index", `{` + start + `,"hops":[{"edge_types":["blocks"],"direction":"both"}]}`, 400, "invalid-query", "hops[0].direction"},
 		{"bad order", `{` + start + `,"hops":[{"edge_types":["follows"],"order":"key"}]}`, 400, "invalid-parameter", "hops[0].order"},
 		{"bad since", `{` + start + `,"hops":[{"edge_types":["follows"],"since":"last week"}]}`, 400, "invalid-parameter", "hops[0].since"},

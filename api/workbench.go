@@ -248,12 +248,12 @@ func (s *server) parseDegreeQuery(r *http.Request) (degreeQuery, error) {
 		return dq, err
 	}
 	var dirs []graph.Direction
-	switch d := v.Get("direction"); d {
-	case "":
+	switch d := v.Get("direction"); {
+	case !v.Has("direction"):
 		dirs = []graph.Direction{graph.Out, graph.In}
-	case "out":
+	case d == "out":
 		dirs = []graph.Direction{graph.Out}
-	case "in":
+	case d == "in":
 		dirs = []graph.Direction{graph.In}
 	default:
 		return dq, apiErr(kindInvalidParameter, "direction", "%q is not one of out, in", d)

@@ -267,6 +267,9 @@ func TestDegreeErrors(t *testing.T) {
 	}{
 		{"unknown edge type", "/v1/nodes/user/alice/degree?edge_type=knows", "unknown-type", "edge_type", 400},
 		{"bad direction", "/v1/nodes/user/alice/degree?direction=both", "invalid-parameter", "direction", 400},
+		{"direction without a value", "/v1/nodes/user/alice/degree?direction=", "invalid-parameter", "direction", 400},
+		{"edge type without a value", "/v1/nodes/user/alice/degree?edge_type=", "invalid-parameter", "edge_type", 400},
+		{"time budget without a value", "/v1/nodes/user/alice/degree?time_budget_ms=", "invalid-parameter", "time_budget_ms", 400},
 		{"no reverse index", "/v1/nodes/item/i1/degree?edge_type=likes&direction=in", "invalid-query", "", 400},
 		{"edge type not at the node", "/v1/nodes/item/i1/degree?edge_type=follows", "invalid-query", "", 400},
 		{"since after until", "/v1/nodes/user/alice/degree?since=2026-02-02T00:00:00Z&until=2026-02-01T00:00:00Z", "invalid-query", "", 400},
