@@ -348,11 +348,14 @@ func rawScan(db *pebble.DB) (int, error) {
 
 // BenchmarkCountsHeavyUser looks up a heavy user, 50,000 impressions in the
 // last 7 days spread over 20 campaigns (RTGRAPH_BENCH_HEAVY_IMPRESSIONS),
-// 20 targets × 5 windows (1m, 1h, 1d, 3d, 7d) as of now, through Counts,
-// one lookup at a time (c=1) and eight at once (c=8): before the seal pass (every
+// 20 targets × 5 windows (1m, 1h, 1d, 3d, 7d) as of now, one lookup at a
+// time (c=1) and eight at once (c=8): before the seal pass (every
 // impression read) and after it (rollups for the sealed hours, impressions
-// at the edges). It reports p50/p99, lookups/s and the rows each lookup
-// read.
+// at the edges). Each configuration alternates, in rounds of 40 lookups,
+// Counts with the raw ceiling (rawHeavy: the same rows read by a bare
+// Pebble loop), after checking that both give the same counts. It reports,
+// for both, p50/p99, lookups/s, process CPU per lookup and the rows each
+// lookup read, and ceiling ÷ rtgraph for lookups/s and CPU.
 func BenchmarkCountsHeavyUser(b *testing.B) {
 	s, c := openBenchCounts(b, func(cfg *Config) { cfg.Sync = false }) // loading only; lookups do not depend on it
 	ctx := context.Background()
@@ -391,63 +394,313 @@ func BenchmarkCountsHeavyUser(b *testing.B) {
 		}
 		for _, conc := range []int{1, 8} {
 			b.Run(fmt.Sprintf("%s/c=%d", name, conc), func(b *testing.B) {
-				var mu sync.Mutex
-				var want graph.CountResult
-				lats := make([][]time.Duration, conc)
-				// The rows a lookup reads, from one untimed read.
-				p, err := c.rules.Plan(graph.CountQuery{User: user, EdgeType: "impressed", Targets: targets, Windows: windows}, time.Now())
+				q := graph.CountQuery{User: user, EdgeType: "impressed", Targets: targets, Windows: windows}
+				// Both sides answer one lookup as of the same instant,
+				// untimed, and must agree; and the rows each reads.
+				p, err := c.rules.Plan(q, time.Now())
 				if err != nil {
 					b.Fatal(err)
 				}
-				_, rows, err := c.read(p)
+				want, rows, err := c.read(p)
 				if err != nil {
 					b.Fatal(err)
 				}
-				var next atomic.Int64
-				var wg sync.WaitGroup
-				b.ResetTimer()
-				start := time.Now()
-				for g := range conc {
-					wg.Go(func() {
-						for next.Add(1) <= int64(b.N) {
-							q := graph.CountQuery{User: user, EdgeType: "impressed", Targets: targets, Windows: windows}
-							t0 := time.Now()
-							res, err := c.Counts(ctx, q)
-							if err != nil {
-								b.Error(err)
-								return
-							}
-							lats[g] = append(lats[g], time.Since(t0))
-							mu.Lock()
-							if want.Targets == nil {
-								want = res
-							}
-							mu.Unlock()
-						}
-					})
-				}
-				wg.Wait()
-				wall := time.Since(start)
-				b.StopTimer()
-				if b.Failed() {
-					return
+				var raw rawHeavy
+				got, rawRows, err := raw.lookup(s.db, q, p.AsOf)
+				if err != nil {
+					b.Fatal(err)
 				}
 				var sum int64
-				for _, tc := range want.Targets {
+				for i, tc := range want.Targets {
+					if !slices.Equal(tc.Counts, got[i]) {
+						b.Fatalf("target %v: rtgraph counts %v, the ceiling %v", tc.Target, tc.Counts, got[i])
+					}
 					sum += tc.Counts[len(windows)-1]
 				}
 				if sum > int64(total) || sum < int64(total)*9/10 {
 					b.Fatalf("the 7-day counts add up to %d of %d impressions", sum, total)
 				}
-				lat := slices.Concat(lats...)
-				slices.Sort(lat)
-				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-				b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99-ms")
+				raws := make([]rawHeavy, conc)
+				sides := [2]func(g int) error{
+					func(int) error {
+						_, err := c.Counts(ctx, q)
+						return err
+					},
+					func(g int) error {
+						_, _, err := raws[g].lookup(s.db, q, time.Now().UnixMicro())
+						return err
+					},
+				}
+				b.ResetTimer()
+				res := alternateLookups(b, conc, 40, sides)
+				b.StopTimer()
+				res[0].report(b, "")
+				res[1].report(b, "raw_")
 				b.ReportMetric(float64(rows), "rows/lookup")
-				b.ReportMetric(float64(b.N)/wall.Seconds(), "lookups/s")
+				b.ReportMetric(float64(rawRows), "raw_rows/lookup")
+				b.ReportMetric(res[1].perSecond()/res[0].perSecond(), "ceiling÷rtgraph_lookups/s")
+				b.ReportMetric(res[0].cpuPer()/res[1].cpuPer(), "rtgraph÷ceiling_cpu")
 			})
 		}
 	}
+}
+
+// sideRun is what one side of an alternated benchmark measured.
+type sideRun struct {
+	lat       []time.Duration
+	wall, cpu time.Duration
+}
+
+func (r sideRun) perSecond() float64 { return float64(len(r.lat)) / r.wall.Seconds() }
+
+func (r sideRun) cpuPer() float64 { return float64(r.cpu.Microseconds()) / float64(len(r.lat)) }
+
+func (r sideRun) report(b *testing.B, prefix string) {
+	lat := slices.Clone(r.lat)
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Nanoseconds()) / 1e6
+	}
+	b.ReportMetric(pct(0.50), prefix+"p50_ms")
+	b.ReportMetric(pct(0.99), prefix+"p99_ms")
+	b.ReportMetric(r.perSecond(), prefix+"lookups/s")
+	b.ReportMetric(r.cpuPer(), prefix+"cpu_us/lookup")
+}
+
+// alternateLookups runs b.N lookups on each side, in rounds of round
+// lookups per side (side 0, then side 1), each round with conc goroutines
+// (g is the goroutine's number); it returns each side's latencies, wall
+// time and process CPU.
+func alternateLookups(b *testing.B, conc, round int, sides [2]func(g int) error) [2]sideRun {
+	b.Helper()
+	var res [2]sideRun
+	for i := range res {
+		res[i].lat = make([]time.Duration, 0, b.N)
+	}
+	lats := make([][]time.Duration, conc)
+	for done := 0; done < b.N; done += round {
+		n := min(round, b.N-done)
+		for side := range sides {
+			var next atomic.Int64
+			var failed atomic.Value
+			var wg sync.WaitGroup
+			cpu0, start := fcapCPU(b), time.Now()
+			for g := range conc {
+				lats[g] = lats[g][:0]
+				wg.Go(func() {
+					for next.Add(1) <= int64(n) {
+						t0 := time.Now()
+						if err := sides[side](g); err != nil {
+							failed.Store(err)
+							return
+						}
+						lats[g] = append(lats[g], time.Since(t0))
+					}
+				})
+			}
+			wg.Wait()
+			res[side].wall += time.Since(start)
+			res[side].cpu += fcapCPU(b) - cpu0
+			if err, _ := failed.Load().(error); err != nil {
+				b.Fatalf("side %d: %v", side, err)
+			}
+			for _, l := range lats {
+				res[side].lat = append(res[side].lat, l...)
+			}
+		}
+	}
+	return res
+}
+
+// rawHeavy is the raw ceiling of a lookup on the count layout with
+// rollups, written against Pebble from the key layout (counts.go,
+// rollup.go), not with Counts' code. Per target, in key order: the
+// target's day and hour rollups in the longest window and, when it has
+// any, its markers (up to three range reads), then one walk from the oldest window start to
+// as_of in which each window start ends a segment: a day or hour that lies
+// wholly inside the segment and has a rollup and no marker adds its
+// rollup, every other stretch up to the next rollup's bucket is counted
+// impression by impression. A window's count is the sum of the segments after its start.
+// Its buffers are reused from lookup to lookup.
+type rawHeavy struct {
+	key, seek, lo, hi []byte
+	days, hours       []rawBucket
+	marked            []int64
+	segs              []int64
+}
+
+type rawBucket struct{ at, n int64 }
+
+// nextBucket is the index of the first of bs, from i on, that starts
+// after t.
+func nextBucket(bs []rawBucket, i int, t int64) int {
+	for i < len(bs) && bs[i].at <= t {
+		i++
+	}
+	return i
+}
+
+// lookup answers q (windows ascending) as of asOf (microseconds): the
+// counts per target, in q's target order, and the rows it read.
+func (r *rawHeavy) lookup(db *pebble.DB, q graph.CountQuery, asOf int64) ([][]int64, int, error) {
+	for i := 1; i < len(q.Windows); i++ {
+		if q.Windows[i] <= q.Windows[i-1] {
+			return nil, 0, fmt.Errorf("windows %v are not ascending", q.Windows)
+		}
+	}
+	hi := asOf + 1 // exclusive
+	starts := make([]int64, len(q.Windows))
+	for i, w := range q.Windows {
+		starts[i] = asOf - w.Microseconds() + 1 // inclusive
+	}
+	lo := starts[len(starts)-1]
+	prefix := countPrefix(r.key[:0], q.User, q.EdgeType)
+	var its [3]*pebble.Iterator
+	for i, table := range []byte{tCount, tRollup, tMarker} {
+		r.lo = append(append(r.lo[:0], table), prefix[1:]...)
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: r.lo, UpperBound: prefixEnd(r.lo)})
+		if err != nil {
+			return nil, 0, err
+		}
+		defer it.Close()
+		its[i] = it
+	}
+	cit, rit, mit := its[0], its[1], its[2]
+	order := make([]int, len(q.Targets))
+	groups := make([][]byte, len(q.Targets))
+	for i, t := range q.Targets {
+		order[i] = i
+		groups[i] = appendNode(slices.Clip(prefix[1:]), t)
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(groups[a], groups[b]) })
+	out := make([][]int64, len(q.Targets))
+	rows := 0
+	for _, ti := range order {
+		g := groups[ti]
+		// Rollups: level 0 (hours) then level 1 (days), in the window.
+		r.hours, r.days = r.hours[:0], r.days[:0]
+		for level, from := range []int64{bucketOf(lo), dayOf(lo)} {
+			r.lo = binary.BigEndian.AppendUint64(append(append(append(r.lo[:0], tRollup), g...), byte(level)), uint64(from))
+			n := len(r.lo) - 8
+			for ok := rit.SeekGE(r.lo); ok; ok = rit.Next() {
+				k := rit.Key()
+				if len(k) != n+8 || !bytes.Equal(k[:n], r.lo[:n]) {
+					break
+				}
+				at := int64(binary.BigEndian.Uint64(k[n:]))
+				if at >= hi {
+					break
+				}
+				rows++
+				b := rawBucket{at, int64(binary.BigEndian.Uint64(rit.Value()))}
+				if level == levelHour {
+					r.hours = append(r.hours, b)
+				} else {
+					r.days = append(r.days, b)
+				}
+			}
+		}
+		// Markers: the hours that hold an impression written after its
+		// hour may have been sealed. They only matter to a rollup: a
+		// target without one is read impression by impression anyway.
+		r.marked = r.marked[:0]
+		r.lo = binary.BigEndian.AppendUint64(append(append(r.lo[:0], tMarker), g...), uint64(dayOf(lo)))
+		n := len(r.lo) - 8
+		for ok := len(r.hours)+len(r.days) > 0 && mit.SeekGE(r.lo); ok; ok = mit.Next() {
+			k := mit.Key()
+			if len(k) < n+8 || !bytes.Equal(k[:n], r.lo[:n]) {
+				break
+			}
+			h := int64(binary.BigEndian.Uint64(k[n:]))
+			if h >= hi {
+				break
+			}
+			rows++
+			if len(r.marked) == 0 || r.marked[len(r.marked)-1] != h {
+				r.marked = append(r.marked, h)
+			}
+		}
+		// The walk, oldest segment first.
+		r.segs = r.segs[:0]
+		di, hi2, mi := 0, 0, 0
+		markedIn := func(a, b int64) bool {
+			for mi < len(r.marked) && r.marked[mi] < a {
+				mi++
+			}
+			return mi < len(r.marked) && r.marked[mi] < b
+		}
+		rollup := func(bs []rawBucket, i *int, at int64) (int64, bool) {
+			for *i < len(bs) && bs[*i].at < at {
+				*i++
+			}
+			if *i < len(bs) && bs[*i].at == at {
+				return bs[*i].n, true
+			}
+			return 0, false
+		}
+		t := lo
+		for si := len(starts) - 1; si >= 0; si-- {
+			end := hi
+			if si > 0 {
+				end = starts[si-1]
+			}
+			var seg int64
+			for t < end {
+				if t%rollupDay == 0 && t+rollupDay <= end {
+					if v, ok := rollup(r.days, &di, t); ok && !markedIn(t, t+rollupDay) {
+						seg += v
+						t += rollupDay
+						continue
+					}
+				}
+				if t%rollupBucket == 0 && t+rollupBucket <= end {
+					if v, ok := rollup(r.hours, &hi2, t); ok && !markedIn(t, t+rollupBucket) {
+						seg += v
+						t += rollupBucket
+						continue
+					}
+				}
+				// Impressions up to the next rollup's bucket (or the
+				// segment's end).
+				stop := end
+				if j := nextBucket(r.hours, hi2, t); j < len(r.hours) {
+					stop = min(stop, r.hours[j].at)
+				}
+				if j := nextBucket(r.days, di, t); j < len(r.days) {
+					stop = min(stop, r.days[j].at)
+				}
+				r.seek = binary.BigEndian.AppendUint64(append(append(r.seek[:0], tCount), g...), uint64(t))
+				ok := cit.Valid() && bytes.Compare(cit.Key(), r.seek) >= 0
+				if !ok {
+					ok = cit.SeekGE(r.seek)
+				}
+				for ; ok; ok = cit.Next() {
+					k := cit.Key()
+					if len(k) < len(r.seek) || !bytes.Equal(k[1:len(r.seek)-8], g) ||
+						int64(binary.BigEndian.Uint64(k[len(r.seek)-8:])) >= stop {
+						break
+					}
+					rows++
+					seg++
+				}
+				t = stop
+			}
+			r.segs = append(r.segs, seg)
+		}
+		counts := make([]int64, len(starts))
+		var acc int64
+		for si := range starts { // newest segment first
+			acc += r.segs[len(r.segs)-1-si]
+			counts[si] = acc
+		}
+		out[ti] = counts
+	}
+	for _, it := range its {
+		if err := it.Error(); err != nil {
+			return nil, 0, err
+		}
+	}
+	return out, rows, nil
 }
 
 // openBenchCounts opens a store of the shipped schema in a temporary
