@@ -408,7 +408,8 @@ func (c *Counts) useRollups(it *pebble.Iterator, p *graph.CountPlan, tkey []byte
 			first += sp
 		}
 		di := dayStart // the next day used, when reading hours
-		for ok := it.SeekGE(binary.BigEndian.AppendUint64(slices.Clip(rp), uint64(first))); ok && bytes.HasPrefix(it.Key(), rp); ok = it.Next() {
+		seek := binary.BigEndian.AppendUint64(slices.Clip(rp), uint64(first))
+		for ok := it.SeekGE(seek); ok && bytes.HasPrefix(it.Key(), rp); {
 			k, v := it.Key(), it.Value()
 			if len(k) != len(rp)+8 || len(v) != 8 {
 				return covered, fmt.Errorf("embedded: counts: rollup %q: %w", k, errBadKey)
@@ -422,15 +423,23 @@ func (c *Counts) useRollups(it *pebble.Iterator, p *graph.CountPlan, tkey []byte
 					di++
 				}
 				if di < dayEnd && b >= covered[di].start {
-					continue // inside a day used
+					// Inside a day used: one seek past the days used
+					// from here on (they are contiguous), not a step
+					// per hour.
+					end := covered[di].end
+					for di+1 < dayEnd && covered[di+1].start == end {
+						di++
+						end = covered[di].end
+					}
+					seek = binary.BigEndian.AppendUint64(seek[:len(rp)], uint64(end))
+					ok = it.SeekGE(seek)
+					continue
 				}
 			}
-			if markedIn(b, b+sp) {
-				continue
-			}
-			if p.AddRange(counts, b, b+sp-1, int64(binary.BigEndian.Uint64(v))) {
+			if !markedIn(b, b+sp) && p.AddRange(counts, b, b+sp-1, int64(binary.BigEndian.Uint64(v))) {
 				covered = append(covered, span{b, b + sp})
 			}
+			ok = it.Next()
 		}
 		if err := it.Error(); err != nil {
 			return covered, err

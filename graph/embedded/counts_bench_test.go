@@ -515,18 +515,19 @@ func alternateLookups(b *testing.B, conc, round int, sides [2]func(g int) error)
 // rawHeavy is the raw ceiling of a lookup on the count layout with
 // rollups, written against Pebble from the key layout (counts.go,
 // rollup.go), not with Counts' code. Per target, in key order: the
-// target's day and hour rollups in the longest window and, when it has
-// any, its markers (up to three range reads), then one walk from the oldest window start to
+// target's day rollups in the longest window, whether it has hour rollups
+// there and, when it has any rollup, its markers, then one walk from the oldest window start to
 // as_of in which each window start ends a segment: a day or hour that lies
 // wholly inside the segment and has a rollup and no marker adds its
 // rollup, every other stretch up to the next rollup's bucket is counted
 // impression by impression. A window's count is the sum of the segments after its start.
 // Its buffers are reused from lookup to lookup.
 type rawHeavy struct {
-	key, seek, lo, hi []byte
-	days, hours       []rawBucket
-	marked            []int64
-	segs              []int64
+	key, seek, lo []byte
+	days, hours   []rawBucket
+	hoursDay      int64 // the day whose hour rollups hours holds
+	marked        []int64
+	segs          []int64
 }
 
 type rawBucket struct{ at, n int64 }
@@ -577,27 +578,45 @@ func (r *rawHeavy) lookup(db *pebble.DB, q graph.CountQuery, asOf int64) ([][]in
 	rows := 0
 	for _, ti := range order {
 		g := groups[ti]
-		// Rollups: level 0 (hours) then level 1 (days), in the window.
-		r.hours, r.days = r.hours[:0], r.days[:0]
-		for level, from := range []int64{bucketOf(lo), dayOf(lo)} {
-			r.lo = binary.BigEndian.AppendUint64(append(append(append(r.lo[:0], tRollup), g...), byte(level)), uint64(from))
-			n := len(r.lo) - 8
+		// Day rollups in the window, and whether the target has any hour
+		// rollup there (one seek); hour rollups are read a day at a time,
+		// for the days the walk does not cover with a day rollup.
+		r.days = r.days[:0]
+		r.lo = binary.BigEndian.AppendUint64(append(append(append(r.lo[:0], tRollup), g...), levelDay), uint64(dayOf(lo)))
+		n := len(r.lo) - 8
+		for ok := rit.SeekGE(r.lo); ok; ok = rit.Next() {
+			k := rit.Key()
+			if len(k) != n+8 || !bytes.Equal(k[:n], r.lo[:n]) {
+				break
+			}
+			at := int64(binary.BigEndian.Uint64(k[n:]))
+			if at >= hi {
+				break
+			}
+			rows++
+			r.days = append(r.days, rawBucket{at, int64(binary.BigEndian.Uint64(rit.Value()))})
+		}
+		r.lo = binary.BigEndian.AppendUint64(append(append(append(r.lo[:0], tRollup), g...), levelHour), uint64(bucketOf(lo)))
+		anyHours := rit.SeekGE(r.lo) && len(rit.Key()) == n+8 && bytes.Equal(rit.Key()[:n], r.lo[:n]) &&
+			int64(binary.BigEndian.Uint64(rit.Key()[n:])) < hi
+		r.hours, r.hoursDay = r.hours[:0], -1
+		loadHours := func(day int64) {
+			r.hours, r.hoursDay = r.hours[:0], day
+			if !anyHours {
+				return
+			}
+			r.lo = binary.BigEndian.AppendUint64(append(append(append(r.lo[:0], tRollup), g...), levelHour), uint64(day))
 			for ok := rit.SeekGE(r.lo); ok; ok = rit.Next() {
 				k := rit.Key()
 				if len(k) != n+8 || !bytes.Equal(k[:n], r.lo[:n]) {
 					break
 				}
 				at := int64(binary.BigEndian.Uint64(k[n:]))
-				if at >= hi {
+				if at >= day+rollupDay {
 					break
 				}
 				rows++
-				b := rawBucket{at, int64(binary.BigEndian.Uint64(rit.Value()))}
-				if level == levelHour {
-					r.hours = append(r.hours, b)
-				} else {
-					r.days = append(r.days, b)
-				}
+				r.hours = append(r.hours, rawBucket{at, int64(binary.BigEndian.Uint64(rit.Value()))})
 			}
 		}
 		// Markers: the hours that hold an impression written after its
@@ -605,13 +624,13 @@ func (r *rawHeavy) lookup(db *pebble.DB, q graph.CountQuery, asOf int64) ([][]in
 		// target without one is read impression by impression anyway.
 		r.marked = r.marked[:0]
 		r.lo = binary.BigEndian.AppendUint64(append(append(r.lo[:0], tMarker), g...), uint64(dayOf(lo)))
-		n := len(r.lo) - 8
-		for ok := len(r.hours)+len(r.days) > 0 && mit.SeekGE(r.lo); ok; ok = mit.Next() {
+		mn := len(r.lo) - 8
+		for ok := (anyHours || len(r.days) > 0) && mit.SeekGE(r.lo); ok; ok = mit.Next() {
 			k := mit.Key()
-			if len(k) < n+8 || !bytes.Equal(k[:n], r.lo[:n]) {
+			if len(k) < mn+8 || !bytes.Equal(k[:mn], r.lo[:mn]) {
 				break
 			}
-			h := int64(binary.BigEndian.Uint64(k[n:]))
+			h := int64(binary.BigEndian.Uint64(k[mn:]))
 			if h >= hi {
 				break
 			}
@@ -653,6 +672,11 @@ func (r *rawHeavy) lookup(db *pebble.DB, q graph.CountQuery, asOf int64) ([][]in
 						continue
 					}
 				}
+				day := dayOf(t)
+				if day != r.hoursDay {
+					loadHours(day)
+					hi2 = 0
+				}
 				if t%rollupBucket == 0 && t+rollupBucket <= end {
 					if v, ok := rollup(r.hours, &hi2, t); ok && !markedIn(t, t+rollupBucket) {
 						seg += v
@@ -660,9 +684,13 @@ func (r *rawHeavy) lookup(db *pebble.DB, q graph.CountQuery, asOf int64) ([][]in
 						continue
 					}
 				}
-				// Impressions up to the next rollup's bucket (or the
-				// segment's end).
+				// Impressions up to the next rollup's bucket, the day's
+				// end (the next day's hours are not read yet) or the
+				// segment's end.
 				stop := end
+				if anyHours {
+					stop = min(stop, day+rollupDay)
+				}
 				if j := nextBucket(r.hours, hi2, t); j < len(r.hours) {
 					stop = min(stop, r.hours[j].at)
 				}
