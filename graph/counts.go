@@ -516,12 +516,32 @@ func (p *CountPlan) AddRange(counts []int64, lo, hi, n int64) bool {
 // Add counts one impression with event time t (microseconds) into counts,
 // a TargetCounts.Counts of a result of this plan.
 func (p *CountPlan) Add(counts []int64, t int64) {
-	if t > p.AsOf {
+	p.AddN(counts, t, 1)
+}
+
+// AddN counts n impressions with event time t (microseconds) into counts,
+// as Add does one.
+func (p *CountPlan) AddN(counts []int64, t, n int64) {
+	if t > p.AsOf || n == 0 {
 		return
 	}
 	for i, s := range p.starts {
 		if t > s {
-			counts[i]++
+			counts[i] += n
 		}
 	}
+}
+
+// RunEnd is the last event time, at or after t, that every window counts
+// exactly when it counts t: the earliest window start at or after t, or
+// AsOf. A reader in time order counts the impressions from t to RunEnd(t)
+// and adds them with one AddN.
+func (p *CountPlan) RunEnd(t int64) int64 {
+	end := p.AsOf
+	for _, s := range p.starts {
+		if s >= t && s < end {
+			end = s
+		}
+	}
+	return end
 }

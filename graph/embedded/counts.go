@@ -324,6 +324,9 @@ func (c *Counts) read(p *graph.CountPlan) (graph.CountResult, int, error) {
 		seek = binary.BigEndian.AppendUint64(append(seek[:0], t.key...), uint64(from))
 		n := len(t.key)
 		ci := 0
+		// Impressions are read in time order: runN of them, from runAt
+		// to runEnd, fall in the same windows and are added at once.
+		var runAt, runEnd, runN int64
 		var ok bool
 		switch {
 		case past && exhausted:
@@ -361,10 +364,15 @@ func (c *Counts) read(p *graph.CountPlan) (graph.CountResult, int, error) {
 				return graph.CountResult{}, rows, fmt.Errorf("embedded: counts of %s %s: %w: more than %d impressions to read",
 					q.User, q.EdgeType, graph.ErrCountTooLarge, graph.MaxCountRows)
 			}
-			p.Add(counts, at)
+			if at > runEnd || runN == 0 {
+				p.AddN(counts, runAt, runN)
+				runAt, runEnd, runN = at, p.RunEnd(at), 0
+			}
+			runN++
 			ok = it.Next()
 			exhausted = !ok
 		}
+		p.AddN(counts, runAt, runN)
 		if err := it.Error(); err != nil {
 			return graph.CountResult{}, rows, fmt.Errorf("embedded: counts: %w", err)
 		}
