@@ -2,6 +2,7 @@ package graph
 
 import (
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -301,5 +302,67 @@ func TestCountPlanWindows(t *testing.T) {
 	q.AsOf = time.Time{}
 	if p, err = r.Plan(q, now); err != nil || p.AsOf != now.UnixMicro() {
 		t.Fatalf("zero as_of: %v, %v", p, err)
+	}
+}
+
+// TestCountPlanRuns checks the run-at-a-time counting readers use against
+// the rule itself: a window W of a plan as of T counts t when T−W < t ≤ T.
+// Event times are drawn around the window starts (on them, a microsecond
+// either side) and beyond as_of, and counted in time order with RunEnd and
+// AddN as package embedded's reader does.
+func TestCountPlanRuns(t *testing.T) {
+	r := countRules(t)
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 200 {
+		var windows []time.Duration
+		for range 1 + rng.IntN(5) {
+			w := time.Duration(1+rng.IntN(7*24*60)) * time.Minute
+			if !slices.Contains(windows, w) {
+				windows = append(windows, w)
+			}
+		}
+		q := CountQuery{User: NodeKey{"user", "u"}, EdgeType: "impressed", Targets: []NodeKey{{"campaign", "a"}},
+			Windows: windows, AsOf: now.Add(-time.Duration(rng.IntN(3600)) * time.Second)}
+		p, err := r.Plan(q, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var times []int64
+		for range rng.IntN(60) {
+			switch w := windows[rng.IntN(len(windows))].Microseconds(); rng.IntN(3) {
+			case 0:
+				times = append(times, p.AsOf-w+int64(rng.IntN(3))-1)
+			case 1:
+				times = append(times, p.AsOf+int64(rng.IntN(3))-1)
+			default:
+				times = append(times, p.AsOf-rng.Int64N(8*24*time.Hour.Microseconds()))
+			}
+		}
+		slices.Sort(times)
+		want := make([]int64, len(windows))
+		for _, at := range times {
+			for i, w := range windows {
+				if at > p.AsOf-w.Microseconds() && at <= p.AsOf {
+					want[i]++
+				}
+			}
+		}
+		got := make([]int64, len(windows))
+		var runAt, runEnd, runN int64
+		for _, at := range times {
+			if at > p.AsOf {
+				break
+			}
+			if at > runEnd || runN == 0 {
+				p.AddN(got, runAt, runN)
+				runAt, runEnd, runN = at, p.RunEnd(at), 0
+			}
+			runN++
+		}
+		p.AddN(got, runAt, runN)
+		if !slices.Equal(got, want) {
+			t.Fatalf("windows %v as of %d, times %v: runs counted %v, the rule %v", windows, p.AsOf, times, got, want)
+		}
 	}
 }
