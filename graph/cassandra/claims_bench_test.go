@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,8 +59,13 @@ func ownerBatch(rng *rand.Rand, ns string, now time.Time) []graph.Mutation {
 
 // BenchmarkApplyOwners measures Apply of owner changes (b.N batches of 100
 // edge upserts, benchCallers calls at once) with owned_by simple and
-// many2one (one more single-row write per upsert: the item's claim). The
-// two alternate in rounds, so both see the same server state and load.
+// many2one (one more single-row write per upsert: the item's claim), and
+// for each its raw ceiling: the rows its Apply calls wrote, streamed into
+// another keyspace by a bare driver loop with rawInFlight requests in
+// flight (rawWriter.stream, as in BenchmarkApplyMix). The four alternate
+// in rounds, so all see the same server state and load; a round that
+// starts with the ceiling replays plans built without sending
+// (buildPlan), as BenchmarkApplyMix does.
 func BenchmarkApplyOwners(b *testing.B) {
 	ctx := context.Background()
 	kinds := []graph.Multiplicity{graph.MultiplicitySimple, graph.MultiplicityMany2One}
@@ -67,8 +73,14 @@ func BenchmarkApplyOwners(b *testing.B) {
 	rngs := map[graph.Multiplicity]*rand.Rand{}
 	nss := map[graph.Multiplicity]string{}
 	now := time.Now()
+	var plansMu sync.Mutex
 	for i, k := range kinds {
 		stores[k] = ownerStore(b, k)
+		stores[k].capture = func(ctx context.Context, p *plan) {
+			if f, ok := ctx.Value(captureKey{}).(func(*plan)); ok {
+				f(p)
+			}
+		}
 		rngs[k] = rand.New(rand.NewPCG(5, uint64(i)))
 		nss[k] = uniqueKeyspace("o")
 		for range 10 { // warm up
@@ -77,11 +89,53 @@ func BenchmarkApplyOwners(b *testing.B) {
 			}
 		}
 	}
+	raw := newRawWriter(rawBaselineSession(b), stores[kinds[0]].writeCL, rawInFlight)
+	defer raw.close()
 	const round = 5 * benchCallers
-	lat := map[graph.Multiplicity][]time.Duration{}
-	wall := map[graph.Multiplicity]time.Duration{}
-	cpu := map[graph.Multiplicity]time.Duration{}
-	muts := map[graph.Multiplicity]int{}
+	type side struct {
+		lat        []time.Duration
+		wall, cpu  time.Duration
+		muts, rows int
+	}
+	sides := map[graph.Multiplicity]*side{}
+	raws := map[graph.Multiplicity]*side{}
+	for _, k := range kinds {
+		sides[k], raws[k] = &side{}, &side{}
+	}
+	runStore := func(k graph.Multiplicity, batches [][]graph.Mutation) []*plan {
+		captured := make([]*plan, len(batches))
+		u0 := readUsage(b)
+		l, w := runConcurrently(b, len(batches), func(i int) error {
+			return applyCapturing(ctx, stores[k], batches[i], func(p *plan) {
+				plansMu.Lock()
+				captured[i] = p
+				plansMu.Unlock()
+			})
+		})
+		u1 := readUsage(b)
+		s := sides[k]
+		s.lat, s.wall, s.cpu = append(s.lat, l...), s.wall+w, s.cpu+u1.cpu-u0.cpu
+		for i, p := range captured {
+			s.muts += len(batches[i])
+			s.rows += planRows(p)
+		}
+		return captured
+	}
+	runRaw := func(k graph.Multiplicity, plans []*plan) {
+		u0 := readUsage(b)
+		t0 := time.Now()
+		l, err := raw.stream(plans)
+		if err != nil {
+			b.Fatal(err)
+		}
+		w := time.Since(t0)
+		u1 := readUsage(b)
+		s := raws[k]
+		s.lat, s.wall, s.cpu = append(s.lat, l...), s.wall+w, s.cpu+u1.cpu-u0.cpu
+		for _, p := range plans {
+			s.rows += planRows(p)
+		}
+	}
 	b.ResetTimer()
 	for r, done := 0, 0; done < b.N; r, done = r+1, done+round {
 		n := min(round, b.N-done)
@@ -93,23 +147,37 @@ func BenchmarkApplyOwners(b *testing.B) {
 			batches := make([][]graph.Mutation, n)
 			for i := range batches {
 				batches[i] = ownerBatch(rngs[k], nss[k], now)
-				muts[k] += len(batches[i])
 			}
-			u0 := readUsage(b)
-			l, w := runConcurrently(b, n, func(i int) error { return stores[k].Apply(ctx, batches[i]) })
-			u1 := readUsage(b)
-			lat[k], wall[k], cpu[k] = append(lat[k], l...), wall[k]+w, cpu[k]+u1.cpu-u0.cpu
+			if r%2 == 0 {
+				runRaw(k, runStore(k, batches))
+				continue
+			}
+			plans := make([]*plan, len(batches))
+			for i, batch := range batches {
+				p, _, err := stores[k].buildPlan(batch)
+				if err != nil {
+					b.Fatal(err)
+				}
+				plans[i] = p
+			}
+			runRaw(k, plans)
+			runStore(k, batches)
 		}
 	}
 	b.StopTimer()
 	for _, k := range kinds {
-		b.ReportMetric(float64(muts[k])/wall[k].Seconds(), string(k)+"-mutations/s")
-		b.ReportMetric(ms(percentile(lat[k], 0.50)), string(k)+"-p50-batch-ms")
-		b.ReportMetric(ms(percentile(lat[k], 0.99)), string(k)+"-p99-batch-ms")
-		b.ReportMetric(cpu[k].Seconds(), string(k)+"-cpu-s")
+		s, rs := sides[k], raws[k]
+		b.ReportMetric(float64(s.muts)/s.wall.Seconds(), string(k)+"-mutations/s")
+		b.ReportMetric(ms(percentile(s.lat, 0.50)), string(k)+"-p50-batch-ms")
+		b.ReportMetric(ms(percentile(s.lat, 0.99)), string(k)+"-p99-batch-ms")
+		b.ReportMetric(s.cpu.Seconds(), string(k)+"-cpu-s")
+		b.ReportMetric(float64(s.rows)/float64(max(1, s.muts)), string(k)+"-rows/mutation")
+		b.ReportMetric(float64(rs.rows)/rs.wall.Seconds(), string(k)+"-raw-rows/s")
+		b.ReportMetric(rs.cpu.Seconds(), string(k)+"-raw-cpu-s")
+		b.ReportMetric(100*(float64(s.rows)/s.wall.Seconds())/(float64(rs.rows)/rs.wall.Seconds()), string(k)+"-%-of-raw")
 	}
-	b.ReportMetric(100*(float64(muts[graph.MultiplicityMany2One])/wall[graph.MultiplicityMany2One].Seconds())/
-		(float64(muts[graph.MultiplicitySimple])/wall[graph.MultiplicitySimple].Seconds()), "%-many2one-of-simple")
+	m2o, simple := sides[graph.MultiplicityMany2One], sides[graph.MultiplicitySimple]
+	b.ReportMetric(100*(float64(m2o.muts)/m2o.wall.Seconds())/(float64(simple.muts)/simple.wall.Seconds()), "%-many2one-of-simple")
 	b.ReportMetric(0, "ns/op")
 }
 
