@@ -81,3 +81,33 @@ func OpenWith(tb testing.TB, prefix string, schema *graph.Schema, opts cassandra
 	})
 	return store, session
 }
+
+// WaitQuiet waits until the node runs no compaction or other sstable task
+// (system_views.sstable_tasks is empty) on two reads a second apart, or
+// until limit passes, and returns how long it waited and whether the node
+// was quiet. Benchmarks call it after loading so that their reads are not
+// timed against the compactions the load set off.
+func WaitQuiet(tb testing.TB, session *gocql.Session, limit time.Duration) (time.Duration, bool) {
+	tb.Helper()
+	start := time.Now()
+	quiet := 0
+	for time.Since(start) < limit {
+		var tasks int
+		iter := session.Query(`SELECT keyspace_name FROM system_views.sstable_tasks`).Iter()
+		for scanner := iter.Scanner(); scanner.Next(); {
+			tasks++
+		}
+		if err := iter.Close(); err != nil {
+			tb.Fatalf("read system_views.sstable_tasks: %v", err)
+		}
+		if tasks == 0 {
+			if quiet++; quiet == 2 {
+				return time.Since(start), true
+			}
+		} else {
+			quiet = 0
+		}
+		time.Sleep(time.Second)
+	}
+	return time.Since(start), false
+}
