@@ -431,9 +431,8 @@ func (c *Counts) useRollups(it *pebble.Iterator, p *graph.CountPlan, tkey []byte
 					di++
 				}
 				if di < dayEnd && b >= covered[di].start {
-					// Inside a day used: one seek past the days used
-					// from here on (they are contiguous), not a step
-					// per hour.
+					// Inside a day used: one seek past it and the
+					// used days right after it, not a step per hour.
 					end := covered[di].end
 					for di+1 < dayEnd && covered[di+1].start == end {
 						di++
